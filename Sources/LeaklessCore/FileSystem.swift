@@ -1,0 +1,109 @@
+import Foundation
+
+/// The few file-system operations the store needs, with errors that name the path.
+public enum FileSystem {
+    public static func join(_ parts: String...) -> String {
+        join(parts)
+    }
+
+    public static func join(_ parts: [String]) -> String {
+        var result = ""
+        for part in parts where !part.isEmpty {
+            if part.hasPrefix("/") || result.isEmpty {
+                result = part
+            } else {
+                result += (result.hasSuffix("/") ? "" : "/") + part
+            }
+        }
+        return result
+    }
+
+    public static func parent(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        if slash == path.startIndex { return "/" }
+        return String(path[..<slash])
+    }
+
+    public static func lastComponent(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: slash)...])
+    }
+
+    public static func exists(_ path: String) -> Bool {
+        FileManager.default.fileExists(atPath: path)
+    }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+    }
+
+    public static func createDirectory(_ path: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw LocatedError(path: path, line: nil, message: "cannot create folder: \(error.localizedDescription)")
+        }
+    }
+
+    public static func read(_ path: String) throws -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            let reason = exists(path) ? "cannot read" : "no such file"
+            throw LocatedError(path: path, line: nil, message: reason)
+        }
+        return [UInt8](data)
+    }
+
+    public static func readText(_ path: String) throws -> String {
+        let bytes = try read(path)
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw LocatedError(path: path, line: nil, message: "not valid UTF-8 text")
+        }
+        return text
+    }
+
+    /// Regular files under `path`, recursively, as paths relative to it, sorted; hidden files skipped.
+    public static func files(under path: String) throws -> [String] {
+        guard let enumerator = FileManager.default.enumerator(atPath: path) else {
+            throw LocatedError(path: path, line: nil, message: "cannot list folder")
+        }
+        var result: [String] = []
+        while let item = enumerator.nextObject() as? String {
+            if FileSystem.lastComponent(of: item).hasPrefix(".") { continue }
+            if !isDirectory(join(path, item)) { result.append(item) }
+        }
+        return result.sorted()
+    }
+
+    public static func remove(_ path: String) throws {
+        guard exists(path) else { return }
+        do {
+            try FileManager.default.removeItem(atPath: path)
+        } catch {
+            throw LocatedError(path: path, line: nil, message: "cannot remove: \(error.localizedDescription)")
+        }
+    }
+
+    /// Moves a finished folder into place, replacing what was there.
+    public static func replaceDirectory(_ path: String, with temporary: String) throws {
+        try remove(path)
+        do {
+            try FileManager.default.moveItem(atPath: temporary, toPath: path)
+        } catch {
+            throw LocatedError(path: path, line: nil, message: "cannot move into place: \(error.localizedDescription)")
+        }
+    }
+
+    /// The content hash of a file, or of every file under a folder (names and bytes), so that a
+    /// data folder's key changes when any file in it does.
+    public static func contentHash(of path: String) throws -> ContentHash {
+        if isDirectory(path) {
+            var entries: [String: JSONValue] = [:]
+            for file in try files(under: path) {
+                entries[file] = .string(ContentHash(of: try read(join(path, file))).hex)
+            }
+            return ContentHash(ofJSON: .object(entries))
+        }
+        return ContentHash(of: try read(path))
+    }
+}
