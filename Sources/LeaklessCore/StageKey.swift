@@ -1,0 +1,70 @@
+/// The key of a stage run: the hash of everything that determines its output (as DVC keys a
+/// stage by its command, dependencies and parameters). Same key, same output: the driver skips a
+/// stage whose output under this key exists.
+public struct StageKey: Sendable {
+    public let hash: ContentHash
+    /// What was hashed, kept in the run manifest so a changed key can be explained.
+    public let description: JSONValue
+
+    /// - Parameters:
+    ///   - templates: the folder of the stage's templates and schema (`stages/<stage>/`); every
+    ///     file's bytes count.
+    ///   - inputName: the previous stage's output file name (itself a key), or nil for a stage
+    ///     that reads a data file named by a parameter.
+    public init(stage: StageConfig, pipeline: PipelineConfig, templates: String, inputName: String?) throws {
+        var parameters: [String: JSONValue] = [:]
+        for parameter in stage.definition.parameters {
+            let value = stage.parameters[parameter.name] ?? parameter.defaultValue
+            if case .path = parameter.type, case .string(let path) = value {
+                // The bytes decide, not where they live.
+                parameters[parameter.name] = .string(try Self.hashPath(pipeline.resolve(path), stage: stage, pipeline: pipeline, parameter: parameter.name))
+            } else {
+                parameters[parameter.name] = value
+            }
+        }
+        var templateHashes: [String: JSONValue] = [:]
+        if FileSystem.isDirectory(templates) {
+            for file in try FileSystem.files(under: templates) {
+                templateHashes[file] = .string(ContentHash(of: try FileSystem.read(FileSystem.join(templates, file))).hex)
+            }
+        }
+        let description: JSONValue = .object([
+            "stage": .string(stage.name),
+            "version": .int(Int64(stage.definition.version)),
+            "parameters": .object(parameters),
+            "templates": .object(templateHashes),
+            "backend": stage.backend?.identity ?? .null,
+            "input": inputName.map(JSONValue.string) ?? .null,
+        ])
+        self.description = description
+        self.hash = ContentHash(ofJSON: description)
+    }
+
+    private static func hashPath(_ path: String, stage: StageConfig, pipeline: PipelineConfig, parameter: String) throws -> String {
+        guard FileSystem.exists(path) else {
+            throw LocatedError(path: pipeline.path, line: stage.line, message: "stage '\(stage.name)': '\(parameter)' names \(path), which does not exist")
+        }
+        return try FileSystem.contentHash(of: path).hex
+    }
+}
+
+/// Where a stage run's files live in the store, all named by its key.
+public struct StageFiles: Sendable {
+    public let stage: String
+    public let key: ContentHash
+    public let folder: String
+
+    public init(stage: String, key: ContentHash, storeFolder: String) {
+        self.stage = stage
+        self.key = key
+        self.folder = storeFolder
+    }
+
+    public var baseName: String { "\(stage)-\(key.hex)" }
+    public var output: String { FileSystem.join(folder, "\(baseName).jsonl") }
+    public var outputFolder: String { FileSystem.join(folder, baseName) }
+    public var rejects: String { FileSystem.join(folder, "\(baseName).rejects.jsonl") }
+    /// Written last: its presence marks the run complete.
+    public var stats: String { FileSystem.join(folder, "\(baseName).stats.json") }
+    public var config: String { FileSystem.join(folder, "\(baseName).config.json") }
+}

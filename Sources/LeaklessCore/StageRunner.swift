@@ -1,0 +1,138 @@
+/// What a stage makes of one input record.
+public enum StageOutput: Sendable {
+    case record(Record)
+    /// A dropped record, with a short reason code (counted) and a readable detail.
+    case reject(Record, reason: String, detail: String)
+}
+
+/// A stage over records: one function from an input record to what it emits, in the manner of
+/// datatrove's `filter(doc)`. Reading, writing, rejects, counting, timing and progress are the
+/// runner's. `finish()` lets a stage that holds state emit what it kept back.
+public protocol RecordStage {
+    mutating func process(_ record: Record) throws -> [StageOutput]
+    mutating func finish() throws -> [StageOutput]
+    /// Figures the stage wants in its stats beyond the runner's counters.
+    var extraStats: [String: JSONValue] { get }
+}
+
+extension RecordStage {
+    public mutating func finish() throws -> [StageOutput] { [] }
+    public var extraStats: [String: JSONValue] { [:] }
+}
+
+/// Anything that yields records with the line they came from.
+public protocol RecordSource {
+    var path: String { get }
+    func nextRecord() throws -> (line: Int, record: Record)?
+}
+
+extension JSONLReader: RecordSource {}
+
+/// A fixed list of records, for stages whose input is not JSONL (the taxonomy) and for tests.
+public final class ArrayRecordSource: RecordSource {
+    public let path: String
+    private var items: [(line: Int, record: Record)]
+    private var index = 0
+
+    public init(path: String, records: [(line: Int, record: Record)]) {
+        self.path = path
+        self.items = records
+    }
+
+    public func nextRecord() throws -> (line: Int, record: Record)? {
+        guard index < items.count else { return nil }
+        defer { index += 1 }
+        return items[index]
+    }
+}
+
+/// Streams a source through a stage into an output file and a rejects file, both written
+/// atomically; on any error neither appears. Stats are written last, as the completion marker.
+public struct StageRunner {
+    public let stageName: String
+    public let output: String
+    public let rejects: String
+    public let stats: String?
+    public let schema: RecordSchema?
+
+    public init(stageName: String, output: String, rejects: String, stats: String?, schema: RecordSchema?) {
+        self.stageName = stageName
+        self.output = output
+        self.rejects = rejects
+        self.stats = stats
+        self.schema = schema
+    }
+
+    @discardableResult
+    public func run<Stage: RecordStage>(_ stage: inout Stage, source: RecordSource) throws -> StageStats {
+        let progress = Progress(label: stageName)
+        var counters = StageStats(stage: stageName)
+        let outputWriter = try JSONLWriter(path: output)
+        let rejectsWriter = try JSONLWriter(path: rejects)
+        do {
+            func handle(_ outputs: [StageOutput], line: Int?) throws {
+                for item in outputs {
+                    switch item {
+                    case .record(let record):
+                        if let schema, let problem = schema.violation(in: record.json) {
+                            throw LocatedError(
+                                path: source.path, line: line,
+                                message: "stage '\(stageName)' made a record that breaks its schema \(problem)")
+                        }
+                        try outputWriter.write(record)
+                        counters.recordsOut += 1
+                    case .reject(let record, let reason, let detail):
+                        try rejectsWriter.write(json: .object([
+                            "stage": .string(stageName),
+                            "reason": .string(reason),
+                            "detail": .string(detail),
+                            "record": record.json,
+                        ]))
+                        counters.rejected += 1
+                        counters.rejectsByReason[reason, default: 0] += 1
+                    }
+                }
+            }
+            while let (line, record) = try source.nextRecord() {
+                counters.recordsIn += 1
+                let outputs: [StageOutput]
+                do {
+                    outputs = try stage.process(record)
+                } catch let error as RecordError {
+                    throw LocatedError(path: source.path, line: line, message: error.description)
+                }
+                try handle(outputs, line: line)
+                progress.tick("\(counters.recordsIn) read, \(counters.recordsOut) written, \(counters.rejected) rejected")
+            }
+            try handle(try stage.finish(), line: nil)
+            counters.extra = stage.extraStats
+            try rejectsWriter.commit()
+            try outputWriter.commit()
+        } catch {
+            outputWriter.discard()
+            rejectsWriter.discard()
+            throw error
+        }
+        counters.seconds = progress.elapsed
+        if let stats { try counters.write(to: stats) }
+        progress.finish("\(counters.recordsIn) read, \(counters.recordsOut) written, \(counters.rejected) rejected in \(formatSeconds(counters.seconds))")
+        return counters
+    }
+}
+
+public func formatSeconds(_ seconds: Double) -> String {
+    seconds < 10 ? String(format1: seconds, digits: 2) + " s" : String(format1: seconds, digits: 1) + " s"
+}
+
+extension String {
+    /// A fixed-point rendering without Foundation's format strings.
+    public init(format1 value: Double, digits: Int) {
+        var scale = 1.0
+        for _ in 0..<digits { scale *= 10 }
+        let scaled = (abs(value) * scale).rounded()
+        let whole = Int64(scaled / scale)
+        var fraction = String(Int64(scaled) - whole * Int64(scale))
+        while fraction.count < digits { fraction = "0" + fraction }
+        self = (value < 0 && scaled != 0 ? "-" : "") + String(whole) + (digits > 0 ? "." + fraction : "")
+    }
+}
