@@ -36,9 +36,9 @@ public struct PipelineConfig: Sendable {
     public let backends: [String: BackendConfig]
     public let stages: [StageConfig]
 
-    public var workdirPath: String { FileSystem.join(root, workdir) }
+    public var workdirPath: String { resolve(workdir) }
 
-    public func resolve(_ path: String) -> String { FileSystem.join(root, path) }
+    public func resolve(_ path: String) -> String { root == "." ? path : FileSystem.join(root, path) }
 
     public func stage(named name: String) -> StageConfig? { stages.first { $0.name == name } }
 

@@ -17,6 +17,26 @@ public struct YAMLNode: Sendable {
 
     public let kind: Kind
     public let line: Int
+    /// A scalar's text as written, before YAML resolves `on` or `no` to booleans: word lists
+    /// read their items from this.
+    public let text: String?
+
+    public init(kind: Kind, line: Int, text: String? = nil) {
+        self.kind = kind
+        self.line = line
+        self.text = text
+    }
+
+    /// The items of a list as the strings written, or nil when this is not a list of scalars.
+    public var writtenStrings: [String]? {
+        guard let items else { return nil }
+        var strings: [String] = []
+        for item in items {
+            guard let text = item.text else { return nil }
+            strings.append(text)
+        }
+        return strings
+    }
 
     public var typeName: String {
         switch kind {
@@ -77,7 +97,7 @@ public enum YAMLDocument {
         let line = node.mark?.line ?? 0
         switch node {
         case .scalar(let scalar):
-            return YAMLNode(kind: .scalar(scalarValue(node, scalar)), line: line)
+            return YAMLNode(kind: .scalar(scalarValue(node, scalar)), line: line, text: scalar.string)
         case .sequence(let sequence):
             return YAMLNode(kind: .sequence(try sequence.map { try convert($0, path: path) }), line: line)
         case .mapping(let mapping):

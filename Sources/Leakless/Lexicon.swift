@@ -1,0 +1,41 @@
+import LeaklessCore
+
+/// The builtin detector's word lists (`data/lexicon.yaml`).
+public struct Lexicon: Sendable {
+    /// Risk terms tagged with their category, and intent terms tagged "intent".
+    public let riskTerms: PhraseMatcher
+    public let referenceTerms: PhraseMatcher
+    public let stopStems: Set<String>
+    public let categories: [String]
+
+    public static func load(path: String) throws -> Lexicon {
+        try Lexicon(document: try YAMLDocument.load(path: path), path: path)
+    }
+
+    public init(document: YAMLNode, path: String) throws {
+        let reader = ConfigReader(path: path)
+        let top = try reader.mapping(document, "the lexicon", keys: ["risk_terms", "intent_terms", "stop_words", "reference_terms"])
+        let categoriesNode = try reader.mapping(try reader.required(top, "risk_terms"), "'risk_terms'")
+        var matcher = PhraseMatcher()
+        var categories: [String] = []
+        for entry in categoriesNode.entries ?? [] {
+            guard let terms = entry.value.writtenStrings else {
+                throw reader.fail(entry.line, "risk terms of '\(entry.key)' must be a list of strings")
+            }
+            categories.append(entry.key)
+            for term in terms { matcher.add(term, tag: entry.key) }
+        }
+        for term in try reader.strings(top, "intent_terms", nonEmpty: false) { matcher.add(term, tag: "intent") }
+        riskTerms = matcher
+        referenceTerms = PhraseMatcher(try reader.strings(top, "reference_terms", nonEmpty: true), tag: "reference")
+        stopStems = Set(try reader.strings(top, "stop_words", nonEmpty: true).map(Text.stem))
+        self.categories = categories
+    }
+
+    /// Words of a query that carry content: not stop words, not references to the image.
+    public func contentWords(_ tokens: [Token]) -> [Token] {
+        let referenceTokens = Set(referenceTerms.matches(in: tokens).flatMap { Array($0.tokens) })
+        return tokens.enumerated().filter { !referenceTokens.contains($0.offset) && !stopStems.contains($0.element.stem) }
+            .map(\.element)
+    }
+}

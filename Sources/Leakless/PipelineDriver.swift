@@ -1,0 +1,189 @@
+import Foundation
+import LeaklessCore
+
+/// A stage of pipeline.yaml with its key and files, and whether its output already exists.
+public struct PlannedStage: Sendable {
+    public let config: StageConfig
+    public let key: StageKey
+    public let files: StageFiles
+    /// The file it reads: the previous stage's output, or its data file.
+    public let input: String
+    public let templates: String
+
+    public var name: String { config.name }
+    /// Complete when the stats file, written last, is there (and the folder, for export).
+    public var isCached: Bool {
+        FileSystem.exists(files.stats) && FileSystem.exists(files.output)
+            && (config.definition.outputKind != nil || FileSystem.isDirectory(files.outputFolder))
+    }
+}
+
+public struct DriverError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Runs the stages of a pipeline in order, each as its own process, skipping those whose output
+/// under their key exists.
+public struct PipelineDriver {
+    public let pipeline: PipelineConfig
+    /// The folder holding the `leakless-<stage>` executables.
+    public let executables: String
+
+    public init(pipeline: PipelineConfig, executables: String) {
+        self.pipeline = pipeline
+        self.executables = executables
+    }
+
+    public var store: String { FileSystem.join(pipeline.workdirPath, "store") }
+    public var blobs: String { FileSystem.join(pipeline.workdirPath, "blobs") }
+    public var manifestPath: String { FileSystem.join(pipeline.workdirPath, "manifest.json") }
+    /// A link to the newest export.
+    public var benchmarkLink: String { FileSystem.join(pipeline.workdirPath, "benchmark") }
+
+    /// Every stage's key, computed from the configuration and templates alone (no stage runs), so
+    /// a stage's key is known before its input exists.
+    public func plan() throws -> [PlannedStage] {
+        var planned: [PlannedStage] = []
+        for stage in pipeline.stages {
+            let templates = pipeline.resolve(FileSystem.join("stages", stage.name))
+            let previous = planned.last
+            let key = try StageKey(
+                stage: stage, pipeline: pipeline, templates: templates,
+                inputName: previous.map { FileSystem.lastComponent(of: $0.files.output) })
+            let input: String
+            if let previous {
+                input = previous.files.output
+            } else if case .parameter(let name) = stage.definition.input, let path = stage.parameters[name]?.stringValue {
+                input = pipeline.resolve(path)
+            } else {
+                throw DriverError("stage '\(stage.name)' has no input")
+            }
+            planned.append(PlannedStage(
+                config: stage, key: key, files: StageFiles(stage: stage.name, key: key.hash, storeFolder: store),
+                input: input, templates: templates))
+        }
+        return planned
+    }
+
+    public struct StageReport: Sendable {
+        public let stage: PlannedStage
+        public let ran: Bool
+        public let stats: StageStats?
+        public let wallSeconds: Double
+
+        public init(stage: PlannedStage, ran: Bool, stats: StageStats?, wallSeconds: Double) {
+            self.stage = stage
+            self.ran = ran
+            self.stats = stats
+            self.wallSeconds = wallSeconds
+        }
+    }
+
+    /// - Parameters:
+    ///   - only: run just this stage (its input must exist).
+    ///   - from: rerun this stage and every one after it.
+    ///   - force: rerun even when the output exists.
+    public func run(only: String? = nil, from: String? = nil, force: Bool = false) throws -> [StageReport] {
+        let plan = try plan()
+        for name in [only, from].compactMap({ $0 }) where !plan.contains(where: { $0.name == name }) {
+            throw DriverError("no stage '\(name)' in \(pipeline.path) (it has: \(plan.map(\.name).joined(separator: ", ")))")
+        }
+        var reports: [StageReport] = []
+        var rerunRest = false
+        for stage in plan {
+            if let only, stage.name != only {
+                reports.append(StageReport(stage: stage, ran: false, stats: try? StageStats.load(path: stage.files.stats), wallSeconds: 0))
+                continue
+            }
+            if stage.name == from { rerunRest = true }
+            let mustRun = force || rerunRest || !stage.isCached
+            guard mustRun else {
+                reports.append(StageReport(stage: stage, ran: false, stats: try? StageStats.load(path: stage.files.stats), wallSeconds: 0))
+                continue
+            }
+            guard FileSystem.exists(stage.input) else {
+                throw DriverError("stage '\(stage.name)' needs \(stage.input), which does not exist: run the stages before it first")
+            }
+            let started = Progress.now()
+            try execute(stage)
+            let stats = try StageStats.load(path: stage.files.stats)
+            reports.append(StageReport(stage: stage, ran: true, stats: stats, wallSeconds: Progress.now() - started))
+        }
+        try writeManifest(reports)
+        if let export = plan.last, export.config.definition.outputKind == nil, FileSystem.isDirectory(export.files.outputFolder) {
+            try linkBenchmark(to: export.files.outputFolder)
+        }
+        return reports
+    }
+
+    private func execute(_ stage: PlannedStage) throws {
+        // The parameters the executable gets: the resolved ones, with paths made absolute.
+        var parameters = stage.config.parameters
+        for parameter in stage.config.definition.parameters {
+            if case .path = parameter.type, let path = parameters[parameter.name]?.stringValue {
+                parameters[parameter.name] = .string(absolute(pipeline.resolve(path)))
+            }
+        }
+        try AtomicFile.write(JSONWriter.pretty(.object(parameters)), to: stage.files.config)
+        var arguments = [
+            "--input", absolute(stage.input), "--output", absolute(stage.files.output),
+            "--rejects", absolute(stage.files.rejects), "--stats", absolute(stage.files.stats),
+            "--config", absolute(stage.files.config), "--templates", absolute(stage.templates),
+            "--blobs", absolute(blobs),
+        ]
+        if stage.config.definition.outputKind == nil {
+            arguments += ["--folder", absolute(stage.files.outputFolder)]
+        }
+        // A stats file from an earlier, interrupted run must not mark this one complete.
+        try FileSystem.remove(stage.files.stats)
+        let executable = FileSystem.join(executables, stage.config.definition.executableName)
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            throw DriverError("cannot find the stage executable \(executable): build the package first (swift build)")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw DriverError("stage '\(stage.name)' failed (exit \(process.terminationStatus)); its output was not written")
+        }
+    }
+
+    private func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : FileSystem.join(FileManager.default.currentDirectoryPath, path)
+    }
+
+    private func writeManifest(_ reports: [StageReport]) throws {
+        let stages: [JSONValue] = reports.map { report in
+            var entry: [String: JSONValue] = [
+                "stage": .string(report.stage.name),
+                "key": .string(report.stage.key.hash.hex),
+                "key_inputs": report.stage.key.description,
+                "output": .string(report.stage.files.output),
+                "ran": .bool(report.ran),
+                "wall_seconds": .double((report.wallSeconds * 1000).rounded() / 1000),
+            ]
+            if let stats = report.stats {
+                entry["in"] = .int(Int64(stats.recordsIn))
+                entry["out"] = .int(Int64(stats.recordsOut))
+                entry["rejected"] = .int(Int64(stats.rejected))
+                entry["rejects_by_reason"] = stats.json["rejects_by_reason"]
+                entry["stage_seconds"] = .double(stats.seconds)
+            }
+            return .object(entry)
+        }
+        try AtomicFile.write(JSONWriter.pretty(.object(["pipeline": .string(pipeline.path), "stages": .array(stages)])), to: manifestPath)
+    }
+
+    private func linkBenchmark(to folder: String) throws {
+        let relative = FileSystem.join("store", FileSystem.lastComponent(of: folder))
+        let temporary = benchmarkLink + ".tmp-link"
+        try? FileManager.default.removeItem(atPath: temporary)
+        try FileManager.default.createSymbolicLink(atPath: temporary, withDestinationPath: relative)
+        guard rename(temporary, benchmarkLink) == 0 else {
+            throw DriverError("cannot update the link \(benchmarkLink)")
+        }
+    }
+}

@@ -1,0 +1,52 @@
+import LeaklessCore
+
+/// The one-screen summary after a run, and the `status` table.
+public enum RunSummary {
+    public static func table(_ reports: [PipelineDriver.StageReport], statusOnly: Bool) -> String {
+        var rows: [[String]] = [["stage", statusOnly ? "state" : "this run", "in", "out", "rejected", "why rejected", "output"]]
+        for report in reports {
+            let state: String
+            if statusOnly {
+                state = report.stage.isCached ? "cached" : "stale"
+            } else {
+                state = report.ran ? "ran \(formatSeconds(report.wallSeconds))" : (report.stage.isCached ? "cached" : "not run")
+            }
+            let stats = report.stats
+            let reasons = (stats?.rejectsByReason ?? [:]).sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+                .map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            rows.append([
+                report.stage.name, state, stats.map { String($0.recordsIn) } ?? "-", stats.map { String($0.recordsOut) } ?? "-",
+                stats.map { String($0.rejected) } ?? "-", reasons.isEmpty ? "-" : reasons,
+                FileSystem.lastComponent(of: report.stage.config.definition.outputKind == nil ? report.stage.files.outputFolder : report.stage.files.output),
+            ])
+        }
+        return format(rows)
+    }
+
+    public static func categories(dataJSON path: String) throws -> String {
+        let value = try JSONParser.parse(bytes: try FileSystem.read(path))
+        let entries = value.arrayValue ?? []
+        var counts: [String: [String: Int]] = [:]
+        for entry in entries {
+            counts[entry["category"]?.stringValue ?? "?", default: [:]][entry["sub_category"]?.stringValue ?? "?", default: 0] += 1
+        }
+        var rows: [[String]] = [["category", "pairs", "sub-categories"]]
+        for (category, subs) in counts.sorted(by: { $0.key < $1.key }) {
+            let detail = subs.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            rows.append([category, String(subs.values.reduce(0, +)), detail])
+        }
+        rows.append(["total", String(entries.count), ""])
+        return format(rows)
+    }
+
+    static func format(_ rows: [[String]]) -> String {
+        guard let first = rows.first else { return "" }
+        var widths = Array(repeating: 0, count: first.count)
+        for row in rows { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
+        return rows.map { row in
+            row.enumerated().map { index, cell in
+                index == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[index] - cell.count)
+            }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+}

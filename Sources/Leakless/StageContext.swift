@@ -1,0 +1,53 @@
+import LeaklessCore
+
+/// What a stage is given besides its records: its resolved parameters, the folder of its
+/// templates (`stages/<stage>/`) and the blob store.
+public struct StageContext: Sendable {
+    public let parameters: [String: JSONValue]
+    public let templates: String
+    public let blobs: String
+
+    public init(parameters: [String: JSONValue], templates: String, blobs: String) {
+        self.parameters = parameters
+        self.templates = templates
+        self.blobs = blobs
+    }
+
+    public func string(_ name: String) -> String { parameters[name]?.stringValue ?? "" }
+    public func int(_ name: String) -> Int { Int(parameters[name]?.intValue ?? 0) }
+    public func double(_ name: String) -> Double { parameters[name]?.doubleValue ?? 0 }
+    public func bool(_ name: String) -> Bool { parameters[name]?.boolValue ?? false }
+    public func strings(_ name: String) -> [String] { parameters[name]?.stringArray ?? [] }
+    public func template(_ file: String) -> String { FileSystem.join(templates, file) }
+}
+
+extension Record {
+    /// A required string field, or an error the runner reports with the input's file and line.
+    func requireString(_ key: String) throws -> String {
+        guard let value = fields[key] else { throw RecordError("missing field '\(key)'") }
+        guard case .string(let text) = value else { throw RecordError("field '\(key)' must be a string, found \(value.typeName)") }
+        return text
+    }
+
+    func requireObject(_ key: String) throws -> [String: JSONValue] {
+        guard let value = fields[key] else { throw RecordError("missing field '\(key)'") }
+        guard case .object(let object) = value else { throw RecordError("field '\(key)' must be an object, found \(value.typeName)") }
+        return object
+    }
+
+    /// The element's naming terms, as the extract stage recorded them.
+    func elementTerms() throws -> (name: String, terms: [String], refer: [String]) {
+        let element = try requireObject("element")
+        guard let name = element["name"]?.stringValue, let terms = element["terms"]?.stringArray,
+            let refer = element["refer"]?.stringArray
+        else { throw RecordError("field 'element' must have 'name', 'terms' and 'refer'") }
+        return (name, terms, refer)
+    }
+
+    func requireKind(_ kinds: [String]) throws {
+        let kind = try requireString("kind")
+        guard kinds.contains(kind) else {
+            throw RecordError("expected a record of kind \(kinds.map { "'\($0)'" }.joined(separator: " or ")), found '\(kind)'")
+        }
+    }
+}

@@ -1,0 +1,68 @@
+import LeaklessCore
+
+/// The stages of the pipeline, in their natural order, with their parameters.
+public enum Stages {
+    public static let extract = StageDefinition(
+        name: "extract", version: 1, summary: "harmful elements of the taxonomy -> image descriptions and harmful seed queries",
+        input: .parameter("taxonomy"), outputKind: "seed", usesBackend: true,
+        parameters: [
+            StageParameter("taxonomy", .path, default: "data/taxonomy.yaml", "the taxonomy of categories and harmful elements"),
+            StageParameter("queries_per_element", .integer(1...20), default: 3, "harmful queries written per element"),
+            StageParameter("seed", .integer(Int64.min...Int64.max), default: 1, "seed of the template choice"),
+            StageParameter("categories", .stringList, default: [], "only these categories (empty: all)"),
+        ])
+
+    public static let rewrite = StageDefinition(
+        name: "rewrite", version: 1, summary: "harmful queries -> queries whose risk lives in the image",
+        input: .records(["seed"]), outputKind: "query", usesBackend: true,
+        parameters: [
+            StageParameter("variants_per_query", .integer(1...3), default: 3, "rewritten variants per harmful query"),
+        ])
+
+    public static let detect = StageDefinition(
+        name: "detect", version: 1, summary: "VSIL detector: rejects queries that still name the risk, and empty ones",
+        input: .records(["query"]), outputKind: "query", usesBackend: true,
+        parameters: [
+            StageParameter("lexicon", .path, default: "data/lexicon.yaml", "risk, intent, stop and reference word lists"),
+            StageParameter("min_content_words", .integer(0...20), default: 2, "fewer content words than this is meaningless"),
+            StageParameter("element_terms", .boolean, default: true, "also reject a query that names its element's own terms"),
+        ])
+
+    public static let image = StageDefinition(
+        name: "image", version: 1, summary: "an image for each query: retrieval from the captioned pool",
+        input: .records(["query"]), outputKind: "pair", usesBackend: true,
+        parameters: [
+            StageParameter("pool", .path, default: "data/pool", "folder with pool.yaml and the photos"),
+            StageParameter("lexicon", .path, default: "data/lexicon.yaml", "its stop words are ignored when matching captions"),
+            StageParameter("min_score", .number(0...1), default: 0.0, "reject when the best caption match scores below this"),
+        ])
+
+    public static let filter = StageDefinition(
+        name: "filter", version: 1, summary: "final pair check: the query and the image description make one request",
+        input: .records(["pair"]), outputKind: "pair", usesBackend: true,
+        parameters: [
+            StageParameter("lexicon", .path, default: "data/lexicon.yaml", "stop and reference word lists"),
+            StageParameter("min_description_words", .integer(0...50), default: 4, "fewer content words in the description is too vague"),
+        ])
+
+    public static let dedup = StageDefinition(
+        name: "dedup", version: 1, summary: "drops duplicate queries and over-used images",
+        input: .records(["pair"]), outputKind: "pair", usesBackend: false,
+        parameters: [
+            StageParameter("max_queries_per_image", .integer(1...1_000_000), default: 1, "queries one image may carry"),
+            StageParameter("dedup_queries", .boolean, default: true, "drop a query already seen (normalised text)"),
+        ])
+
+    public static let export = StageDefinition(
+        name: "export", version: 1, summary: "the benchmark in VLSBench's layout: data.json and imgs/",
+        input: .records(["pair"]), outputKind: nil, usesBackend: false,
+        parameters: [
+            StageParameter("format", .choice(["vlsbench"]), default: "vlsbench", "the export layout"),
+        ])
+
+    public static let all = [extract, rewrite, detect, image, filter, dedup, export]
+
+    public static func definition(named name: String) -> StageDefinition? {
+        all.first { $0.name == name }
+    }
+}

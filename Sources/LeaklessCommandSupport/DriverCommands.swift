@@ -1,0 +1,114 @@
+import ArgumentParser
+import Foundation
+import Leakless
+import LeaklessCore
+
+/// Options every driver command takes.
+public struct PipelineOptions: ParsableArguments {
+    @Option(name: .long, help: "The pipeline file.")
+    public var pipeline: String = "pipeline.yaml"
+
+    public init() {}
+
+    func driver() throws -> PipelineDriver {
+        let config = try PipelineConfig.load(path: pipeline, definitions: Stages.all)
+        return PipelineDriver(pipeline: config, executables: executableFolder())
+    }
+
+    /// The stage executables are built next to the driver.
+    private func executableFolder() -> String {
+        let path = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return FileSystem.parent(of: path)
+    }
+}
+
+/// Runs the body; any error becomes one line on stderr and a non-zero exit.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as ExitCode {
+        throw error
+    } catch {
+        FileHandleOutput.standardError("leakless: \(error)\n")
+        throw ExitCode.failure
+    }
+}
+
+public struct RunCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Run the pipeline's stages in order, skipping those whose output exists.")
+
+    @OptionGroup var options: PipelineOptions
+
+    @Option(help: "Run only this stage (the stages before it must have run).")
+    var only: String?
+
+    @Option(help: "Rerun this stage and every stage after it.")
+    var from: String?
+
+    @Flag(help: "Rerun stages even when their output exists.")
+    var force = false
+
+    public init() {}
+
+    public func validate() throws {
+        if only != nil && from != nil { throw ValidationError("'--only' and '--from' cannot be used together") }
+    }
+
+    public func run() throws {
+        try reportingErrors {
+            let driver = try options.driver()
+            let reports = try driver.run(only: only, from: from, force: force)
+            let ran = reports.filter(\.ran)
+            print("leakless: \(reports.count) stages, \(ran.count) ran, \(reports.count - ran.count) skipped")
+            print(RunSummary.table(reports, statusOnly: false))
+            let data = FileSystem.join(driver.benchmarkLink, "data.json")
+            if only == nil, FileSystem.exists(data) {
+                print("")
+                print(try RunSummary.categories(dataJSON: data))
+                print("")
+                print("Benchmark: \(driver.benchmarkLink)/ (data.json, imgs/)")
+                print("Rejects:   \(driver.store)/<stage>-<key>.rejects.jsonl; manifest: \(driver.manifestPath)")
+            }
+        }
+    }
+}
+
+public struct StatusCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Show each stage: cached or stale, its output, records in, out and rejected.")
+
+    @OptionGroup var options: PipelineOptions
+
+    public init() {}
+
+    public func run() throws {
+        try reportingErrors {
+            let driver = try options.driver()
+            let reports = try driver.plan().map { stage in
+                PipelineDriver.StageReport(stage: stage, ran: false,
+                                           stats: stage.isCached ? try? StageStats.load(path: stage.files.stats) : nil,
+                                           wallSeconds: 0)
+            }
+            print(RunSummary.table(reports, statusOnly: true))
+            print("store: \(driver.store)")
+        }
+    }
+}
+
+public struct ValidateCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "validate", abstract: "Check an exported benchmark folder: data.json's fields and every image.")
+
+    @Argument(help: "The benchmark folder (with data.json and imgs/).")
+    var folder: String
+
+    public init() {}
+
+    public func run() throws {
+        try reportingErrors {
+            let report = try BenchmarkValidator.validate(folder: folder)
+            print("\(folder): \(report.pairs) pairs, \(report.images) images, all valid")
+        }
+    }
+}

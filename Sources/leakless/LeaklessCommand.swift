@@ -1,0 +1,10 @@
+import ArgumentParser
+import LeaklessCommandSupport
+
+@main
+struct LeaklessCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "leakless",
+        abstract: "Build multimodal safety benchmarks free of visual safety information leakage.",
+        subcommands: [RunCommand.self, StatusCommand.self, ValidateCommand.self])
+}
