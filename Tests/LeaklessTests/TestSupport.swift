@@ -1,0 +1,64 @@
+import Foundation
+import XCTest
+
+@testable import Leakless
+@testable import LeaklessCore
+
+/// The project's root folder (this file is Tests/LeaklessTests/TestSupport.swift).
+let projectRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().path
+
+func fixture(_ name: String) -> String {
+    Bundle.module.path(forResource: name, ofType: nil, inDirectory: "Fixtures")!
+}
+
+/// A fresh temporary folder, removed when the test ends.
+func temporaryFolder(_ test: XCTestCase) throws -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("leakless-tests-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    test.addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+    return path
+}
+
+func write(_ text: String, to path: String) throws {
+    try FileSystem.createDirectory(FileSystem.parent(of: path))
+    try text.write(toFile: path, atomically: false, encoding: .utf8)
+}
+
+/// A copy of the project's pipeline inputs (pipeline.yaml, stages/, data/) in a temporary folder,
+/// so a test can edit and run them without touching the project.
+func projectCopy(_ test: XCTestCase) throws -> String {
+    let folder = try temporaryFolder(test)
+    for item in ["pipeline.yaml", "stages", "data"] {
+        try FileManager.default.copyItem(atPath: FileSystem.join(projectRoot, item), toPath: FileSystem.join(folder, item))
+    }
+    return folder
+}
+
+/// The folder the package's executables are built into (beside the test bundle).
+func executablesFolder() throws -> String {
+    var url = Bundle.module.bundleURL
+    while url.path != "/" {
+        url.deleteLastPathComponent()
+        if FileManager.default.isExecutableFile(atPath: url.appendingPathComponent("leakless-extract").path) {
+            return url.path
+        }
+    }
+    throw XCTSkip("the stage executables are not built (run 'swift build' first)")
+}
+
+/// Runs a built executable and returns its exit status, stdout and stderr.
+func runExecutable(_ name: String, _ arguments: [String], in folder: String) throws -> (status: Int32, stdout: String, stderr: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: FileSystem.join(try executablesFolder(), name))
+    process.arguments = arguments
+    process.currentDirectoryURL = URL(fileURLWithPath: folder)
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+}
