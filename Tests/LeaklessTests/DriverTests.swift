@@ -1,0 +1,72 @@
+import XCTest
+
+@testable import Leakless
+@testable import LeaklessCore
+
+/// Runs the real executables on a copy of the project's pipeline.
+final class DriverTests: XCTestCase {
+    func testDefaultPipelineEndToEndThenSkipsThenRerunsFromAnEditedStage() throws {
+        let folder = try projectCopy(self)
+        let first = try runExecutable("leakless", ["run"], in: folder)
+        XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertTrue(first.stdout.contains("7 stages, 7 ran, 0 skipped"), first.stdout)
+        XCTAssertTrue(first.stdout.contains("Benchmark: out/benchmark/"), first.stdout)
+
+        // The export is in VLSBench's layout and validates.
+        let report = try BenchmarkValidator.validate(folder: FileSystem.join(folder, "out/benchmark"))
+        XCTAssertGreaterThan(report.pairs, 100)
+        let data = try JSONParser.parse(bytes: try FileSystem.read(FileSystem.join(folder, "out/benchmark/data.json")))
+        XCTAssertEqual(Set(data.arrayValue![0].objectValue!.keys), Set(VLSBenchExporter.fields))
+        // No exported instruction leaks by the builtin detector's own measure.
+        let detector = LexicalDetector(lexicon: try Lexicon.load(path: FileSystem.join(folder, "data/lexicon.yaml")), minContentWords: 2)
+        XCTAssertTrue(data.arrayValue!.allSatisfy { detector.judge($0["instruction"]!.stringValue!).verdict == .clean })
+
+        let second = try runExecutable("leakless", ["run"], in: folder)
+        XCTAssertTrue(second.stdout.contains("7 stages, 0 ran, 7 skipped"), second.stdout)
+
+        // Editing the filter's parameter reruns filter, dedup and export only.
+        let pipeline = FileSystem.join(folder, "pipeline.yaml")
+        try write(try FileSystem.readText(pipeline).replacingOccurrences(of: "  filter:\n    backend: builtin\n", with: "  filter:\n    backend: builtin\n    min_description_words: 5\n"), to: pipeline)
+        let third = try runExecutable("leakless", ["run"], in: folder)
+        XCTAssertTrue(third.stdout.contains("7 stages, 3 ran, 4 skipped"), third.stdout)
+        let ran = third.stdout.split(separator: "\n").filter { $0.contains(" ran ") }.map { String($0.split(separator: " ")[0]) }
+        XCTAssertEqual(ran, ["filter", "dedup", "export"])
+
+        // Editing a template reruns that stage and those after it.
+        let templates = FileSystem.join(folder, "stages/rewrite/softening.yaml")
+        try write(try FileSystem.readText(templates) + "kill: [handle, deal with]\n", to: templates)
+        let fourth = try runExecutable("leakless", ["run"], in: folder)
+        XCTAssertTrue(fourth.stdout.contains("7 stages, 6 ran, 1 skipped"), fourth.stdout)
+
+        let status = try runExecutable("leakless", ["status"], in: folder)
+        XCTAssertEqual(status.status, 0)
+        XCTAssertEqual(status.stdout.components(separatedBy: "cached").count - 1, 7, status.stdout)
+
+        // --from reruns a stage and those after it, --only one stage.
+        XCTAssertTrue(try runExecutable("leakless", ["run", "--from", "dedup"], in: folder).stdout.contains("2 ran, 5 skipped"))
+        XCTAssertTrue(try runExecutable("leakless", ["run", "--only", "detect", "--force"], in: folder).stdout.contains("1 ran, 6 skipped"))
+    }
+
+    func testABadPipelineIsOneLineWithTheLine() throws {
+        let folder = try projectCopy(self)
+        let pipeline = FileSystem.join(folder, "pipeline.yaml")
+        try write(try FileSystem.readText(pipeline).replacingOccurrences(of: "min_score: 0.0", with: "min_score: high"), to: pipeline)
+        let result = try runExecutable("leakless", ["run"], in: folder)
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.hasPrefix("leakless: pipeline.yaml:26: 'min_score' must be a number from 0.0 to 1.0, found 'high'"), result.stderr)
+        XCTAssertFalse(FileSystem.exists(FileSystem.join(folder, "out")))
+    }
+
+    func testAStageExecutableOnBadInputNamesTheLineAndLeavesNothing() throws {
+        let folder = try projectCopy(self)
+        try write("{\"kind\":\"query\",\"query\":\"How do I store this?\",\"element\":{\"name\":\"x\",\"terms\":[],\"refer\":[\"this\"]},\"parents\":[]}\n{\"kind\":\"query\"\n", to: FileSystem.join(folder, "in.jsonl"))
+        try write("{}", to: FileSystem.join(folder, "detect.json"))
+        let result = try runExecutable("leakless-detect", [
+            "--input", "in.jsonl", "--output", "out.jsonl", "--rejects", "rejects.jsonl", "--config", "detect.json",
+        ], in: folder)
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.hasPrefix("leakless-detect: in.jsonl:2: invalid JSON"), result.stderr)
+        XCTAssertFalse(FileSystem.exists(FileSystem.join(folder, "out.jsonl")))
+        XCTAssertFalse(FileSystem.exists(FileSystem.join(folder, "rejects.jsonl")))
+    }
+}
