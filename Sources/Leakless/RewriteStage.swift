@@ -35,12 +35,12 @@ public struct BuiltinRewriteStage: RecordStage {
         let element = try record.elementTerms()
         var outputs: [StageOutput] = []
         var seen = Set<String>()
+        var elementMatcher = PhraseMatcher([element.name], tag: "element")
+        for term in element.terms { elementMatcher.add(term, tag: "term") }
+        let tokens = Text.tokens(harmful)
         for variant in 0..<variants {
             let reference = element.refer[variant % element.refer.count]
-            var elementMatcher = PhraseMatcher([element.name], tag: "element")
-            for term in element.terms { elementMatcher.add(term, tag: "term") }
             var edits: [(range: Range<String.Index>, replacement: String, note: String)] = []
-            let tokens = Text.tokens(harmful)
             var referenced = false
             for match in elementMatcher.matches(in: tokens) {
                 var start = match.tokens.lowerBound

@@ -49,29 +49,20 @@ public struct StageInvocation: Sendable {
         } else {
             source = try JSONLReader(path: input)
         }
+        func run<Stage: RecordStage>(_ stage: Stage) throws -> StageStats {
+            var stage = stage
+            return try runner.run(&stage, source: source)
+        }
         switch stage {
-        case "extract":
-            var stage = try BuiltinExtractStage(context: context)
-            return try runner.run(&stage, source: source)
-        case "rewrite":
-            var stage = try BuiltinRewriteStage(context: context)
-            return try runner.run(&stage, source: source)
-        case "detect":
-            var stage = try BuiltinDetectStage(context: context)
-            return try runner.run(&stage, source: source)
-        case "image":
-            var stage = try BuiltinImageStage(context: context)
-            return try runner.run(&stage, source: source)
-        case "filter":
-            var stage = try BuiltinFilterStage(context: context)
-            return try runner.run(&stage, source: source)
-        case "dedup":
-            var stage = DedupStage(context: context)
-            return try runner.run(&stage, source: source)
+        case "extract": return try run(try BuiltinExtractStage(context: context))
+        case "rewrite": return try run(try BuiltinRewriteStage(context: context))
+        case "detect": return try run(try BuiltinDetectStage(context: context))
+        case "image": return try run(try BuiltinImageStage(context: context))
+        case "filter": return try run(try BuiltinFilterStage(context: context))
+        case "dedup": return try run(DedupStage(context: context))
         default:
             guard let folder else { throw RecordError("stage 'export' needs an output folder") }
-            var stage = try ExportStage(context: context, folder: folder)
-            return try runner.run(&stage, source: source)
+            return try run(try ExportStage(context: context, folder: folder))
         }
     }
 
