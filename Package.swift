@@ -26,14 +26,17 @@ let package = Package(
         .target(name: "LeaklessCore", dependencies: ["CXXHash", .product(name: "Yams", package: "Yams")]),
         .target(name: "LeaklessImaging", dependencies: ["CPNG", "CJPEG", "CLeaklessShims"]),
         .target(name: "LeaklessNetwork", dependencies: ["CCurl", "CLeaklessShims"]),
-        .target(name: "Leakless", dependencies: ["LeaklessCore", "LeaklessImaging", "LeaklessNetwork"]),
+        .target(name: "LeaklessModels", dependencies: ["LeaklessCore", "LeaklessImaging", "LeaklessNetwork"]),
+        .target(name: "Leakless", dependencies: ["LeaklessCore", "LeaklessImaging", "LeaklessNetwork", "LeaklessModels"]),
+        // A local server speaking the model wire formats, for tests, benchmarks and offline trials.
+        .target(name: "LeaklessMockServer", dependencies: ["LeaklessCore", "LeaklessImaging"]),
         .target(name: "LeaklessCommandSupport", dependencies: [
-            "Leakless", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Leakless", "LeaklessMockServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .executableTarget(name: "leakless", dependencies: ["LeaklessCommandSupport"]),
 
-        .testTarget(name: "LeaklessTests", dependencies: ["Leakless"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "LeaklessTests", dependencies: ["Leakless", "LeaklessMockServer"], resources: [.copy("Fixtures")]),
     ] + stageExecutables.map {
         .executableTarget(name: "leakless-\($0)", dependencies: ["LeaklessCommandSupport"])
     },

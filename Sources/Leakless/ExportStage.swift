@@ -1,4 +1,5 @@
 import LeaklessCore
+import LeaklessModels
 import LeaklessImaging
 
 /// export: the benchmark in VLSBench's own layout, so its evaluation code runs unchanged:

@@ -1,4 +1,5 @@
 import LeaklessCore
+import LeaklessModels
 import LeaklessImaging
 
 /// The builtin image pool (`data/pool/pool.yaml` and its photos): captioned, freely licensed
@@ -83,25 +84,6 @@ public struct ImagePool: Sendable {
             return (photo, (score * 1e6).rounded() / 1e6, ContentHash(ofString: salt + photo.file).hex)
         }
         return scored.sorted { $0.score != $1.score ? $0.score > $1.score : $0.tie < $1.tie }.map { ($0.photo, $0.score) }
-    }
-}
-
-/// Image bytes stored once, under their own hash.
-public struct BlobStore: Sendable {
-    public let folder: String
-
-    public init(folder: String) { self.folder = folder }
-
-    public func path(for hash: ContentHash, format: ImageFormat) -> String {
-        FileSystem.join(folder, String(hash.hex.prefix(2)), "\(hash.hex).\(format.fileExtension)")
-    }
-
-    @discardableResult
-    public func store(_ bytes: [UInt8], format: ImageFormat) throws -> ContentHash {
-        let hash = ContentHash(of: bytes)
-        let target = path(for: hash, format: format)
-        if !FileSystem.exists(target) { try AtomicFile.write(bytes, to: target) }
-        return hash
     }
 }
 

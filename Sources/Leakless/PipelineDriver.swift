@@ -37,6 +37,8 @@ public struct PipelineDriver {
 
     public var store: String { FileSystem.join(pipeline.workdirPath, "store") }
     public var blobs: String { FileSystem.join(pipeline.workdirPath, "blobs") }
+    /// Model replies by request hash.
+    public var cache: String { FileSystem.join(pipeline.workdirPath, "cache") }
     public var manifestPath: String { FileSystem.join(pipeline.workdirPath, "manifest.json") }
     /// A link to the newest export.
     public var benchmarkLink: String { FileSystem.join(pipeline.workdirPath, "benchmark") }
@@ -91,6 +93,7 @@ public struct PipelineDriver {
         }
         var reports: [StageReport] = []
         var rerunRest = false
+        var spent = Budget()
         for stage in plan {
             if let only, stage.name != only {
                 reports.append(StageReport(stage: stage, ran: false, stats: try? StageStats.load(path: stage.files.stats), wallSeconds: 0))
@@ -105,9 +108,12 @@ public struct PipelineDriver {
             guard FileSystem.exists(stage.input) else {
                 throw DriverError("stage '\(stage.name)' needs \(stage.input), which does not exist: run the stages before it first")
             }
+            let remaining = try remainingBudget(after: spent, before: stage)
             let started = Progress.now()
-            try execute(stage)
+            try execute(stage, budget: remaining)
             let stats = try StageStats.load(path: stage.files.stats)
+            let used = Budget(json: stats.extra["model"]?["spent"])
+            spent = Budget(usd: spent.usd + used.usd, requests: spent.requests + used.requests, tokens: spent.tokens + used.tokens)
             reports.append(StageReport(stage: stage, ran: true, stats: stats, wallSeconds: Progress.now() - started))
         }
         try writeManifest(reports)
@@ -117,7 +123,24 @@ public struct PipelineDriver {
         return reports
     }
 
-    private func execute(_ stage: PlannedStage) throws {
+    /// What the run may still spend when `stage` starts; an error when a limit is used up and
+    /// the stage would call a model.
+    func remainingBudget(after spent: Budget, before stage: PlannedStage) throws -> Budget {
+        let budget = pipeline.budget
+        guard budget.isLimited else { return budget }
+        let remaining = Budget(
+            usd: budget.usd > 0 ? budget.usd - spent.usd : 0,
+            requests: budget.requests > 0 ? budget.requests - spent.requests : 0,
+            tokens: budget.tokens > 0 ? budget.tokens - spent.tokens : 0)
+        let usesModels = stage.config.backends.values.contains { $0.kind != "builtin" }
+        if usesModels && ((budget.usd > 0 && remaining.usd <= 0) || (budget.requests > 0 && remaining.requests <= 0)
+            || (budget.tokens > 0 && remaining.tokens <= 0)) {
+            throw DriverError("the budget in \(pipeline.path) is spent (\(String(format1: spent.usd, digits: 4)) USD, \(spent.requests) requests, \(spent.tokens) tokens); stage '\(stage.name)' was not run")
+        }
+        return remaining
+    }
+
+    private func execute(_ stage: PlannedStage, budget: Budget) throws {
         // The parameters the executable gets: the resolved ones, with paths made absolute.
         var parameters = stage.config.parameters
         for parameter in stage.config.definition.parameters {
@@ -125,6 +148,9 @@ public struct PipelineDriver {
                 parameters[parameter.name] = .string(absolute(pipeline.resolve(path)))
             }
         }
+        parameters["backends"] = .object(stage.config.backends.mapValues(\.json))
+        parameters["cache"] = .string(absolute(cache))
+        parameters["budget"] = budget.json
         try AtomicFile.write(JSONWriter.pretty(.object(parameters)), to: stage.files.config)
         var arguments = [
             "--input", absolute(stage.input), "--output", absolute(stage.files.output),
@@ -146,6 +172,9 @@ public struct PipelineDriver {
         process.arguments = arguments
         try process.run()
         process.waitUntilExit()
+        if process.terminationStatus == StageStopped.exitCode {
+            throw DriverError("stage '\(stage.name)' stopped early; what finished is cached, so 'leakless run' again resumes")
+        }
         guard process.terminationStatus == 0 else {
             throw DriverError("stage '\(stage.name)' failed (exit \(process.terminationStatus)); its output was not written")
         }

@@ -6,11 +6,29 @@ public struct StageContext: Sendable {
     public let parameters: [String: JSONValue]
     public let templates: String
     public let blobs: String
+    /// The backend of each role (`backend`, `prompt_writer`, `verifier`); builtin when absent.
+    public let backends: [String: BackendConfig]
+    /// The request cache folder.
+    public let cache: String
+    /// What the run may still spend.
+    public let budget: Budget
+    /// Planning only (`--dry-run`): nothing is sent, so API keys need not be set.
+    public var planning = false
 
-    public init(parameters: [String: JSONValue], templates: String, blobs: String) {
+    public init(parameters: [String: JSONValue], templates: String, blobs: String,
+                backends: [String: BackendConfig] = [:], cache: String = "out/cache", budget: Budget = Budget()) {
         self.parameters = parameters
         self.templates = templates
         self.blobs = blobs
+        self.backends = backends
+        self.cache = cache
+        self.budget = budget
+    }
+
+    /// The backend of a role when it is a network backend (not builtin).
+    public func network(_ role: String) -> BackendConfig? {
+        guard let backend = backends[role], backend.kind != "builtin" else { return nil }
+        return backend
     }
 
     public func string(_ name: String) -> String { parameters[name]?.stringValue ?? "" }

@@ -4,7 +4,8 @@ import LeaklessCore
 public enum Stages {
     public static let extract = StageDefinition(
         name: "extract", version: 1, summary: "harmful elements of the taxonomy -> image descriptions and harmful seed queries",
-        input: .parameter("taxonomy"), outputKind: "seed", usesBackend: true,
+        input: .parameter("taxonomy"), outputKind: "seed", 
+        roles: [BackendRole("backend", serves: ["builtin", "chat"], required: true, "the generator: writes image descriptions and harmful queries")],
         parameters: [
             StageParameter("taxonomy", .path, default: "data/taxonomy.yaml", "the taxonomy of categories and harmful elements"),
             StageParameter("queries_per_element", .integer(1...20), default: 3, "harmful queries written per element"),
@@ -14,14 +15,16 @@ public enum Stages {
 
     public static let rewrite = StageDefinition(
         name: "rewrite", version: 1, summary: "harmful queries -> queries whose risk lives in the image",
-        input: .records(["seed"]), outputKind: "query", usesBackend: true,
+        input: .records(["seed"]), outputKind: "query", 
+        roles: [BackendRole("backend", serves: ["builtin", "chat"], required: true, "the rewriter: moves the risk from the text to the image")],
         parameters: [
             StageParameter("variants_per_query", .integer(1...3), default: 3, "rewritten variants per harmful query"),
         ])
 
     public static let detect = StageDefinition(
         name: "detect", version: 1, summary: "VSIL detector: rejects queries that still name the risk, and empty ones",
-        input: .records(["query"]), outputKind: "query", usesBackend: true,
+        input: .records(["query"]), outputKind: "query", 
+        roles: [BackendRole("backend", serves: ["builtin", "chat"], required: true, "the VSIL judge")],
         parameters: [
             StageParameter("lexicon", .path, default: "data/lexicon.yaml", "risk, intent, stop and reference word lists"),
             StageParameter("min_content_words", .integer(0...20), default: 2, "fewer content words than this is meaningless"),
@@ -29,17 +32,24 @@ public enum Stages {
         ])
 
     public static let image = StageDefinition(
-        name: "image", version: 1, summary: "an image for each query: retrieval from the captioned pool",
-        input: .records(["query"]), outputKind: "pair", usesBackend: true,
+        name: "image", version: 1, summary: "an image for each query: retrieval from the captioned pool, or generation with verification",
+        input: .records(["query"]), outputKind: "pair", 
+        roles: [
+            BackendRole("backend", serves: ["builtin", "image"], required: true, "retrieval from the pool (builtin) or a text-to-image endpoint"),
+            BackendRole("prompt_writer", serves: ["chat"], required: false, "turns an image description into a text-to-image prompt"),
+            BackendRole("verifier", serves: ["chat"], required: false, needsVision: true, "checks each generated image shows the risk, and refines the prompt"),
+        ],
         parameters: [
             StageParameter("pool", .path, default: "data/pool", "folder with pool.yaml and the photos"),
             StageParameter("lexicon", .path, default: "data/lexicon.yaml", "its stop words are ignored when matching captions"),
             StageParameter("min_score", .number(0...1), default: 0.0, "reject when the best caption match scores below this"),
+            StageParameter("max_rounds", .integer(1...10), default: 3, "generation: rounds of generate, verify, refine"),
         ])
 
     public static let filter = StageDefinition(
         name: "filter", version: 1, summary: "final pair check: the query and the image description make one request",
-        input: .records(["pair"]), outputKind: "pair", usesBackend: true,
+        input: .records(["pair"]), outputKind: "pair", 
+        roles: [BackendRole("backend", serves: ["builtin", "chat"], required: true, needsVision: true, "the pair filter")],
         parameters: [
             StageParameter("lexicon", .path, default: "data/lexicon.yaml", "stop and reference word lists"),
             StageParameter("min_description_words", .integer(0...50), default: 4, "fewer content words in the description is too vague"),
@@ -47,7 +57,7 @@ public enum Stages {
 
     public static let dedup = StageDefinition(
         name: "dedup", version: 1, summary: "drops duplicate queries and over-used images",
-        input: .records(["pair"]), outputKind: "pair", usesBackend: false,
+        input: .records(["pair"]), outputKind: "pair", 
         parameters: [
             StageParameter("max_queries_per_image", .integer(1...1_000_000), default: 1, "queries one image may carry"),
             StageParameter("dedup_queries", .boolean, default: true, "drop a query already seen (normalised text)"),
@@ -55,7 +65,7 @@ public enum Stages {
 
     public static let export = StageDefinition(
         name: "export", version: 1, summary: "the benchmark in VLSBench's layout: data.json and imgs/",
-        input: .records(["pair"]), outputKind: nil, usesBackend: false,
+        input: .records(["pair"]), outputKind: nil, 
         parameters: [
             StageParameter("format", .choice(["vlsbench"]), default: "vlsbench", "the export layout"),
         ])

@@ -49,15 +49,30 @@ public struct RunCommand: ParsableCommand {
     @Flag(help: "Rerun stages even when their output exists.")
     var force = false
 
+    @Flag(help: "Send nothing: render every prompt of the next stage that calls a model, and print the number of calls, tokens and cost.")
+    var dryRun = false
+
     public init() {}
 
     public func validate() throws {
         if only != nil && from != nil { throw ValidationError("'--only' and '--from' cannot be used together") }
+        if dryRun && (only != nil || from != nil || force) { throw ValidationError("'--dry-run' plans the next stale stage; it takes no other option") }
     }
 
     public func run() throws {
         try reportingErrors {
             let driver = try options.driver()
+            if dryRun {
+                guard let report = try driver.dryRun() else {
+                    print("leakless: every stage's output exists; nothing to plan")
+                    return
+                }
+                print(report.summary)
+                if let first = report.firstPrompt {
+                    print("\nfirst prompt:\n\(first)")
+                }
+                return
+            }
             let reports = try driver.run(only: only, from: from, force: force)
             let ran = reports.filter(\.ran)
             print("leakless: \(reports.count) stages, \(ran.count) ran, \(reports.count - ran.count) skipped")

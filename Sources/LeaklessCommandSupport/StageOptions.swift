@@ -29,6 +29,9 @@ public struct StageOptions: ParsableArguments {
     @Option(help: "The blob store folder for image bytes.")
     public var blobs: String = "out/blobs"
 
+    @Option(help: "The request cache folder for model replies (unless the config names one).")
+    public var cache: String = "out/cache"
+
     @Option(help: "For export: the benchmark folder to write.")
     public var folder: String?
 
@@ -36,13 +39,17 @@ public struct StageOptions: ParsableArguments {
 
     /// Runs the stage; a failure prints one line and exits non-zero, leaving no output behind.
     public func run(stage: String) throws {
-        let invocation = StageInvocation(
+        var invocation = StageInvocation(
             stage: stage, input: input, output: output, rejects: rejects, stats: stats, config: config,
             templates: templates ?? "stages/\(stage)", blobs: blobs, folder: folder)
+        invocation.cache = cache
         do {
             try invocation.run()
         } catch let error as ExitCode {
             throw error
+        } catch let stopped as StageStopped {
+            FileHandleOutput.standardError("leakless-\(stage): \(stopped)\n")
+            throw ExitCode(StageStopped.exitCode)
         } catch {
             FileHandleOutput.standardError("leakless-\(stage): \(error)\n")
             throw ExitCode.failure

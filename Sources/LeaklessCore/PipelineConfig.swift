@@ -1,17 +1,77 @@
-/// A model backend named in pipeline.yaml.
+/// A model backend named in pipeline.yaml: its kind and every setting, defaults filled in.
 public struct BackendConfig: Sendable {
-    public static let kinds = ["builtin"]
+    public static var kinds: [String] { BackendKind.all.map(\.name) }
 
     public let name: String
     public let kind: String
     public let settings: [String: JSONValue]
 
-    /// What identifies the backend in a stage key: its kind and settings, never a secret (keys
-    /// are named by the environment variable that holds them, and only the name is kept).
+    public init(name: String, kind: String, settings: [String: JSONValue]) {
+        self.name = name
+        self.kind = kind
+        self.settings = settings
+    }
+
+    public var backendKind: BackendKind { BackendKind.named(kind) ?? .builtin }
+
+    /// What identifies the backend in a stage key and a request cache: its kind and the settings
+    /// that change replies. Never a secret: a key is named by its environment variable, and
+    /// not even that name enters the identity.
     public var identity: JSONValue {
+        var fields: [String: JSONValue] = ["kind": .string(kind)]
+        for setting in backendKind.settings where setting.affectsOutput {
+            fields[setting.name] = settings[setting.name] ?? .null
+        }
+        return .object(fields)
+    }
+
+    /// The config as the stage executables read it (every setting).
+    public var json: JSONValue {
         var fields = settings
         fields["kind"] = .string(kind)
+        fields["name"] = .string(name)
         return .object(fields)
+    }
+
+    public init(json: JSONValue) throws {
+        guard case .object(var fields) = json, let kind = fields["kind"]?.stringValue, BackendKind.named(kind) != nil else {
+            throw RecordError("a backend must be an object with a known 'kind'")
+        }
+        let name = fields["name"]?.stringValue ?? kind
+        fields.removeValue(forKey: "kind")
+        fields.removeValue(forKey: "name")
+        self.init(name: name, kind: kind, settings: fields)
+    }
+
+    public func string(_ name: String) -> String { settings[name]?.stringValue ?? "" }
+    public func int(_ name: String) -> Int { Int(settings[name]?.intValue ?? 0) }
+    public func double(_ name: String) -> Double { settings[name]?.doubleValue ?? 0 }
+    public func bool(_ name: String) -> Bool { settings[name]?.boolValue ?? false }
+}
+
+/// Limits on what one `leakless run` may spend on model calls; a stage stops before it would
+/// pass one. Zero means no limit.
+public struct Budget: Sendable, Equatable {
+    public var usd: Double = 0
+    public var requests: Int = 0
+    public var tokens: Int = 0
+
+    public init(usd: Double = 0, requests: Int = 0, tokens: Int = 0) {
+        self.usd = usd
+        self.requests = requests
+        self.tokens = tokens
+    }
+
+    public var isLimited: Bool { usd > 0 || requests > 0 || tokens > 0 }
+
+    public var json: JSONValue {
+        .object(["usd": .double(usd), "requests": .int(Int64(requests)), "tokens": .int(Int64(tokens))])
+    }
+
+    public init(json: JSONValue?) {
+        usd = json?["usd"]?.doubleValue ?? 0
+        requests = Int(json?["requests"]?.intValue ?? 0)
+        tokens = Int(json?["tokens"]?.intValue ?? 0)
     }
 }
 
@@ -19,11 +79,13 @@ public struct StageConfig: Sendable {
     public let definition: StageDefinition
     /// The line of the stage's entry in pipeline.yaml.
     public let line: Int
-    public let backend: BackendConfig?
+    /// The backend of each role the stage was given.
+    public let backends: [String: BackendConfig]
     /// Every parameter, defaults filled in.
     public let parameters: [String: JSONValue]
 
     public var name: String { definition.name }
+    public var backend: BackendConfig? { backends["backend"] }
 }
 
 /// pipeline.yaml, checked against the stages the project has.
@@ -34,6 +96,7 @@ public struct PipelineConfig: Sendable {
     /// Where generated output goes (store, blobs, exports), relative to `root` unless absolute.
     public let workdir: String
     public let backends: [String: BackendConfig]
+    public let budget: Budget
     public let stages: [StageConfig]
 
     public var workdirPath: String { resolve(workdir) }
@@ -67,7 +130,7 @@ public struct PipelineConfig: Sendable {
         self.path = path
         self.root = FileSystem.parent(of: path)
         let top = try mapping(document, "the pipeline")
-        try checkKeys(top, allowed: ["workdir", "backends", "stages"], in: "the pipeline")
+        try checkKeys(top, allowed: ["workdir", "backends", "budget", "stages"], in: "the pipeline")
 
         var workdir = "out"
         if let node = document["workdir"] {
@@ -84,13 +147,51 @@ public struct PipelineConfig: Sendable {
             guard let kindNode = entry.value["kind"] else {
                 throw fail(entry.line, "backend '\(entry.key)' needs a 'kind' (one of: \(BackendConfig.kinds.joined(separator: ", ")))")
             }
-            guard case .scalar(.string(let kind)) = kindNode.kind, BackendConfig.kinds.contains(kind) else {
+            guard case .scalar(.string(let kindName)) = kindNode.kind, let kind = BackendKind.named(kindName) else {
                 throw fail(kindNode.line, "backend kind must be one of: \(BackendConfig.kinds.joined(separator: ", "))")
             }
-            try checkKeys(fields, allowed: ["kind"], in: "backend '\(entry.key)' of kind '\(kind)'")
-            backends[entry.key] = BackendConfig(name: entry.key, kind: kind, settings: [:])
+            try checkKeys(fields, allowed: ["kind"] + kind.settings.map(\.name), in: "backend '\(entry.key)' of kind '\(kindName)'")
+            var settings: [String: JSONValue] = [:]
+            for setting in kind.settings {
+                guard let node = entry.value[setting.name] else {
+                    guard let value = setting.defaultValue else {
+                        throw fail(entry.line, "backend '\(entry.key)' of kind '\(kindName)' needs '\(setting.name)' (\(setting.help))")
+                    }
+                    settings[setting.name] = value
+                    continue
+                }
+                guard let value = setting.type.accept(node.json) else {
+                    throw fail(node.line, "'\(setting.name)' must be \(setting.type), found \(describe(node))")
+                }
+                if setting.name == "base_url", let url = value.stringValue, !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
+                    throw fail(node.line, "'base_url' must start with http:// or https://, found '\(url)'")
+                }
+                if setting.name == "api_key_env", let name = value.stringValue, name.contains(where: { !($0.isLetter || $0.isNumber || $0 == "_") }) {
+                    throw fail(node.line, "'api_key_env' is the NAME of an environment variable (letters, digits, _), not the key itself")
+                }
+                settings[setting.name] = value
+            }
+            backends[entry.key] = BackendConfig(name: entry.key, kind: kindName, settings: settings)
         }
         self.backends = backends
+
+        var budget = Budget()
+        if let node = document["budget"] {
+            let fields = try mapping(node, "'budget'")
+            try checkKeys(fields, allowed: ["usd", "requests", "tokens"], in: "'budget'")
+            for field in fields {
+                let type: ParameterType = field.key == "usd" ? .number(0...1e12) : .integer(0...Int64.max)
+                guard let value = type.accept(field.value.json) else {
+                    throw fail(field.line, "'\(field.key)' must be \(type), found \(describe(field.value))")
+                }
+                switch field.key {
+                case "usd": budget.usd = value.doubleValue ?? 0
+                case "requests": budget.requests = Int(value.intValue ?? 0)
+                default: budget.tokens = Int(value.intValue ?? 0)
+                }
+            }
+        }
+        self.budget = budget
 
         guard let stagesNode = document["stages"] else {
             throw fail(document.line, "the pipeline needs a 'stages' mapping")
@@ -102,19 +203,25 @@ public struct PipelineConfig: Sendable {
                 throw fail(entry.line, "unknown stage '\(entry.key)' (expected one of: \(known.joined(separator: ", ")))")
             }
             let fields = try mapping(entry.value, "stage '\(entry.key)'")
-            var allowed = definition.parameters.map(\.name)
-            if definition.usesBackend { allowed.append("backend") }
+            let allowed = definition.parameters.map(\.name) + definition.roles.map(\.name)
             try checkKeys(fields, allowed: allowed, in: "stage '\(entry.key)'")
 
             var parameters = definition.defaults
-            var backend: BackendConfig?
+            var chosen: [String: BackendConfig] = [:]
             for field in fields {
-                if field.key == "backend" {
+                if let role = definition.role(field.key) {
                     guard case .scalar(.string(let name)) = field.value.kind, let named = backends[name] else {
                         let names = backends.keys.sorted().joined(separator: ", ")
-                        throw fail(field.line, "'backend' must name a backend declared under 'backends' (\(names.isEmpty ? "none declared" : names))")
+                        throw fail(field.line, "'\(field.key)' must name a backend declared under 'backends' (\(names.isEmpty ? "none declared" : names))")
                     }
-                    backend = named
+                    guard role.serves.contains(named.backendKind.serves) else {
+                        let fitting = BackendKind.all.filter { role.serves.contains($0.serves) }.map(\.name)
+                        throw fail(field.line, "stage '\(entry.key)': '\(field.key)' (\(role.help)) takes a backend of kind \(fitting.joined(separator: " or ")), but '\(name)' is '\(named.kind)'")
+                    }
+                    if role.needsVision && named.backendKind.serves == "chat" && !named.bool("vision") {
+                        throw fail(field.line, "stage '\(entry.key)': '\(field.key)' sends images, but backend '\(name)' has vision: false")
+                    }
+                    chosen[role.name] = named
                     continue
                 }
                 let parameter = definition.parameter(field.key)!
@@ -123,11 +230,12 @@ public struct PipelineConfig: Sendable {
                 }
                 parameters[field.key] = value
             }
-            if definition.usesBackend && backend == nil {
-                guard let only = backends.values.first, backends.count == 1 else {
+            if let role = definition.role("backend"), role.required, chosen["backend"] == nil {
+                let fitting = backends.values.filter { role.serves.contains($0.backendKind.serves) }
+                guard fitting.count == 1 else {
                     throw fail(entry.line, "stage '\(entry.key)' needs 'backend: NAME' naming one of the declared backends")
                 }
-                backend = only
+                chosen["backend"] = fitting[0]
             }
             if let previous = stages.last {
                 guard case .records(let kinds) = definition.input else {
@@ -140,7 +248,7 @@ public struct PipelineConfig: Sendable {
             } else if case .records = definition.input {
                 throw fail(entry.line, "stage '\(entry.key)' cannot come first: it reads another stage's records")
             }
-            stages.append(StageConfig(definition: definition, line: entry.line, backend: backend, parameters: parameters))
+            stages.append(StageConfig(definition: definition, line: entry.line, backends: chosen, parameters: parameters))
         }
         guard !stages.isEmpty else { throw fail(stagesNode.line, "'stages' lists no stage") }
         self.stages = stages

@@ -68,14 +68,14 @@ public struct StageDefinition: Sendable {
     /// The `kind` of the records written; nil for a stage that writes a folder (export).
     public let outputKind: String?
     public let parameters: [StageParameter]
-    /// Whether the stage does its work through a model backend named in pipeline.yaml.
-    public let usesBackend: Bool
+    /// The backends the stage works through, each under its own key in pipeline.yaml.
+    public let roles: [BackendRole]
 
     public init(
-        name: String, version: Int, summary: String, input: Input, outputKind: String?, usesBackend: Bool,
+        name: String, version: Int, summary: String, input: Input, outputKind: String?, roles: [BackendRole] = [],
         parameters: [StageParameter]
     ) {
-        self.usesBackend = usesBackend
+        self.roles = roles
         self.name = name
         self.version = version
         self.summary = summary
@@ -83,6 +83,10 @@ public struct StageDefinition: Sendable {
         self.outputKind = outputKind
         self.parameters = parameters
     }
+
+    public var usesBackend: Bool { !roles.isEmpty }
+
+    public func role(_ name: String) -> BackendRole? { roles.first { $0.name == name } }
 
     public var executableName: String { "leakless-\(name)" }
 

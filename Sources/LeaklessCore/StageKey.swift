@@ -33,7 +33,7 @@ public struct StageKey: Sendable {
             "version": .int(Int64(stage.definition.version)),
             "parameters": .object(parameters),
             "templates": .object(templateHashes),
-            "backend": stage.backend?.identity ?? .null,
+            "backends": .object(stage.backends.mapValues(\.identity)),
             "input": inputName.map(JSONValue.string) ?? .null,
         ])
         self.description = description

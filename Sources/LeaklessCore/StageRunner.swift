@@ -65,12 +65,37 @@ public struct StageRunner {
 
     @discardableResult
     public func run<Stage: RecordStage>(_ stage: inout Stage, source: RecordSource) throws -> StageStats {
+        try runLoop(source: source, extraStats: { stage.extraStats }) { emit in
+            while let (line, record) = try source.nextRecord() {
+                let outputs: [StageOutput]
+                do {
+                    outputs = try stage.process(record)
+                } catch let error as RecordError {
+                    throw LocatedError(path: source.path, line: line, message: error.description)
+                }
+                try emit(outputs, line, true)
+            }
+            try emit(try stage.finish(), nil, false)
+            return nil
+        }
+    }
+
+    /// What every run shares: the writers, the counters, the schema check, progress, and the
+    /// commit (or discard) at the end. `body` feeds outputs to `emit(outputs, line, read)`,
+    /// where `read` counts one input record; it returns a StageStopped when the stage stopped
+    /// early, in which case what finished is committed but no stats are written.
+    func runLoop(
+        source: RecordSource, extraStats: () -> [String: JSONValue],
+        body: (_ emit: ([StageOutput], Int?, Bool) throws -> Void) throws -> StageStopped?
+    ) throws -> StageStats {
         let progress = Progress(label: stageName)
         var counters = StageStats(stage: stageName)
         let outputWriter = try JSONLWriter(path: output)
         let rejectsWriter = try JSONLWriter(path: rejects)
+        let stopped: StageStopped?
         do {
-            func handle(_ outputs: [StageOutput], line: Int?) throws {
+            func emit(_ outputs: [StageOutput], line: Int?, read: Bool) throws {
+                if read { counters.recordsIn += 1 }
                 for item in outputs {
                     switch item {
                     case .record(let record):
@@ -92,20 +117,12 @@ public struct StageRunner {
                         counters.rejectsByReason[reason, default: 0] += 1
                     }
                 }
-            }
-            while let (line, record) = try source.nextRecord() {
-                counters.recordsIn += 1
-                let outputs: [StageOutput]
-                do {
-                    outputs = try stage.process(record)
-                } catch let error as RecordError {
-                    throw LocatedError(path: source.path, line: line, message: error.description)
+                if read {
+                    progress.tick("\(counters.recordsIn) read, \(counters.recordsOut) written, \(counters.rejected) rejected")
                 }
-                try handle(outputs, line: line)
-                progress.tick("\(counters.recordsIn) read, \(counters.recordsOut) written, \(counters.rejected) rejected")
             }
-            try handle(try stage.finish(), line: nil)
-            counters.extra = stage.extraStats
+            stopped = try body { outputs, line, read in try emit(outputs, line: line, read: read) }
+            counters.extra = extraStats()
             try rejectsWriter.commit()
             try outputWriter.commit()
         } catch {
@@ -114,6 +131,10 @@ public struct StageRunner {
             throw error
         }
         counters.seconds = progress.elapsed
+        if let stopped {
+            progress.finish("\(counters.recordsIn) read, \(counters.recordsOut) written, \(counters.rejected) rejected; \(stopped)")
+            throw stopped
+        }
         if let stats { try counters.write(to: stats) }
         progress.finish("\(counters.recordsIn) read, \(counters.recordsOut) written, \(counters.rejected) rejected in \(formatSeconds(counters.seconds))")
         return counters

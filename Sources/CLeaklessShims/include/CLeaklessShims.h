@@ -36,4 +36,10 @@ int leakless_jpeg_decode(const uint8_t *data, size_t size, int scale_denom, uint
 
 void leakless_pixels_free(leakless_pixels *image);
 
+// Ctrl-C: the first SIGINT (or SIGTERM) sets a flag the stages poll, so they stop sending new
+// requests and write what finished; a second one ends the process at once.
+void leakless_interrupt_install(void);
+int leakless_interrupted(void);
+void leakless_interrupt_request(void);
+
 #endif

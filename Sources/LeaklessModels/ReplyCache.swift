@@ -1,0 +1,115 @@
+import Foundation
+import LeaklessCore
+
+/// Every good model reply, stored under the hash of the request's content
+/// (`cache/<first two hex>/<hash>.json`, each written atomically the moment the reply arrives),
+/// so a rerun, or a run resumed after the process was killed, never asks twice. The key is
+/// built from what decides the reply (model, messages with images by hash, sampling
+/// parameters, schema, template), never from the endpoint's address or credentials.
+public final class ReplyCache: @unchecked Sendable {
+    public let folder: String
+
+    public init(folder: String) { self.folder = folder }
+
+    public func path(for key: ContentHash) -> String {
+        FileSystem.join(folder, String(key.hex.prefix(2)), "\(key.hex).json")
+    }
+
+    /// The stored reply, or nil; an unreadable entry counts as missing and is replaced later.
+    public func lookup(_ key: ContentHash) -> JSONValue? {
+        let file = path(for: key)
+        guard FileSystem.exists(file), let bytes = try? FileSystem.read(file) else { return nil }
+        return try? JSONParser.parse(bytes: bytes)
+    }
+
+    public func store(_ key: ContentHash, _ value: JSONValue) throws {
+        try AtomicFile.write(JSONWriter.canonical(value), to: path(for: key))
+    }
+}
+
+/// What one stage spent on models, counted across its workers, and the budget it must stay
+/// within. A request is reserved at its estimated size before it goes; when the reservation
+/// would pass the budget the stage stops taking new records.
+public final class UsageMeter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var counts: [String: Int] = [:]
+    private var cost = 0.0
+    private var reservedCost = 0.0
+    private var reservedTokens = 0
+    private var reservedRequests = 0
+    public let budget: Budget
+    private var exceeded: String?
+
+    public init(budget: Budget) { self.budget = budget }
+
+    public func add(_ name: String, _ amount: Int = 1) {
+        lock.lock()
+        counts[name, default: 0] += amount
+        lock.unlock()
+    }
+
+    public subscript(name: String) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return counts[name] ?? 0
+    }
+
+    /// Why the budget stopped the stage, or nil.
+    public var budgetStop: String? {
+        lock.lock()
+        defer { lock.unlock() }
+        return exceeded
+    }
+
+    private var spentTokens: Int { (counts["prompt_tokens"] ?? 0) + (counts["completion_tokens"] ?? 0) }
+
+    /// Reserves a request; false (and the stage stops) when it could pass the budget.
+    public func reserve(tokens: Int, cost estimate: Double) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if exceeded != nil { return false }
+        if budget.requests > 0 && (counts["requests"] ?? 0) + reservedRequests + 1 > budget.requests {
+            exceeded = "budget of \(budget.requests) requests reached"
+        } else if budget.tokens > 0 && spentTokens + reservedTokens + tokens > budget.tokens {
+            exceeded = "budget of \(budget.tokens) tokens reached"
+        } else if budget.usd > 0 && cost + reservedCost + estimate > budget.usd {
+            exceeded = "budget of \(String(format1: budget.usd, digits: 2)) USD reached"
+        }
+        if exceeded != nil { return false }
+        reservedRequests += 1
+        reservedTokens += tokens
+        reservedCost += estimate
+        return true
+    }
+
+    /// Replaces a reservation by what the request really used (nil: it failed, nothing spent).
+    public func settle(reservedTokens tokens: Int, reservedCost estimate: Double,
+                       promptTokens: Int?, completionTokens: Int?, cost actual: Double, images: Int = 0) {
+        lock.lock()
+        reservedRequests -= 1
+        reservedTokens -= tokens
+        reservedCost -= estimate
+        if let promptTokens {
+            counts["requests", default: 0] += 1
+            counts["prompt_tokens", default: 0] += promptTokens
+            counts["completion_tokens", default: 0] += completionTokens ?? 0
+            counts["images_generated", default: 0] += images
+            cost += actual
+        }
+        lock.unlock()
+    }
+
+    public var json: JSONValue {
+        lock.lock()
+        defer { lock.unlock() }
+        var fields = counts.mapValues { JSONValue.int(Int64($0)) }
+        fields["cost_usd"] = .double((cost * 1_000_000).rounded() / 1_000_000)
+        return .object(fields)
+    }
+
+    public var spent: Budget {
+        lock.lock()
+        defer { lock.unlock() }
+        return Budget(usd: cost, requests: counts["requests"] ?? 0, tokens: spentTokens)
+    }
+}

@@ -1,0 +1,178 @@
+import Foundation
+
+/// Why a request to a model endpoint failed for good.
+public enum EndpointError: Error, CustomStringConvertible {
+    /// The endpoint said no in a way another try cannot fix (400, 401, 403, 404, ...).
+    case rejected(status: Int, url: String, message: String)
+    /// Every retry failed.
+    case exhausted(attempts: Int, url: String, last: String)
+    /// Ctrl-C or a budget stopped the stage before the request was answered.
+    case stopped
+
+    public var description: String {
+        switch self {
+        case .rejected(let status, let url, let message):
+            return "POST \(url) answered \(status): \(message)"
+        case .exhausted(let attempts, let url, let last):
+            return "POST \(url) failed \(attempts) times; last: \(last)"
+        case .stopped:
+            return "stopped before the request was answered"
+        }
+    }
+}
+
+/// How hard to retry: exponential backoff from `baseSeconds`, doubled each time up to
+/// `capSeconds`, with jitter (each delay drawn from its upper half), and the server's
+/// Retry-After when it gives one.
+public struct RetryPolicy: Sendable {
+    public var maxRetries: Int
+    public var baseSeconds: Double
+    public var capSeconds: Double
+
+    public init(maxRetries: Int, baseSeconds: Double, capSeconds: Double = 60) {
+        self.maxRetries = maxRetries
+        self.baseSeconds = baseSeconds
+        self.capSeconds = capSeconds
+    }
+
+    public func delay(attempt: Int, retryAfter: Double?) -> Double {
+        if let retryAfter { return min(max(retryAfter, 0), max(capSeconds, retryAfter)) }
+        let ceiling = min(capSeconds, baseSeconds * pow(2, Double(attempt)))
+        return ceiling * Double.random(in: 0.5...1)
+    }
+
+    /// Retry-After as seconds or an HTTP date; OpenAI's retry-after-ms when present.
+    public static func retryAfter(_ headers: [String: String], now: Date = Date()) -> Double? {
+        if let text = headers["retry-after-ms"], let ms = Double(text) { return ms / 1000 }
+        guard let text = headers["retry-after"] else { return nil }
+        if let seconds = Double(text) { return seconds }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        guard let date = formatter.date(from: text) else { return nil }
+        return max(0, date.timeIntervalSince(now))
+    }
+}
+
+/// Counters of one endpoint's traffic, shared by its workers.
+public final class TrafficCounters: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [String: Int] = [:]
+
+    public init() {}
+
+    public func add(_ name: String, _ amount: Int = 1) {
+        lock.lock()
+        values[name, default: 0] += amount
+        lock.unlock()
+    }
+
+    public subscript(name: String) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return values[name] ?? 0
+    }
+
+    public var snapshot: [String: Int] {
+        lock.lock()
+        defer { lock.unlock() }
+        return values
+    }
+}
+
+/// A model endpoint over HTTP: JSON POSTs with the API key, the rate budget, and retries. The
+/// key goes into the Authorization header and nowhere else: every message that leaves this
+/// type has it scrubbed, in case a server echoes it.
+public final class Endpoint: @unchecked Sendable {
+    public let baseURL: String
+    private let apiKey: String?
+    public let timeout: Double
+    public let policy: RetryPolicy
+    public let limiter: RateLimiter
+    public let counters = TrafficCounters()
+    /// Polled between tries and while waiting: true stops the request (Ctrl-C, a budget).
+    public var shouldStop: @Sendable () -> Bool = { Interruption.requested }
+
+    /// At most this many requests of this endpoint in flight, whichever stage worker sends them.
+    private let slots: DispatchSemaphore
+
+    public init(baseURL: String, apiKey: String?, timeout: Double, policy: RetryPolicy, limiter: RateLimiter, maxInFlight: Int = 1024) {
+        slots = DispatchSemaphore(value: max(1, maxInFlight))
+        var base = baseURL
+        while base.hasSuffix("/") { base.removeLast() }
+        self.baseURL = base
+        self.apiKey = apiKey?.isEmpty == true ? nil : apiKey
+        self.timeout = timeout
+        self.policy = policy
+        self.limiter = limiter
+    }
+
+    public func url(_ path: String) -> String { baseURL + path }
+
+    public func scrub(_ text: String) -> String {
+        guard let apiKey, apiKey.count >= 4 else { return text }
+        return text.replacingOccurrences(of: apiKey, with: "[redacted]")
+    }
+
+    /// Sends `body` to `path` until a 2xx answer, retrying 408, 409, 429, 5xx, timeouts and
+    /// dropped connections; other statuses fail at once with the endpoint's own message.
+    public func post(_ path: String, body: [UInt8], estimatedTokens: Int, using http: CurlHTTP) throws -> HTTPResponse {
+        let target = CurlHTTP.redacted(url(path))
+        var headers = [("Content-Type", "application/json"), ("Accept", "application/json")]
+        if let apiKey { headers.append(("Authorization", "Bearer \(apiKey)")) }
+        let request = HTTPRequest(url: url(path), method: "POST", headers: headers, body: body, timeout: timeout)
+        var attempt = 0
+        while true {
+            if shouldStop() { throw EndpointError.stopped }
+            guard limiter.acquire(tokens: estimatedTokens, cancelled: shouldStop) else { throw EndpointError.stopped }
+            counters.add("http_requests")
+            let failure: String
+            var retryAfter: Double?
+            do {
+                slots.wait()
+                let exchanged = Result { try http.perform(request) }
+                slots.signal()
+                let response = try exchanged.get()
+                if (200..<300).contains(response.status) { return response }
+                let message = scrub(Self.errorMessage(response))
+                guard [408, 409, 429].contains(response.status) || response.status >= 500 else {
+                    counters.add("http_rejected")
+                    throw EndpointError.rejected(status: response.status, url: target, message: message)
+                }
+                counters.add(response.status == 429 ? "http_429" : "http_5xx")
+                failure = "\(response.status): \(message)"
+                retryAfter = RetryPolicy.retryAfter(response.headers)
+            } catch let error as TransportError {
+                guard error.isTransient else { throw EndpointError.rejected(status: 0, url: target, message: scrub(error.message)) }
+                counters.add(error.code == 28 ? "timeouts" : "dropped_connections")
+                failure = scrub(error.message)
+            }
+            guard attempt < policy.maxRetries else {
+                throw EndpointError.exhausted(attempts: attempt + 1, url: target, last: failure)
+            }
+            counters.add("retries")
+            let wait = policy.delay(attempt: attempt, retryAfter: retryAfter)
+            attempt += 1
+            let until = Date().addingTimeInterval(wait)
+            while Date() < until {
+                if shouldStop() { throw EndpointError.stopped }
+                Thread.sleep(forTimeInterval: min(0.05, max(0, until.timeIntervalSinceNow)))
+            }
+        }
+    }
+
+    /// The endpoint's own words: OpenAI's `{"error": {"message": ...}}`, SD WebUI's
+    /// `{"detail": ...}`, or the start of the body.
+    static func errorMessage(_ response: HTTPResponse) -> String {
+        if let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] {
+            if let error = object["error"] as? [String: Any], let message = error["message"] as? String { return message }
+            if let message = object["error"] as? String { return message }
+            if let detail = object["detail"] as? String { return detail }
+            if let message = object["message"] as? String { return message }
+        }
+        let text = String(decoding: response.body.prefix(300), as: UTF8.self)
+            .replacingOccurrences(of: "\n", with: " ")
+        return text.isEmpty ? "(empty body)" : text
+    }
+}
