@@ -18,7 +18,8 @@ public final class AtomicFile {
         let folder = FileSystem.parent(of: path)
         try FileSystem.createDirectory(folder)
         let name = FileSystem.lastComponent(of: path)
-        temporaryPath = FileSystem.join(folder, ".\(name).tmp-\(getpid())")
+        // Unique per process and per writer, so threads writing the same file do not collide.
+        temporaryPath = FileSystem.join(folder, ".\(name).tmp-\(getpid())-\(AtomicFile.nextSerial())")
         guard let file = fopen(temporaryPath, "wb") else {
             throw LocatedError(path: path, line: nil, message: "cannot write: \(String(cString: strerror(errno)))")
         }
@@ -27,6 +28,16 @@ public final class AtomicFile {
     }
 
     deinit { discard() }
+
+    private static let serialLock = PthreadLock()
+    nonisolated(unsafe) private static var serial = 0
+
+    static func nextSerial() -> Int {
+        serialLock.lock()
+        defer { serialLock.unlock() }
+        serial += 1
+        return serial
+    }
 
     public func write(_ bytes: [UInt8]) throws {
         pending.append(contentsOf: bytes)
@@ -110,4 +121,15 @@ public final class JSONLWriter {
 
     public func commit() throws { try file.commit() }
     public func discard() { file.discard() }
+}
+
+/// A mutex without Foundation.
+final class PthreadLock: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+
+    init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+
+    func lock() { pthread_mutex_lock(&mutex) }
+    func unlock() { pthread_mutex_unlock(&mutex) }
 }

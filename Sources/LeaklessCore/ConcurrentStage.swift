@@ -51,7 +51,7 @@ final class OrderedWorkQueue: @unchecked Sendable {
 
     init(workers: Int, work: @escaping (Record, Int) -> Outcome) {
         for index in 0..<workers {
-            let thread = Thread { [unowned self] in
+            let thread = Thread { [self] in
                 while let (sequence, record) = self.take() {
                     let outcome = work(record, index)
                     self.condition.lock()

@@ -65,7 +65,7 @@ public final class MockServer: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
         }
         self.port = Int(UInt16(bigEndian: actual.sin_port))
-        let thread = Thread { [unowned self] in self.acceptLoop() }
+        let thread = Thread { [self] in self.acceptLoop() }
         thread.start()
     }
 
@@ -112,7 +112,7 @@ public final class MockServer: @unchecked Sendable {
             lock.lock()
             connections.insert(connection)
             lock.unlock()
-            let thread = Thread { [unowned self] in
+            let thread = Thread { [self] in
                 self.serve(connection)
                 self.lock.lock()
                 self.connections.remove(connection)

@@ -42,7 +42,7 @@ public final class ModelSession: @unchecked Sendable {
             endpoints[backend.name] = endpoint
         }
         for endpoint in endpoints.values {
-            endpoint.shouldStop = { [unowned self] in self.stopReason != nil }
+            endpoint.shouldStop = { [weak self] in self?.stopReason != nil }
         }
     }
 
