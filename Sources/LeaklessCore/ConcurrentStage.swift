@@ -113,7 +113,13 @@ extension StageRunner {
         let window = workers * 4
         let queue = OrderedWorkQueue(workers: workers) { record, worker in
             if stage.stopReason != nil { return .skipped }
-            do { return .done(try stage.process(record, worker: worker)) } catch { return .failed(error) }
+            do {
+                return .done(try stage.process(record, worker: worker))
+            } catch {
+                // A failure for good stops the other workers at once, not when its turn to be written comes.
+                if !(error is RecordError), !((error as? StopSignal)?.stopsWork ?? false) { stage.requestStop("failed") }
+                return .failed(error)
+            }
         }
         defer { queue.close() }
         var lines: [Int: Int] = [:]

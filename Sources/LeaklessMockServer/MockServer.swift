@@ -175,7 +175,7 @@ public final class MockServer: @unchecked Sendable {
                 let bytes = Array(response.utf8) + body
                 var sent = 0
                 while sent < bytes.count {
-                    let count = bytes[sent...].withUnsafeBytes { write(connection, $0.baseAddress, $0.count) }
+                    let count = bytes[sent...].withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                     if count <= 0 { return }
                     sent += count
                 }

@@ -42,7 +42,8 @@ public final class ModelSession: @unchecked Sendable {
             endpoints[backend.name] = endpoint
         }
         for endpoint in endpoints.values {
-            endpoint.shouldStop = { [weak self] in self?.stopReason != nil }
+            // A budget only refuses new reservations; requests already reserved may finish.
+            endpoint.shouldStop = { [weak self] in Interruption.requested || self?.failed == true }
         }
     }
 
@@ -73,6 +74,12 @@ public final class ModelSession: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return failure
+    }
+
+    private var failed: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return failure != nil
     }
 
     public func requestStop(_ reason: String) {

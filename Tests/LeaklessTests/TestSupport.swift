@@ -48,8 +48,9 @@ func executablesFolder() throws -> String {
 }
 
 /// Runs a built executable and returns its exit status, stdout and stderr.
-func runExecutable(_ name: String, _ arguments: [String], in folder: String) throws -> (status: Int32, stdout: String, stderr: String) {
+func runExecutable(_ name: String, _ arguments: [String], in folder: String, environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
     let process = Process()
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     process.executableURL = URL(fileURLWithPath: FileSystem.join(try executablesFolder(), name))
     process.arguments = arguments
     process.currentDirectoryURL = URL(fileURLWithPath: folder)
