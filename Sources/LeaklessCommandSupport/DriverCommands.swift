@@ -77,6 +77,11 @@ public struct RunCommand: ParsableCommand {
             let ran = reports.filter(\.ran)
             print("leakless: \(reports.count) stages, \(ran.count) ran, \(reports.count - ran.count) skipped")
             print(RunSummary.table(reports, statusOnly: false))
+            for report in reports where report.ran {
+                guard let model = report.stats?.extra["model"] else { continue }
+                func count(_ name: String) -> Int64 { model[name]?.intValue ?? 0 }
+                print("\(report.stage.name): \(count("requests")) model request(s), \(count("prompt_tokens")) prompt + \(count("completion_tokens")) completion tokens, \(String(format1: model["cost_usd"]?.doubleValue ?? 0, digits: 4)) USD; cache \(count("cache_hits")) hit(s), \(count("cache_misses")) miss(es); \(count("reasks")) re-ask(s), \(count("refusals")) refusal(s)")
+            }
             let data = FileSystem.join(driver.benchmarkLink, "data.json")
             if only == nil, FileSystem.exists(data) {
                 print("")
