@@ -47,11 +47,8 @@ open class ModelStage: ConcurrentRecordStage {
     open func plannedCalls(_ record: Record) throws -> [PlannedCall] { [] }
 
     func planned(_ client: ChatClient, _ template: PromptTemplate, _ values: [String: String], images: [ImageAttachment] = []) throws -> PlannedCall {
-        var messages = try template.render(values)
-        if !images.isEmpty, let last = messages.lastIndex(where: { $0.role == "user" }) { messages[last].images = images }
-        return PlannedCall(chat: client, template: template, messages: messages, imagePrompt: nil)
+        PlannedCall(chat: client, template: template, messages: try template.render(values, images: images), imagePrompt: nil)
     }
-
 
     /// How a reply came about, for the record and the export's provenance.
     public func provenance(_ client: ChatClient, _ template: PromptTemplate, _ reply: ChatReply, attempts: Int) -> JSONValue {
@@ -102,6 +99,35 @@ extension StageRejection {
     func output(_ record: Record) -> [StageOutput] { [.reject(record, reason: reason, detail: detail)] }
 }
 
+/// A stage that asks one prompt per record (`stages/<stage>/<prompt>.prompt`) of its
+/// `backend`; subclasses give the slot values and read the reply.
+open class PromptStage: ModelStage {
+    public let client: ChatClient
+    public let template: PromptTemplate
+
+    public init(context: StageContext, prompt: String) throws {
+        let session = try Self.session(context, roles: ["backend"])
+        client = session.chat(context.network("backend")!)
+        template = try PromptTemplate.load(folder: context.templates, name: prompt)
+        super.init(context: context, session: session)
+    }
+
+    /// The prompt's slot values for a record; a missing field is a RecordError.
+    open func values(_ record: Record) throws -> [String: String] { [:] }
+
+    /// Images sent with the prompt.
+    open func images(_ record: Record) throws -> [ImageAttachment] { [] }
+
+    public override func plannedCalls(_ record: Record) throws -> [PlannedCall] {
+        [try planned(client, template, try values(record), images: try images(record))]
+    }
+
+    /// The stage's prompt for this record, asked.
+    func ask(_ record: Record, worker: Int, check: (JSONValue) -> String? = { _ in nil }) throws -> Result<(JSONValue, JSONValue), StageRejection> {
+        try ask(client, template, values: try values(record), images: try images(record), record: record, worker: worker, check: check)
+    }
+}
+
 func nonEmptyStrings(_ value: JSONValue?, field: String, count: Int) -> String? {
     guard let items = value?.arrayValue else { return "'\(field)' must be a list of strings" }
     let strings = items.compactMap { $0.stringValue?.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
@@ -112,20 +138,15 @@ func nonEmptyStrings(_ value: JSONValue?, field: String, count: Int) -> String? 
 /// extract, model: the paper's generation path. A red-teaming prompt gets the category,
 /// sub-category and one harmful element, and returns an image description that shows it, why
 /// it is risky, and harmful queries.
-public final class ModelExtractStage: ModelStage {
-    let client: ChatClient
-    let template: PromptTemplate
+public final class ModelExtractStage: PromptStage {
     let count: Int
 
     public init(context: StageContext) throws {
-        let session = try Self.session(context, roles: ["backend"])
-        client = session.chat(context.network("backend")!)
-        template = try PromptTemplate.load(folder: context.templates, name: "generate")
         count = context.int("queries_per_element")
-        super.init(context: context, session: session)
+        try super.init(context: context, prompt: "generate")
     }
 
-    func values(_ record: Record) throws -> [String: String] {
+    public override func values(_ record: Record) throws -> [String: String] {
         try record.requireKind(["element"])
         let element = try record.requireObject("element")
         return [
@@ -135,12 +156,8 @@ public final class ModelExtractStage: ModelStage {
         ]
     }
 
-    public override func plannedCalls(_ record: Record) throws -> [PlannedCall] {
-        [try planned(client, template, try values(record))]
-    }
-
     public override func process(_ record: Record, worker: Int) throws -> [StageOutput] {
-        switch try ask(client, template, values: try values(record), record: record, worker: worker, check: { nonEmptyStrings($0["queries"], field: "queries", count: 1) }) {
+        switch try ask(record, worker: worker, check: { nonEmptyStrings($0["queries"], field: "queries", count: 1) }) {
         case .failure(let rejection): return rejection.output(record)
         case .success(let (reply, provenance)):
             let queries = reply["queries"]!.stringArray!.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
@@ -160,33 +177,23 @@ public final class ModelExtractStage: ModelStage {
 }
 
 /// rewrite, model: revised queries that make a request only together with the image.
-public final class ModelRewriteStage: ModelStage {
-    let client: ChatClient
-    let template: PromptTemplate
+public final class ModelRewriteStage: PromptStage {
     let variants: Int
 
     public init(context: StageContext) throws {
-        let session = try Self.session(context, roles: ["backend"])
-        client = session.chat(context.network("backend")!)
-        template = try PromptTemplate.load(folder: context.templates, name: "rewrite")
         variants = context.int("variants_per_query")
-        super.init(context: context, session: session)
+        try super.init(context: context, prompt: "rewrite")
     }
 
-    func values(_ record: Record) throws -> [String: String] {
+    public override func values(_ record: Record) throws -> [String: String] {
         try record.requireKind(["seed"])
         return ["image_description": try record.requireString("image_description"), "query": try record.requireString("query"),
                 "count": String(variants)]
     }
 
-    public override func plannedCalls(_ record: Record) throws -> [PlannedCall] {
-        [try planned(client, template, try values(record))]
-    }
-
     public override func process(_ record: Record, worker: Int) throws -> [StageOutput] {
-        let values = try values(record)
-        let harmful = values["query"]!
-        switch try ask(client, template, values: values, record: record, worker: worker, check: { nonEmptyStrings($0["revised_queries"], field: "revised_queries", count: 1) }) {
+        let harmful = try values(record)["query"]!
+        switch try ask(record, worker: worker, check: { nonEmptyStrings($0["revised_queries"], field: "revised_queries", count: 1) }) {
         case .failure(let rejection): return rejection.output(record)
         case .success(let (reply, provenance)):
             var seen = Set<String>()
@@ -211,18 +218,12 @@ public final class ModelRewriteStage: ModelStage {
 
 /// detect, model: the LLM VSIL detector. Keeps a revised query when the text alone is not
 /// harmful, the text with the image is, and the revision kept its meaning.
-public final class ModelDetectStage: ModelStage {
-    let client: ChatClient
-    let template: PromptTemplate
-
+public final class ModelDetectStage: PromptStage {
     public init(context: StageContext) throws {
-        let session = try Self.session(context, roles: ["backend"])
-        client = session.chat(context.network("backend")!)
-        template = try PromptTemplate.load(folder: context.templates, name: "judge")
-        super.init(context: context, session: session)
+        try super.init(context: context, prompt: "judge")
     }
 
-    func values(_ record: Record) throws -> [String: String] {
+    public override func values(_ record: Record) throws -> [String: String] {
         try record.requireKind(["query"])
         return [
             "image_description": try record.requireString("image_description"), "query": try record.requireString("query"),
@@ -230,13 +231,8 @@ public final class ModelDetectStage: ModelStage {
         ]
     }
 
-    public override func plannedCalls(_ record: Record) throws -> [PlannedCall] {
-        [try planned(client, template, try values(record))]
-    }
-
     public override func process(_ record: Record, worker: Int) throws -> [StageOutput] {
-        let values = try values(record)
-        switch try ask(client, template, values: values, record: record, worker: worker) {
+        switch try ask(record, worker: worker) {
         case .failure(let rejection): return rejection.output(record)
         case .success(let (judgement, provenance)):
             let reason = judgement["reason"]?.stringValue ?? ""
@@ -262,18 +258,12 @@ public final class ModelDetectStage: ModelStage {
 
 /// filter, model: the final pair check with the real image. Keeps pairs a vision model finds
 /// meaningful together and risky together.
-public final class ModelFilterStage: ModelStage {
-    let client: ChatClient
-    let template: PromptTemplate
-
+public final class ModelFilterStage: PromptStage {
     public init(context: StageContext) throws {
-        let session = try Self.session(context, roles: ["backend"])
-        client = session.chat(context.network("backend")!)
-        template = try PromptTemplate.load(folder: context.templates, name: "pair")
-        super.init(context: context, session: session)
+        try super.init(context: context, prompt: "pair")
     }
 
-    func values(_ record: Record) throws -> [String: String] {
+    public override func values(_ record: Record) throws -> [String: String] {
         try record.requireKind(["pair"])
         return [
             "query": try record.requireString("query"), "image_description": try record.requireString("image_description"),
@@ -281,14 +271,12 @@ public final class ModelFilterStage: ModelStage {
         ]
     }
 
-    public override func plannedCalls(_ record: Record) throws -> [PlannedCall] {
-        [try planned(client, template, try values(record), images: [try loadImage(record, blobs: context.blobs)])]
+    public override func images(_ record: Record) throws -> [ImageAttachment] {
+        [try loadImage(record, blobs: context.blobs)]
     }
 
     public override func process(_ record: Record, worker: Int) throws -> [StageOutput] {
-        let values = try values(record)
-        let image = try loadImage(record, blobs: context.blobs)
-        switch try ask(client, template, values: values, images: [image], record: record, worker: worker) {
+        switch try ask(record, worker: worker) {
         case .failure(let rejection): return rejection.output(record)
         case .success(let (verdict, provenance)):
             let reason = verdict["reason"]?.stringValue ?? ""

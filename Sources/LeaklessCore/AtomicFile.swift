@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -29,7 +30,7 @@ public final class AtomicFile {
 
     deinit { discard() }
 
-    private static let serialLock = PthreadLock()
+    private static let serialLock = NSLock()
     nonisolated(unsafe) private static var serial = 0
 
     static func nextSerial() -> Int {
@@ -123,13 +124,3 @@ public final class JSONLWriter {
     public func discard() { file.discard() }
 }
 
-/// A mutex without Foundation.
-final class PthreadLock: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-
-    init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
-
-    func lock() { pthread_mutex_lock(&mutex) }
-    func unlock() { pthread_mutex_unlock(&mutex) }
-}

@@ -89,13 +89,6 @@ final class OrderedWorkQueue: @unchecked Sendable {
         return results.removeValue(forKey: sequence)!
     }
 
-    /// Whether `sequence` has finished, without waiting.
-    func isDone(_ sequence: Int) -> Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        return results[sequence] != nil
-    }
-
     func close() {
         condition.lock()
         closed = true

@@ -134,37 +134,35 @@ public final class ChatClient: @unchecked Sendable {
             if let format { body["response_format"] = format }
             let estimate = estimate(messages)
             let estimatedCost = cost(prompt: estimate.prompt, completion: estimate.completion)
-            guard meter.reserve(tokens: estimate.prompt + estimate.completion, cost: estimatedCost) else {
-                throw EndpointError.stopped
+            let reserved = estimate.prompt + estimate.completion
+            guard meter.reserve(tokens: reserved, cost: estimatedCost) else { throw EndpointError.stopped }
+            func release() {
+                meter.settle(reservedTokens: reserved, reservedCost: estimatedCost, promptTokens: nil, completionTokens: nil, cost: 0)
             }
             let response: HTTPResponse
             do {
                 response = try endpoint.post("/chat/completions", body: Array(JSONWriter.canonical(.object(body)).utf8),
-                                             estimatedTokens: estimate.prompt + estimate.completion, using: http)
+                                             estimatedTokens: reserved, using: http)
             } catch EndpointError.rejected(let status, let url, let message) where [400, 422].contains(status) && automaticMode
                 && mode != .text && schema != nil && Self.mentionsResponseFormat(message)
             {
-                meter.settle(reservedTokens: estimate.prompt + estimate.completion, reservedCost: estimatedCost,
-                             promptTokens: nil, completionTokens: nil, cost: 0)
+                release()
                 downgrade(from: mode, url: url)
                 continue
             } catch {
-                meter.settle(reservedTokens: estimate.prompt + estimate.completion, reservedCost: estimatedCost,
-                             promptTokens: nil, completionTokens: nil, cost: 0)
+                release()
                 throw error
             }
             let reply: ChatReply
             do {
                 reply = try Self.reply(fromWire: response.body, key: key)
             } catch {
-                meter.settle(reservedTokens: estimate.prompt + estimate.completion, reservedCost: estimatedCost,
-                             promptTokens: nil, completionTokens: nil, cost: 0)
+                release()
                 throw EndpointError.rejected(status: response.status, url: CurlHTTP.redacted(endpoint.url("/chat/completions")),
                                              message: endpoint.scrub("\(error)"))
             }
-            endpoint.limiter.settle(estimatedTokens: estimate.prompt + estimate.completion,
-                                    actualTokens: reply.promptTokens + reply.completionTokens)
-            meter.settle(reservedTokens: estimate.prompt + estimate.completion, reservedCost: estimatedCost,
+            endpoint.limiter.settle(estimatedTokens: reserved, actualTokens: reply.promptTokens + reply.completionTokens)
+            meter.settle(reservedTokens: reserved, reservedCost: estimatedCost,
                          promptTokens: reply.promptTokens, completionTokens: reply.completionTokens,
                          cost: cost(prompt: reply.promptTokens, completion: reply.completionTokens))
             meter.add("cache_misses")
@@ -198,10 +196,7 @@ public final class ChatClient: @unchecked Sendable {
         _ template: PromptTemplate, values: [String: String], images: [ImageAttachment] = [],
         check: (JSONValue) -> String? = { _ in nil }, http: CurlHTTP
     ) throws -> StructuredOutcome {
-        var messages = try template.render(values)
-        if !images.isEmpty, let last = messages.lastIndex(where: { $0.role == "user" }) {
-            messages[last].images = images
-        }
+        var messages = try template.render(values, images: images)
         let schema = template.replySchema
         var attempts = 0
         while true {

@@ -109,12 +109,13 @@ public struct PromptTemplate: Sendable {
         return names
     }
 
-    /// The messages with every slot filled; a slot without a value is an error naming it.
-    public func render(_ values: [String: String]) throws -> [ChatMessage] {
+    /// The messages with every slot filled (a slot without a value is an error naming it), and
+    /// `images` attached to the last user message.
+    public func render(_ values: [String: String], images: [ImageAttachment] = []) throws -> [ChatMessage] {
         if let missing = slots.subtracting(values.keys).sorted().first {
             throw LocatedError(path: path, line: nil, message: "no value for the slot {{\(missing)}}")
         }
-        return sections.map { section in
+        var messages = sections.map { section in
             var text = ""
             var rest = section.text[...]
             while let open = rest.range(of: "{{"), let close = rest[open.upperBound...].range(of: "}}") {
@@ -125,6 +126,8 @@ public struct PromptTemplate: Sendable {
             text += rest
             return ChatMessage(role: section.role, text: text)
         }
+        if !images.isEmpty, let last = messages.lastIndex(where: { $0.role == "user" }) { messages[last].images = images }
+        return messages
     }
 }
 

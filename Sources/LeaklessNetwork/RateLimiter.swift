@@ -15,9 +15,11 @@ public final class RateLimiter: @unchecked Sendable {
     public init(requestsPerMinute: Int, tokensPerMinute: Int) {
         requestsPerSecond = Double(requestsPerMinute) / 60
         tokensPerSecond = Double(tokensPerMinute) / 60
-        requestCredit = max(1, requestsPerSecond * 10)
-        tokenCredit = tokensPerSecond * 10
+        requestCredit = 0
+        tokenCredit = 0
         last = Self.now()
+        requestCredit = requestCapacity
+        tokenCredit = tokenCapacity
     }
 
     static func now() -> Double { Date().timeIntervalSinceReferenceDate }
