@@ -20,8 +20,9 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
-        // Typed wrappers for what Swift cannot call: variadic curl_easy_setopt, libjpeg's longjmp errors.
-        .target(name: "CLeaklessShims", dependencies: ["CCurl", "CJPEG"]),
+        // Typed wrappers for what Swift cannot call: variadic curl_easy_setopt, libjpeg's and libpng's
+        // longjmp errors (the image decoders, with their row handling, live there for that reason).
+        .target(name: "CLeaklessShims", dependencies: ["CCurl", "CJPEG", "CPNG", "CXXHash"]),
 
         .target(name: "LeaklessCore", dependencies: ["CXXHash", .product(name: "Yams", package: "Yams")]),
         .target(name: "LeaklessImaging", dependencies: ["CPNG", "CJPEG", "CLeaklessShims"]),

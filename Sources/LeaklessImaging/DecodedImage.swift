@@ -14,6 +14,20 @@ public struct DecodedImage: Sendable, Equatable {
     }
 }
 
+/// One 8-bit plane: the luma that perceptual hashes are computed from.
+public struct LumaPlane: Sendable, Equatable {
+    public let width: Int
+    public let height: Int
+    public let pixels: [UInt8]
+
+    public init(width: Int, height: Int, pixels: [UInt8]) {
+        precondition(pixels.count == width * height, "pixel buffer does not match the plane size")
+        self.width = width
+        self.height = height
+        self.pixels = pixels
+    }
+}
+
 public enum ImageFormat: String, Sendable {
     case png
     case jpeg
@@ -36,6 +50,7 @@ public struct ImageError: Error, CustomStringConvertible, Equatable {
         case notAnImage = "not-an-image"
         case corrupt = "corrupt-image"
         case tooLarge = "image-too-large"
+        case unreadable = "unreadable-file"
     }
 
     public let reason: Reason

@@ -1,58 +1,125 @@
-import CJPEG
 import CLeaklessShims
 import CPNG
+
+/// What a decode should produce beyond the file's declared size.
+public struct DecodeOptions: Sendable {
+    /// 8-bit grey or RGB pixels.
+    public var pixels = false
+    /// The luma plane (Pillow's "L" weights), what the perceptual hashes read.
+    public var luma = false
+    /// XXH3-128 of the decoded size and RGB rows: equal for pixel-identical images in any encoding.
+    public var digest = false
+    /// JPEG: decode at 1/2, 1/4 or 1/8 scale in the DCT domain.
+    public var scaleDenominator = 1
+    /// JPEG: instead of a fixed scale, the smallest DCT scale whose sides stay at least this long.
+    public var minimumSide = 0
+    /// JPEG: decode libjpeg's Y channel only (luma and digest; no pixels).
+    public var jpegGreyOnly = false
+    /// PNG: skip the chunk CRCs and zlib's Adler-32 (inflate errors are still errors).
+    public var skipChecksums = false
+    /// Apply the EXIF orientation (JPEG APP1, PNG eXIf) to what is returned.
+    public var orient = true
+    /// Images declaring more pixels than this are refused before any pixel buffer is allocated.
+    public var pixelLimit = ImageCodec.defaultPixelLimit
+
+    public init(pixels: Bool = false, luma: Bool = false, digest: Bool = false) {
+        self.pixels = pixels
+        self.luma = luma
+        self.digest = digest
+    }
+}
+
+/// One decoded file. Sizes are after DCT scaling and orientation; `sourceWidth`/`sourceHeight`
+/// are what the file declares, oriented the same way.
+public struct DecodedFrame: Sendable {
+    public let format: ImageFormat
+    public let sourceWidth: Int
+    public let sourceHeight: Int
+    public let image: DecodedImage?
+    public let luma: LumaPlane?
+    /// 32 hex digits, or nil when not asked for.
+    public let digest: String?
+    public let hadAlpha: Bool
+    public let orientation: ExifOrientation
+}
 
 /// Decoding (libpng, libjpeg-turbo) and PNG encoding. Alpha is composited onto white, the same
 /// background for every image, so a transparent PNG decodes the same wherever it is used.
 public enum ImageCodec {
-    /// Images declaring more pixels than this are refused before any pixel buffer is allocated.
     public static let defaultPixelLimit: UInt64 = 100_000_000
 
+    /// Full-size pixels, oriented.
     public static func decode(_ bytes: [UInt8], pixelLimit: UInt64 = defaultPixelLimit) throws -> DecodedImage {
-        guard !bytes.isEmpty else { throw ImageError(reason: .empty, message: "the file is empty") }
-        switch ImageFormat.sniff(bytes) {
-        case .png: return try decodePNG(bytes, pixelLimit: pixelLimit)
-        case .jpeg: return try decodeJPEG(bytes, scaleDenominator: 1, pixelLimit: pixelLimit)
-        case nil: throw ImageError(reason: .notAnImage, message: "neither a PNG nor a JPEG file")
-        }
+        var options = DecodeOptions(pixels: true)
+        options.pixelLimit = pixelLimit
+        return try decode(bytes, options: options).image!
     }
 
     public static func decodeJPEG(_ bytes: [UInt8], scaleDenominator: Int, pixelLimit: UInt64 = defaultPixelLimit) throws -> DecodedImage {
-        var result = leakless_pixels()
-        var message = [CChar](repeating: 0, count: 256)
-        let status = bytes.withUnsafeBufferPointer { buffer in
-            leakless_jpeg_decode(buffer.baseAddress, buffer.count, Int32(scaleDenominator), pixelLimit, &result, &message, message.count)
-        }
-        guard status == 0 else {
-            let text = String(cString: message)
-            throw ImageError(reason: text.hasPrefix("declared size") ? .tooLarge : .corrupt, message: "JPEG: \(text)")
-        }
-        defer { leakless_pixels_free(&result) }
-        let count = Int(result.width) * Int(result.height) * Int(result.channels)
-        let pixels = Array(UnsafeBufferPointer(start: result.pixels, count: count))
-        return DecodedImage(width: Int(result.width), height: Int(result.height), channels: Int(result.channels), pixels: pixels)
+        guard ImageFormat.sniff(bytes) == .jpeg else { throw ImageError(reason: .notAnImage, message: "not a JPEG file") }
+        var options = DecodeOptions(pixels: true)
+        options.scaleDenominator = scaleDenominator
+        options.pixelLimit = pixelLimit
+        return try decode(bytes, options: options).image!
     }
 
-    public static func decodePNG(_ bytes: [UInt8], pixelLimit: UInt64 = defaultPixelLimit) throws -> DecodedImage {
-        var image = png_image()
-        image.version = UInt32(PNG_IMAGE_VERSION)
-        defer { png_image_free(&image) }
-        let began = bytes.withUnsafeBufferPointer { png_image_begin_read_from_memory(&image, $0.baseAddress, $0.count) }
-        guard began != 0 else { throw pngError(image, reason: .corrupt) }
-        guard UInt64(image.width) * UInt64(image.height) <= pixelLimit else {
-            throw ImageError(reason: .tooLarge, message: "PNG: declared size \(image.width)x\(image.height) exceeds the limit of \(pixelLimit) pixels")
+    public static func decode(_ bytes: [UInt8], options: DecodeOptions) throws -> DecodedFrame {
+        try bytes.withUnsafeBufferPointer { try decode(UnsafeRawBufferPointer($0), options: options) }
+    }
+
+    /// Decodes from memory the caller owns (a memory-mapped file, for instance).
+    public static func decode(_ bytes: UnsafeRawBufferPointer, options: DecodeOptions) throws -> DecodedFrame {
+        guard !bytes.isEmpty, let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else {
+            throw ImageError(reason: .empty, message: "the file is empty")
         }
-        let grey = image.format & UInt32(PNG_FORMAT_FLAG_COLOR) == 0
-        image.format = grey ? UInt32(PNG_FORMAT_GRAY) : UInt32(PNG_FORMAT_RGB)
-        let channels = grey ? 1 : 3
-        let width = Int(image.width), height = Int(image.height)
-        var pixels = [UInt8](repeating: 0, count: width * height * channels)
-        var white = png_color(red: 255, green: 255, blue: 255)
-        let finished = pixels.withUnsafeMutableBytes { buffer in
-            png_image_finish_read(&image, &white, buffer.baseAddress, Int32(width * channels), nil)
+        var flags: UInt32 = 0
+        if options.pixels { flags |= UInt32(LEAKLESS_DECODE_PIXELS) }
+        if options.luma { flags |= UInt32(LEAKLESS_DECODE_LUMA) }
+        if options.digest { flags |= UInt32(LEAKLESS_DECODE_DIGEST) }
+        if options.jpegGreyOnly { flags |= UInt32(LEAKLESS_DECODE_JPEG_GREY) }
+        if options.skipChecksums { flags |= UInt32(LEAKLESS_DECODE_SKIP_CHECKSUMS) }
+        var result = leakless_image()
+        var message = [CChar](repeating: 0, count: 256)
+        let status = leakless_image_decode(
+            base, bytes.count, Int32(options.scaleDenominator), UInt32(options.minimumSide), flags, options.pixelLimit, &result, &message, message.count)
+        defer { leakless_image_free(&result) }
+        guard status == 0 else {
+            let text = String(cString: message)
+            let format = ImageFormat.sniff(UnsafeRawBufferPointer(rebasing: bytes.prefix(8)))
+            let prefix = format.map { $0 == .png ? "PNG: " : "JPEG: " } ?? ""
+            switch status {
+            case Int32(LEAKLESS_DECODE_TOO_LARGE): throw ImageError(reason: .tooLarge, message: prefix + text)
+            case Int32(LEAKLESS_DECODE_NOT_AN_IMAGE): throw ImageError(reason: .notAnImage, message: text)
+            default: throw ImageError(reason: .corrupt, message: prefix + (text.isEmpty ? "unreadable" : text))
+            }
         }
-        guard finished != 0 else { throw pngError(image, reason: .corrupt) }
-        return DecodedImage(width: width, height: height, channels: channels, pixels: pixels)
+        let format: ImageFormat = result.format == UInt32(LEAKLESS_FORMAT_PNG) ? .png : .jpeg
+        let orientation = options.orient ? ExifOrientation.read(bytes, format: format) : .up
+        let width = Int(result.width), height = Int(result.height), channels = Int(result.channels)
+        var image: DecodedImage?
+        if let pixels = result.pixels {
+            let plain = DecodedImage(
+                width: width, height: height, channels: channels,
+                pixels: Array(UnsafeBufferPointer(start: pixels, count: width * height * channels)))
+            image = orientation.apply(to: plain)
+        }
+        var luma: LumaPlane?
+        if let plane = result.luma {
+            let plain = LumaPlane(width: width, height: height, pixels: Array(UnsafeBufferPointer(start: plane, count: width * height)))
+            luma = orientation.apply(to: plain)
+        }
+        let digest = options.digest ? hex(result.digest_high) + hex(result.digest_low) : nil
+        let swaps = orientation.swapsAxes
+        return DecodedFrame(
+            format: format,
+            sourceWidth: Int(swaps ? result.source_height : result.source_width),
+            sourceHeight: Int(swaps ? result.source_width : result.source_height),
+            image: image, luma: luma, digest: digest, hadAlpha: result.had_alpha != 0, orientation: orientation)
+    }
+
+    private static func hex(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
     }
 
     /// A PNG file of the image (8-bit grey or RGB), as libpng's simplified API writes it.
@@ -69,21 +136,21 @@ public enum ImageCodec {
         let measured = image.pixels.withUnsafeBytes {
             png_image_write_to_memory(&png, nil, &size, 0, $0.baseAddress, stride, nil)
         }
-        guard measured != 0 else { throw pngError(png, reason: .corrupt) }
+        guard measured != 0 else { throw pngError(png) }
         var output = [UInt8](repeating: 0, count: size)
         let written = output.withUnsafeMutableBytes { target in
             image.pixels.withUnsafeBytes { source in
                 png_image_write_to_memory(&png, target.baseAddress, &size, 0, source.baseAddress, stride, nil)
             }
         }
-        guard written != 0 else { throw pngError(png, reason: .corrupt) }
+        guard written != 0 else { throw pngError(png) }
         return Array(output.prefix(size))
     }
 
-    private static func pngError(_ image: png_image, reason: ImageError.Reason) -> ImageError {
+    private static func pngError(_ image: png_image) -> ImageError {
         let message = withUnsafeBytes(of: image.message) { raw in
             String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
         }
-        return ImageError(reason: reason, message: "PNG: \(message.isEmpty ? "unreadable" : message)")
+        return ImageError(reason: .corrupt, message: "PNG: \(message.isEmpty ? "cannot encode" : message)")
     }
 }

@@ -6,5 +6,8 @@ struct LeaklessCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "leakless",
         abstract: "Build multimodal safety benchmarks free of visual safety information leakage.",
-        subcommands: [RunCommand.self, StatusCommand.self, ValidateCommand.self, MockServerCommand.self, BenchClientCommand.self])
+        subcommands: [
+            RunCommand.self, StatusCommand.self, ValidateCommand.self, HashCommand.self, MockServerCommand.self,
+            BenchClientCommand.self,
+        ])
 }

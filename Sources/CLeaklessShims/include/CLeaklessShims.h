@@ -15,26 +15,7 @@ typedef size_t (*leakless_curl_data_callback)(char *data, size_t size, size_t co
 CURLcode leakless_curl_setopt_callback(CURL *handle, CURLoption option, leakless_curl_data_callback callback);
 CURLcode leakless_curl_getinfo_long(CURL *handle, CURLINFO info, long *value);
 
-// A decoded image: 8-bit samples, `channels` per pixel (1 grey, 3 RGB), rows packed.
-typedef struct {
-    uint8_t *pixels;
-    uint32_t width;
-    uint32_t height;
-    uint32_t channels;
-} leakless_pixels;
-
-// Reads a JPEG's header only: its size and component count. Returns 0, or -1 with `message` set.
-int leakless_jpeg_probe(const uint8_t *data, size_t size, uint32_t *width, uint32_t *height,
-                        uint32_t *components, char *message, size_t message_size);
-
-// Decodes a JPEG held in memory. `scale_denom` (1, 2, 4 or 8) asks libjpeg-turbo for a DCT-scaled
-// decode. Images whose declared size exceeds `max_pixels` are refused before any pixel buffer is
-// allocated. CMYK and YCCK are converted to RGB (Adobe's inverted CMYK, as Photoshop writes it).
-// Returns 0, or -1 with `message` set; libjpeg's errors arrive by longjmp, caught here.
-int leakless_jpeg_decode(const uint8_t *data, size_t size, int scale_denom, uint64_t max_pixels,
-                         leakless_pixels *out, char *message, size_t message_size);
-
-void leakless_pixels_free(leakless_pixels *image);
+#include "ImageDecode.h"
 
 // Ctrl-C: the first SIGINT (or SIGTERM) sets a flag the stages poll, so they stop sending new
 // requests and write what finished; a second one ends the process at once.

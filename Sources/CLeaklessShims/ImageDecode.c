@@ -1,0 +1,369 @@
+#include "ImageDecode.h"
+
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jpeglib.h>
+#include <png.h>
+#include <xxhash.h>
+
+// What every row goes through, whichever decoder made it: alpha compositing, the pixel rows, the
+// luma plane and the digest.
+typedef struct {
+    uint32_t flags;
+    uint32_t width;
+    uint32_t channels;  // of the output pixels: 1 or 3
+    uint8_t *pixels;
+    uint8_t *luma;
+    uint8_t *scratch;   // one RGB row: composited colour, or grey expanded for the digest
+    XXH3_state_t *digest;
+} row_sink;
+
+static inline uint8_t over_white(unsigned value, unsigned alpha) {
+    return (uint8_t)((value * alpha + 255u * (255u - alpha) + 127u) / 255u);
+}
+
+static inline uint8_t luma_of(unsigned r, unsigned g, unsigned b) {
+    return (uint8_t)((r * 19595u + g * 38470u + b * 7471u + 0x8000u) >> 16);
+}
+
+static void sink_release(row_sink *sink) {
+    if (!sink) return;
+    free(sink->pixels);
+    free(sink->luma);
+    free(sink->scratch);
+    if (sink->digest) XXH3_freeState(sink->digest);
+    free(sink);
+}
+
+// NULL when memory runs out.
+static row_sink *sink_open(uint32_t flags, uint32_t width, uint32_t height, uint32_t channels,
+                           uint32_t source_width, uint32_t source_height, uint32_t grey_only) {
+    row_sink *sink = calloc(1, sizeof *sink);
+    if (!sink) return NULL;
+    sink->flags = flags;
+    sink->width = width;
+    sink->channels = channels;
+    size_t count = (size_t)width * height;
+    if (flags & LEAKLESS_DECODE_PIXELS) sink->pixels = malloc(count * channels);
+    if (flags & LEAKLESS_DECODE_LUMA) sink->luma = malloc(count);
+    sink->scratch = malloc((size_t)width * 3);
+    if (flags & LEAKLESS_DECODE_DIGEST) {
+        sink->digest = XXH3_createState();
+        if (sink->digest) {
+            XXH3_128bits_reset(sink->digest);
+            uint32_t header[5] = {width, height, source_width, source_height, grey_only};
+            XXH3_128bits_update(sink->digest, header, sizeof header);
+        }
+    }
+    if (((flags & LEAKLESS_DECODE_PIXELS) && !sink->pixels) || ((flags & LEAKLESS_DECODE_LUMA) && !sink->luma) ||
+        !sink->scratch || ((flags & LEAKLESS_DECODE_DIGEST) && !sink->digest)) {
+        sink_release(sink);
+        return NULL;
+    }
+    return sink;
+}
+
+// One decoded row of `in_channels` samples per pixel: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA.
+static void sink_row(row_sink *sink, uint32_t y, const uint8_t *row, uint32_t in_channels) {
+    uint32_t width = sink->width;
+    const uint8_t *colour = row;  // rows of `channels` samples, alpha composited
+    if (in_channels == 2 || in_channels == 4) {
+        uint8_t *target = sink->scratch;
+        uint32_t samples = in_channels - 1;
+        for (uint32_t x = 0; x < width; x++) {
+            unsigned alpha = row[x * in_channels + samples];
+            for (uint32_t c = 0; c < samples; c++) target[x * samples + c] = over_white(row[x * in_channels + c], alpha);
+        }
+        colour = target;
+    }
+    if (sink->pixels) memcpy(sink->pixels + (size_t)y * width * sink->channels, colour, (size_t)width * sink->channels);
+    if (sink->luma) {
+        uint8_t *target = sink->luma + (size_t)y * width;
+        if (sink->channels == 1) {
+            memcpy(target, colour, width);
+        } else {
+            for (uint32_t x = 0; x < width; x++) target[x] = luma_of(colour[3 * x], colour[3 * x + 1], colour[3 * x + 2]);
+        }
+    }
+    if (sink->digest) {
+        if (sink->channels == 1) {
+            // colour may be the scratch row itself (grey+alpha): expand from the back.
+            uint8_t *expanded = sink->scratch;
+            for (uint32_t x = width; x-- > 0;) {
+                uint8_t v = colour[x];
+                expanded[3 * x] = v;
+                expanded[3 * x + 1] = v;
+                expanded[3 * x + 2] = v;
+            }
+            XXH3_128bits_update(sink->digest, expanded, (size_t)width * 3);
+        } else {
+            XXH3_128bits_update(sink->digest, colour, (size_t)width * 3);
+        }
+    }
+}
+
+static void sink_finish(row_sink *sink, leakless_image *out) {
+    if (sink->digest) {
+        XXH128_hash_t hash = XXH3_128bits_digest(sink->digest);
+        out->digest_high = hash.high64;
+        out->digest_low = hash.low64;
+    }
+    out->pixels = sink->pixels;
+    out->luma = sink->luma;
+    out->channels = sink->channels;
+    sink->pixels = NULL;
+    sink->luma = NULL;
+    sink_release(sink);
+}
+
+// ---- JPEG ----
+
+struct jpeg_failure {
+    struct jpeg_error_mgr base;
+    jmp_buf jump;
+    char *message;
+    size_t message_size;
+};
+
+static void jpeg_fail(j_common_ptr cinfo) {
+    struct jpeg_failure *failure = (struct jpeg_failure *)cinfo->err;
+    char buffer[JMSG_LENGTH_MAX];
+    (*cinfo->err->format_message)(cinfo, buffer);
+    snprintf(failure->message, failure->message_size, "%s", buffer);
+    longjmp(failure->jump, 1);
+}
+
+// Warnings (a truncated file that libjpeg pads with grey, damaged entropy data) become errors: a
+// damaged image must be rejected, not hashed as if it were whole.
+static void jpeg_warn(j_common_ptr cinfo, int level) {
+    if (level < 0) jpeg_fail(cinfo);
+}
+
+static inline uint8_t muldiv255(unsigned a, unsigned b) {
+    unsigned t = a * b + 128;
+    return (uint8_t)(((t >> 8) + t) >> 8);
+}
+
+static int decode_jpeg(const uint8_t *data, size_t size, int scale_denom, uint32_t min_side, uint32_t flags,
+                       uint64_t max_pixels,
+                       leakless_image *out, char *message, size_t message_size) {
+    struct jpeg_decompress_struct cinfo;
+    struct jpeg_failure failure;
+    // volatile: these change between setjmp and a possible longjmp.
+    JSAMPLE *volatile row = NULL;
+    uint8_t *volatile rgb = NULL;
+    row_sink *volatile sink = NULL;
+    cinfo.err = jpeg_std_error(&failure.base);
+    failure.base.error_exit = jpeg_fail;
+    failure.base.emit_message = jpeg_warn;
+    failure.message = message;
+    failure.message_size = message_size;
+    if (setjmp(failure.jump)) {
+        free(row);
+        free(rgb);
+        sink_release(sink);
+        jpeg_destroy_decompress(&cinfo);
+        return LEAKLESS_DECODE_CORRUPT;
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_mem_src(&cinfo, data, (unsigned long)size);
+    jpeg_read_header(&cinfo, TRUE);
+    out->source_width = cinfo.image_width;
+    out->source_height = cinfo.image_height;
+    if ((uint64_t)cinfo.image_width * (uint64_t)cinfo.image_height > max_pixels) {
+        snprintf(message, message_size, "declared size %ux%u exceeds the limit of %llu pixels", cinfo.image_width,
+                 cinfo.image_height, (unsigned long long)max_pixels);
+        jpeg_destroy_decompress(&cinfo);
+        return LEAKLESS_DECODE_TOO_LARGE;
+    }
+    int cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
+    int grey_source = cinfo.jpeg_color_space == JCS_GRAYSCALE;
+    int grey_only = !grey_source && !cmyk && (flags & LEAKLESS_DECODE_JPEG_GREY);
+    if (cmyk) {
+        cinfo.out_color_space = JCS_CMYK;
+    } else if (grey_source || grey_only) {
+        cinfo.out_color_space = JCS_GRAYSCALE;
+    } else {
+        cinfo.out_color_space = JCS_RGB;
+    }
+    if (grey_only) flags &= ~(uint32_t)LEAKLESS_DECODE_PIXELS;
+    cinfo.scale_num = 1;
+    cinfo.scale_denom = (unsigned)(scale_denom == 2 || scale_denom == 4 || scale_denom == 8 ? scale_denom : 1);
+    if (min_side > 0) {
+        // The smallest decode whose sides (rounded up, as libjpeg does) are still at least min_side.
+        unsigned denom = 8;
+        while (denom > 1 && ((cinfo.image_width + denom - 1) / denom < min_side ||
+                             (cinfo.image_height + denom - 1) / denom < min_side)) {
+            denom /= 2;
+        }
+        cinfo.scale_denom = denom;
+    }
+    jpeg_start_decompress(&cinfo);
+    uint32_t width = cinfo.output_width, height = cinfo.output_height;
+    uint32_t channels = cinfo.out_color_space == JCS_GRAYSCALE ? 1 : 3;
+    row = malloc((size_t)width * (size_t)cinfo.output_components);
+    if (cmyk) rgb = malloc((size_t)width * 3);
+    sink = sink_open(flags, width, height, channels, out->source_width, out->source_height, grey_only);
+    if (row == NULL || sink == NULL || (cmyk && rgb == NULL)) {
+        snprintf(message, message_size, "out of memory for a %ux%u image", width, height);
+        free(row);
+        free(rgb);
+        sink_release(sink);
+        jpeg_destroy_decompress(&cinfo);
+        return LEAKLESS_DECODE_CORRUPT;
+    }
+    while (cinfo.output_scanline < height) {
+        JSAMPROW rows[1] = {row};
+        uint32_t y = cinfo.output_scanline;
+        jpeg_read_scanlines(&cinfo, rows, 1);
+        if (cmyk) {
+            // Adobe stores CMYK inverted; Pillow's cmyk2rgb on the true values: R = (255-K) - C*(255-K)/255.
+            for (uint32_t x = 0; x < width; x++) {
+                unsigned nk = row[4 * x + 3];
+                for (int c = 0; c < 3; c++) rgb[3 * x + c] = (uint8_t)(nk - muldiv255(255u - row[4 * x + c], nk));
+            }
+            sink_row(sink, y, rgb, 3);
+        } else {
+            sink_row(sink, y, row, channels);
+        }
+    }
+    jpeg_finish_decompress(&cinfo);
+    jpeg_destroy_decompress(&cinfo);
+    free(rgb);
+    free(row);
+    out->format = LEAKLESS_FORMAT_JPEG;
+    out->width = width;
+    out->height = height;
+    sink_finish(sink, out);
+    return 0;
+}
+
+// ---- PNG ----
+
+typedef struct {
+    const uint8_t *data;
+    size_t size;
+    size_t offset;
+    char *message;
+    size_t message_size;
+} png_source;
+
+static void png_fail(png_structp png, png_const_charp text) {
+    png_source *source = png_get_error_ptr(png);
+    snprintf(source->message, source->message_size, "%s", text);
+    png_longjmp(png, 1);
+}
+
+static void png_warn(png_structp png, png_const_charp text) {
+    (void)png;
+    (void)text;
+}
+
+static void png_read_memory(png_structp png, png_bytep target, png_size_t length) {
+    png_source *source = png_get_io_ptr(png);
+    if (length > source->size - source->offset) png_error(png, "the file ends early");
+    memcpy(target, source->data + source->offset, length);
+    source->offset += length;
+}
+
+static int decode_png(const uint8_t *data, size_t size, uint32_t flags, uint64_t max_pixels, leakless_image *out,
+                      char *message, size_t message_size) {
+    png_source source = {data, size, 0, message, message_size};
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &source, png_fail, png_warn);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!png || !info) {
+        snprintf(message, message_size, "out of memory");
+        png_destroy_read_struct(&png, &info, NULL);
+        return LEAKLESS_DECODE_CORRUPT;
+    }
+    // volatile: these change between setjmp and a possible longjmp.
+    uint8_t *volatile rows = NULL;
+    png_bytep *volatile pointers = NULL;
+    row_sink *volatile sink = NULL;
+    volatile int status = LEAKLESS_DECODE_CORRUPT;
+    if (setjmp(png_jmpbuf(png))) {
+        free(rows);
+        free(pointers);
+        sink_release(sink);
+        png_destroy_read_struct(&png, &info, NULL);
+        return status;
+    }
+    png_set_read_fn(png, &source, png_read_memory);
+    if (flags & LEAKLESS_DECODE_SKIP_CHECKSUMS) {
+        png_set_crc_action(png, PNG_CRC_QUIET_USE, PNG_CRC_QUIET_USE);
+#ifdef PNG_IGNORE_ADLER32
+        png_set_option(png, PNG_IGNORE_ADLER32, PNG_OPTION_ON);
+#endif
+    }
+    png_read_info(png, info);
+    uint32_t width = png_get_image_width(png, info), height = png_get_image_height(png, info);
+    out->source_width = width;
+    out->source_height = height;
+    if ((uint64_t)width * height > max_pixels) {
+        char text[160];
+        snprintf(text, sizeof text, "declared size %ux%u exceeds the limit of %llu pixels", width, height,
+                 (unsigned long long)max_pixels);
+        status = LEAKLESS_DECODE_TOO_LARGE;
+        png_error(png, text);
+    }
+    int colour_type = png_get_color_type(png, info);
+    png_set_expand(png);  // palette to RGB, grey below 8 bits to 8, tRNS to alpha
+    png_set_strip_16(png);
+    int passes = png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    uint32_t in_channels = png_get_channels(png, info);
+    size_t rowbytes = png_get_rowbytes(png, info);
+    if (in_channels < 1 || in_channels > 4 || rowbytes != (size_t)width * in_channels) png_error(png, "unexpected row layout");
+    uint32_t channels = (colour_type & PNG_COLOR_MASK_COLOR) ? 3 : 1;
+    out->had_alpha = in_channels == 2 || in_channels == 4;
+    // Interlaced images are complete only after the last pass: they need the whole image at once.
+    rows = malloc(passes > 1 ? rowbytes * height : rowbytes);
+    sink = sink_open(flags, width, height, channels, width, height, 0);
+    if (!rows || !sink) png_error(png, "out of memory");
+    if (passes > 1) {
+        pointers = malloc(sizeof(png_bytep) * height);
+        if (!pointers) png_error(png, "out of memory");
+        for (uint32_t y = 0; y < height; y++) pointers[y] = rows + (size_t)y * rowbytes;
+        png_read_image(png, pointers);
+        for (uint32_t y = 0; y < height; y++) sink_row(sink, y, rows + (size_t)y * rowbytes, in_channels);
+    } else {
+        for (uint32_t y = 0; y < height; y++) {
+            png_read_row(png, rows, NULL);
+            sink_row(sink, y, rows, in_channels);
+        }
+    }
+    png_read_end(png, NULL);
+    free(pointers);
+    free(rows);
+    png_destroy_read_struct(&png, &info, NULL);
+    out->format = LEAKLESS_FORMAT_PNG;
+    out->width = width;
+    out->height = height;
+    sink_finish(sink, out);
+    return 0;
+}
+
+int leakless_image_decode(const uint8_t *data, size_t size, int scale_denom, uint32_t min_side, uint32_t flags,
+                          uint64_t max_pixels,
+                          leakless_image *out, char *message, size_t message_size) {
+    memset(out, 0, sizeof *out);
+    if (message_size) message[0] = 0;
+    static const uint8_t png_signature[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+    if (size >= 8 && memcmp(data, png_signature, 8) == 0) {
+        return decode_png(data, size, flags, max_pixels, out, message, message_size);
+    }
+    if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) {
+        return decode_jpeg(data, size, scale_denom, min_side, flags, max_pixels, out, message, message_size);
+    }
+    snprintf(message, message_size, "neither a PNG nor a JPEG file");
+    return LEAKLESS_DECODE_NOT_AN_IMAGE;
+}
+
+void leakless_image_free(leakless_image *image) {
+    free(image->pixels);
+    free(image->luma);
+    image->pixels = NULL;
+    image->luma = NULL;
+}
