@@ -13,11 +13,19 @@
 typedef struct {
     uint32_t flags;
     uint32_t width;
+    uint32_t height;
     uint32_t channels;  // of the output pixels: 1 or 3
     uint8_t *pixels;
     uint8_t *luma;
     uint8_t *scratch;   // one RGB row: composited colour, or grey expanded for the digest
     XXH3_state_t *digest;
+    // Luma reduced by box averaging: `box` x `box` blocks (1: none), the block sums of the
+    // current band of rows, and one luma row before it is summed.
+    uint32_t box;
+    uint32_t luma_width;
+    uint32_t luma_height;
+    uint32_t *sums;
+    uint8_t *luma_row;
 } row_sink;
 
 static inline uint8_t over_white(unsigned value, unsigned alpha) {
@@ -33,22 +41,53 @@ static void sink_release(row_sink *sink) {
     free(sink->pixels);
     free(sink->luma);
     free(sink->scratch);
+    free(sink->sums);
+    free(sink->luma_row);
     if (sink->digest) XXH3_freeState(sink->digest);
     free(sink);
 }
 
+// Written over plain pointers and a size_t count so that the compiler vectorises it.
+static void rgb_to_luma(uint8_t *restrict target, const uint8_t *restrict rgb, size_t width) {
+    for (size_t x = 0; x < width; x++) {
+        target[x] = luma_of(rgb[0], rgb[1], rgb[2]);
+        rgb += 3;
+    }
+}
+
 // NULL when memory runs out.
+// The largest of 8, 4, 2 whose reduction (sides rounded up) keeps both sides at least min_side;
+// 1 when none does. The same rule picks the JPEG DCT scale.
+static uint32_t reduction_for(uint32_t width, uint32_t height, uint32_t min_side) {
+    if (min_side == 0) return 1;
+    uint32_t factor = 8;
+    while (factor > 1 && ((width + factor - 1) / factor < min_side || (height + factor - 1) / factor < min_side)) factor /= 2;
+    return factor;
+}
+
 static row_sink *sink_open(uint32_t flags, uint32_t width, uint32_t height, uint32_t channels,
-                           uint32_t source_width, uint32_t source_height, uint32_t grey_only) {
+                           uint32_t source_width, uint32_t source_height, uint32_t grey_only, uint32_t box) {
     row_sink *sink = calloc(1, sizeof *sink);
     if (!sink) return NULL;
     sink->flags = flags;
     sink->width = width;
+    sink->height = height;
     sink->channels = channels;
+    sink->box = box;
+    sink->luma_width = (width + box - 1) / box;
+    sink->luma_height = (height + box - 1) / box;
     size_t count = (size_t)width * height;
     if (flags & LEAKLESS_DECODE_PIXELS) sink->pixels = malloc(count * channels);
-    if (flags & LEAKLESS_DECODE_LUMA) sink->luma = malloc(count);
+    if (flags & LEAKLESS_DECODE_LUMA) sink->luma = malloc((size_t)sink->luma_width * sink->luma_height);
     sink->scratch = malloc((size_t)width * 3);
+    if ((flags & LEAKLESS_DECODE_LUMA) && box > 1) {
+        sink->sums = calloc(sink->luma_width, sizeof(uint32_t));
+        sink->luma_row = malloc(width);
+        if (!sink->sums || !sink->luma_row) {
+            sink_release(sink);
+            return NULL;
+        }
+    }
     if (flags & LEAKLESS_DECODE_DIGEST) {
         sink->digest = XXH3_createState();
         if (sink->digest) {
@@ -65,6 +104,25 @@ static row_sink *sink_open(uint32_t flags, uint32_t width, uint32_t height, uint
     return sink;
 }
 
+// Adds a luma row to its band's block sums; the band's last row writes the block averages.
+static void sink_box_row(row_sink *sink, uint32_t y, const uint8_t *luma) {
+    uint32_t box = sink->box, width = sink->width;
+    for (uint32_t block = 0; block < sink->luma_width; block++) {
+        uint32_t start = block * box, end = start + box < width ? start + box : width, sum = 0;
+        for (uint32_t x = start; x < end; x++) sum += luma[x];
+        sink->sums[block] += sum;
+    }
+    if ((y + 1) % box != 0 && y + 1 != sink->height) return;
+    uint32_t rows = y % box + 1;
+    uint8_t *target = sink->luma + (size_t)(y / box) * sink->luma_width;
+    for (uint32_t block = 0; block < sink->luma_width; block++) {
+        uint32_t start = block * box, end = start + box < width ? start + box : width;
+        uint32_t count = (end - start) * rows;
+        target[block] = (uint8_t)((sink->sums[block] + count / 2) / count);
+        sink->sums[block] = 0;
+    }
+}
+
 // One decoded row of `in_channels` samples per pixel: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA.
 static void sink_row(row_sink *sink, uint32_t y, const uint8_t *row, uint32_t in_channels) {
     uint32_t width = sink->width;
@@ -79,13 +137,20 @@ static void sink_row(row_sink *sink, uint32_t y, const uint8_t *row, uint32_t in
         colour = target;
     }
     if (sink->pixels) memcpy(sink->pixels + (size_t)y * width * sink->channels, colour, (size_t)width * sink->channels);
-    if (sink->luma) {
+    if (sink->luma && sink->box == 1) {
         uint8_t *target = sink->luma + (size_t)y * width;
         if (sink->channels == 1) {
             memcpy(target, colour, width);
         } else {
-            for (uint32_t x = 0; x < width; x++) target[x] = luma_of(colour[3 * x], colour[3 * x + 1], colour[3 * x + 2]);
+            rgb_to_luma(target, colour, width);
         }
+    } else if (sink->luma) {
+        const uint8_t *luma = colour;
+        if (sink->channels == 3) {
+            rgb_to_luma(sink->luma_row, colour, width);
+            luma = sink->luma_row;
+        }
+        sink_box_row(sink, y, luma);
     }
     if (sink->digest) {
         if (sink->channels == 1) {
@@ -112,6 +177,8 @@ static void sink_finish(row_sink *sink, leakless_image *out) {
     }
     out->pixels = sink->pixels;
     out->luma = sink->luma;
+    out->luma_width = sink->luma_width;
+    out->luma_height = sink->luma_height;
     out->channels = sink->channels;
     sink->pixels = NULL;
     sink->luma = NULL;
@@ -191,21 +258,13 @@ static int decode_jpeg(const uint8_t *data, size_t size, int scale_denom, uint32
     if (grey_only) flags &= ~(uint32_t)LEAKLESS_DECODE_PIXELS;
     cinfo.scale_num = 1;
     cinfo.scale_denom = (unsigned)(scale_denom == 2 || scale_denom == 4 || scale_denom == 8 ? scale_denom : 1);
-    if (min_side > 0) {
-        // The smallest decode whose sides (rounded up, as libjpeg does) are still at least min_side.
-        unsigned denom = 8;
-        while (denom > 1 && ((cinfo.image_width + denom - 1) / denom < min_side ||
-                             (cinfo.image_height + denom - 1) / denom < min_side)) {
-            denom /= 2;
-        }
-        cinfo.scale_denom = denom;
-    }
+    if (min_side > 0) cinfo.scale_denom = reduction_for(cinfo.image_width, cinfo.image_height, min_side);
     jpeg_start_decompress(&cinfo);
     uint32_t width = cinfo.output_width, height = cinfo.output_height;
     uint32_t channels = cinfo.out_color_space == JCS_GRAYSCALE ? 1 : 3;
     row = malloc((size_t)width * (size_t)cinfo.output_components);
     if (cmyk) rgb = malloc((size_t)width * 3);
-    sink = sink_open(flags, width, height, channels, out->source_width, out->source_height, grey_only);
+    sink = sink_open(flags, width, height, channels, out->source_width, out->source_height, grey_only, 1);
     if (row == NULL || sink == NULL || (cmyk && rgb == NULL)) {
         snprintf(message, message_size, "out of memory for a %ux%u image", width, height);
         free(row);
@@ -268,8 +327,8 @@ static void png_read_memory(png_structp png, png_bytep target, png_size_t length
     source->offset += length;
 }
 
-static int decode_png(const uint8_t *data, size_t size, uint32_t flags, uint64_t max_pixels, leakless_image *out,
-                      char *message, size_t message_size) {
+static int decode_png(const uint8_t *data, size_t size, uint32_t min_side, uint32_t flags, uint64_t max_pixels,
+                      leakless_image *out, char *message, size_t message_size) {
     png_source source = {data, size, 0, message, message_size};
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &source, png_fail, png_warn);
     png_infop info = png ? png_create_info_struct(png) : NULL;
@@ -291,12 +350,10 @@ static int decode_png(const uint8_t *data, size_t size, uint32_t flags, uint64_t
         return status;
     }
     png_set_read_fn(png, &source, png_read_memory);
-    if (flags & LEAKLESS_DECODE_SKIP_CHECKSUMS) {
-        png_set_crc_action(png, PNG_CRC_QUIET_USE, PNG_CRC_QUIET_USE);
+    if (flags & LEAKLESS_DECODE_SKIP_CRC) png_set_crc_action(png, PNG_CRC_QUIET_USE, PNG_CRC_QUIET_USE);
 #ifdef PNG_IGNORE_ADLER32
-        png_set_option(png, PNG_IGNORE_ADLER32, PNG_OPTION_ON);
+    if (flags & LEAKLESS_DECODE_SKIP_ADLER32) png_set_option(png, PNG_IGNORE_ADLER32, PNG_OPTION_ON);
 #endif
-    }
     png_read_info(png, info);
     uint32_t width = png_get_image_width(png, info), height = png_get_image_height(png, info);
     out->source_width = width;
@@ -320,7 +377,8 @@ static int decode_png(const uint8_t *data, size_t size, uint32_t flags, uint64_t
     out->had_alpha = in_channels == 2 || in_channels == 4;
     // Interlaced images are complete only after the last pass: they need the whole image at once.
     rows = malloc(passes > 1 ? rowbytes * height : rowbytes);
-    sink = sink_open(flags, width, height, channels, width, height, 0);
+    uint32_t box = (flags & LEAKLESS_DECODE_LUMA_BOX) ? reduction_for(width, height, min_side) : 1;
+    sink = sink_open(flags, width, height, channels, width, height, 0, box);
     if (!rows || !sink) png_error(png, "out of memory");
     if (passes > 1) {
         pointers = malloc(sizeof(png_bytep) * height);
@@ -352,7 +410,7 @@ int leakless_image_decode(const uint8_t *data, size_t size, int scale_denom, uin
     if (message_size) message[0] = 0;
     static const uint8_t png_signature[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
     if (size >= 8 && memcmp(data, png_signature, 8) == 0) {
-        return decode_png(data, size, flags, max_pixels, out, message, message_size);
+        return decode_png(data, size, min_side, flags, max_pixels, out, message, message_size);
     }
     if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) {
         return decode_jpeg(data, size, scale_denom, min_side, flags, max_pixels, out, message, message_size);

@@ -32,8 +32,8 @@ public struct HashCommand: ParsableCommand {
     @Option(help: "Worker threads.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    @Flag(help: "Skip PNG CRC and Adler-32 checks (faster; inflate errors are still caught).")
-    var skipChecksums = false
+    @Flag(help: "Skip the PNG chunk CRCs (for measurement: a damaged file may then go unseen).")
+    var skipCrc = false
 
     @Argument(help: "Image files, or folders of them.")
     var paths: [String]
@@ -44,7 +44,7 @@ public struct HashCommand: ParsableCommand {
         try reportingErrors {
             let files = try imageFiles(paths)
             var hasher = ImageFileHasher(mode: mode, threads: threads)
-            hasher.skipChecksums = skipChecksums
+            hasher.skipCRC = skipCrc
             let progress = Progress(label: "hash")
             let results = hasher.fingerprint(paths: files) { done in progress.tick("\(done) of \(files.count) files") }
             var failed = 0

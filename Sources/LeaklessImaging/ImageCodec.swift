@@ -13,10 +13,16 @@ public struct DecodeOptions: Sendable {
     public var scaleDenominator = 1
     /// JPEG: instead of a fixed scale, the smallest DCT scale whose sides stay at least this long.
     public var minimumSide = 0
+    /// PNG: the luma plane averaged over 8x8, 4x4 or 2x2 blocks, chosen by `minimumSide` as the
+    /// JPEG scale is (the JPEG DCT scale is such an average too).
+    public var boxLuma = false
     /// JPEG: decode libjpeg's Y channel only (luma and digest; no pixels).
     public var jpegGreyOnly = false
-    /// PNG: skip the chunk CRCs and zlib's Adler-32 (inflate errors are still errors).
-    public var skipChecksums = false
+    /// PNG: skip zlib's Adler-32 of the inflated rows; the chunk CRCs still cover every
+    /// compressed byte, so damage is still refused.
+    public var skipAdler32 = false
+    /// PNG: skip the chunk CRCs too (for measurement only: damage may then go unseen).
+    public var skipCRC = false
     /// Apply the EXIF orientation (JPEG APP1, PNG eXIf) to what is returned.
     public var orient = true
     /// Images declaring more pixels than this are refused before any pixel buffer is allocated.
@@ -77,7 +83,9 @@ public enum ImageCodec {
         if options.luma { flags |= UInt32(LEAKLESS_DECODE_LUMA) }
         if options.digest { flags |= UInt32(LEAKLESS_DECODE_DIGEST) }
         if options.jpegGreyOnly { flags |= UInt32(LEAKLESS_DECODE_JPEG_GREY) }
-        if options.skipChecksums { flags |= UInt32(LEAKLESS_DECODE_SKIP_CHECKSUMS) }
+        if options.skipAdler32 { flags |= UInt32(LEAKLESS_DECODE_SKIP_ADLER32) }
+        if options.skipCRC { flags |= UInt32(LEAKLESS_DECODE_SKIP_CRC) }
+        if options.boxLuma { flags |= UInt32(LEAKLESS_DECODE_LUMA_BOX) }
         var result = leakless_image()
         var message = [CChar](repeating: 0, count: 256)
         let status = leakless_image_decode(
@@ -105,7 +113,9 @@ public enum ImageCodec {
         }
         var luma: LumaPlane?
         if let plane = result.luma {
-            let plain = LumaPlane(width: width, height: height, pixels: Array(UnsafeBufferPointer(start: plane, count: width * height)))
+            let lumaWidth = Int(result.luma_width), lumaHeight = Int(result.luma_height)
+            let plain = LumaPlane(
+                width: lumaWidth, height: lumaHeight, pixels: Array(UnsafeBufferPointer(start: plane, count: lumaWidth * lumaHeight)))
             luma = orientation.apply(to: plain)
         }
         let digest = options.digest ? hex(result.digest_high) + hex(result.digest_low) : nil

@@ -5,7 +5,7 @@ import Foundation
 public struct ImageFileHasher: Sendable {
     public var mode: HashMode
     public var threads: Int
-    public var skipChecksums = false
+    public var skipCRC = false
 
     public init(mode: HashMode, threads: Int) {
         self.mode = mode
@@ -15,7 +15,7 @@ public struct ImageFileHasher: Sendable {
     public func fingerprint(path: String, hasher: PerceptualHasher) -> Result<ImageFingerprint, ImageError> {
         do {
             let file = try MappedFile(path: path)
-            return .success(try hasher.fingerprint(file.bytes, mode: mode, skipChecksums: skipChecksums))
+            return .success(try hasher.fingerprint(file.bytes, mode: mode, skipCRC: skipCRC))
         } catch let error as ImageError {
             return .failure(error)
         } catch {

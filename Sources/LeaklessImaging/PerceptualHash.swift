@@ -6,8 +6,9 @@ import Darwin
 
 /// How an image is decoded for hashing.
 public enum HashMode: String, Sendable, CaseIterable {
-    /// JPEG decoded in the DCT domain at the smallest scale that keeps 32 pixels a side, luma
-    /// only; dHash and aHash from the 32x32 pHash image; EXIF orientation applied.
+    /// JPEG decoded in the DCT domain at the smallest scale (1/2, 1/4, 1/8) that keeps 32 pixels
+    /// a side, luma only; PNG luma averaged over blocks of the same size; then the Lanczos resize
+    /// to 32x32; dHash and aHash from that 32x32 image; EXIF orientation applied.
     case fast
     /// Everything as Python imagehash computes it: full decode, no EXIF orientation, each hash
     /// resized from the full image. Agrees with `imagehash.phash`, `dhash` and `average_hash`.
@@ -119,27 +120,29 @@ public struct ImageFingerprint: Sendable, Equatable {
 
 extension PerceptualHasher {
     /// The decode each mode asks for.
-    public static func decodeOptions(_ mode: HashMode, skipChecksums: Bool = false) -> DecodeOptions {
+    public static func decodeOptions(_ mode: HashMode, skipCRC: Bool = false) -> DecodeOptions {
         var options = DecodeOptions(luma: true, digest: true)
-        options.skipChecksums = skipChecksums
+        options.skipCRC = skipCRC
         switch mode {
         case .fast:
             options.minimumSide = 32
             options.jpegGreyOnly = true
+            options.boxLuma = true
+            options.skipAdler32 = true
         case .compatible:
             options.orient = false
         }
         return options
     }
 
-    public func fingerprint(_ bytes: UnsafeRawBufferPointer, mode: HashMode, skipChecksums: Bool = false) throws -> ImageFingerprint {
-        let frame = try ImageCodec.decode(bytes, options: Self.decodeOptions(mode, skipChecksums: skipChecksums))
+    public func fingerprint(_ bytes: UnsafeRawBufferPointer, mode: HashMode, skipCRC: Bool = false) throws -> ImageFingerprint {
+        let frame = try ImageCodec.decode(bytes, options: Self.decodeOptions(mode, skipCRC: skipCRC))
         return ImageFingerprint(
             hashes: hashes(of: frame.luma!, mode: mode), pixelDigest: frame.digest!, format: frame.format,
             width: frame.sourceWidth, height: frame.sourceHeight)
     }
 
-    public func fingerprint(_ bytes: [UInt8], mode: HashMode, skipChecksums: Bool = false) throws -> ImageFingerprint {
-        try bytes.withUnsafeBytes { try fingerprint($0, mode: mode, skipChecksums: skipChecksums) }
+    public func fingerprint(_ bytes: [UInt8], mode: HashMode, skipCRC: Bool = false) throws -> ImageFingerprint {
+        try bytes.withUnsafeBytes { try fingerprint($0, mode: mode, skipCRC: skipCRC) }
     }
 }

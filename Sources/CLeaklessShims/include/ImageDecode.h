@@ -16,8 +16,14 @@ enum {
     // JPEG: ask libjpeg for its Y channel instead of RGB (no chroma upsampling or colour
     // conversion); only luma and digest are then available, and the digest differs from a colour one.
     LEAKLESS_DECODE_JPEG_GREY = 8,
-    // PNG: neither the chunk CRCs nor zlib's Adler-32 are checked (inflate errors still are).
-    LEAKLESS_DECODE_SKIP_CHECKSUMS = 16,
+    // PNG: zlib's Adler-32 of the inflated data is not checked. The chunk CRCs still cover every
+    // compressed byte, so a damaged file is still refused.
+    LEAKLESS_DECODE_SKIP_ADLER32 = 16,
+    // PNG: the chunk CRCs are not checked either (for measurement: damage may then go unseen).
+    LEAKLESS_DECODE_SKIP_CRC = 32,
+    // PNG: the luma plane averaged over 8x8, 4x4 or 2x2 blocks, the largest that keeps both sides
+    // at least `min_side`: what JPEG's DCT scaling does, at a fraction of a full resize's cost.
+    LEAKLESS_DECODE_LUMA_BOX = 64,
 };
 
 enum { LEAKLESS_FORMAT_PNG = 1, LEAKLESS_FORMAT_JPEG = 2 };
@@ -32,6 +38,9 @@ typedef struct {
     uint32_t width;
     uint32_t height;
     uint32_t channels;
+    // The luma plane's size (smaller than width x height after a box reduction).
+    uint32_t luma_width;
+    uint32_t luma_height;
     // What the file declares.
     uint32_t source_width;
     uint32_t source_height;
@@ -44,7 +53,7 @@ typedef struct {
 // Decodes a PNG (any bit depth, colour type or interlace) or a JPEG (baseline, progressive,
 // grey, CMYK, YCCK) held in memory. `scale_denom` (1, 2, 4 or 8) asks libjpeg-turbo for a
 // DCT-scaled decode; a non-zero `min_side` instead picks the smallest scale whose sides are still
-// at least that long. PNG ignores both. Alpha is composited onto white. 16-bit samples keep their
+// at least that long, and with LEAKLESS_DECODE_LUMA_BOX picks a PNG's luma reduction the same way. Alpha is composited onto white. 16-bit samples keep their
 // high byte, as Pillow does. Gamma and colour profiles are ignored, as Pillow does. Adobe
 // CMYK is converted to RGB with Pillow's arithmetic. Images declaring more than `max_pixels`
 // pixels are refused before any pixel buffer is allocated. libjpeg's and libpng's errors
