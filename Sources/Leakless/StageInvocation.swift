@@ -62,7 +62,9 @@ public struct StageInvocation: Sendable {
         case "detect": return try run(try BuiltinDetectStage(context: context))
         case "image": return try run(try BuiltinImageStage(context: context))
         case "filter": return try run(try BuiltinFilterStage(context: context))
-        case "dedup": return try run(DedupStage(context: context))
+        case "dedup":
+            var dedup = DedupStage(context: context)
+            return try runner.run(twoPass: &dedup) { try Self.source(for: definition, input: input, context: context) }
         default:
             guard let folder else { throw RecordError("stage 'export' needs an output folder") }
             return try run(try ExportStage(context: context, folder: folder))

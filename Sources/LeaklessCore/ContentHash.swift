@@ -31,6 +31,12 @@ public struct ContentHash: Hashable, Comparable, Sendable, CustomStringConvertib
 
     public var description: String { hex }
 
+    /// XXH3-64 of a string's UTF-8 bytes, for features that need a number, not a name.
+    public static func xxh64(_ string: String) -> UInt64 {
+        var bytes = Array(string.utf8)
+        return bytes.withUnsafeMutableBufferPointer { XXH3_64bits($0.baseAddress, $0.count) }
+    }
+
     public static func < (lhs: ContentHash, rhs: ContentHash) -> Bool { lhs.hex < rhs.hex }
 
     static func hexString(high: UInt64, low: UInt64) -> String {

@@ -20,6 +20,17 @@ extension RecordStage {
     public var extraStats: [String: JSONValue] { [:] }
 }
 
+/// A stage that must see every record before it can decide about any (dedup: the record kept of
+/// a group depends on all the group's members). The runner reads the input twice: `observe` sees
+/// each record (keeping only what the decision needs, not the records), `decide` runs once, and
+/// `process` then emits as a one-pass stage does, in input order.
+public protocol TwoPassStage {
+    mutating func observe(_ record: Record) throws
+    mutating func decide() throws
+    mutating func process(_ record: Record) throws -> [StageOutput]
+    var extraStats: [String: JSONValue] { get }
+}
+
 /// Anything that yields records with the line they came from.
 public protocol RecordSource {
     var path: String { get }
@@ -76,6 +87,37 @@ public struct StageRunner {
                 try emit(outputs, line, true)
             }
             try emit(try stage.finish(), nil, false)
+            return nil
+        }
+    }
+
+    /// Runs a two-pass stage; `source` is called once per pass and must give the same records.
+    @discardableResult
+    public func run<Stage: TwoPassStage>(twoPass stage: inout Stage, source: () throws -> RecordSource) throws -> StageStats {
+        let first = try source()
+        while let (line, record) = try first.nextRecord() {
+            do {
+                try stage.observe(record)
+            } catch let error as RecordError {
+                throw LocatedError(path: first.path, line: line, message: error.description)
+            }
+        }
+        do {
+            try stage.decide()
+        } catch let error as RecordError {
+            throw LocatedError(path: first.path, line: nil, message: error.description)
+        }
+        let second = try source()
+        return try runLoop(source: second, extraStats: { stage.extraStats }) { emit in
+            while let (line, record) = try second.nextRecord() {
+                let outputs: [StageOutput]
+                do {
+                    outputs = try stage.process(record)
+                } catch let error as RecordError {
+                    throw LocatedError(path: second.path, line: line, message: error.description)
+                }
+                try emit(outputs, line, true)
+            }
             return nil
         }
     }

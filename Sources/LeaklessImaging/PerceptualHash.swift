@@ -116,6 +116,14 @@ public struct ImageFingerprint: Sendable, Equatable {
     public let format: ImageFormat
     public let width: Int
     public let height: Int
+
+    public init(hashes: ImageHashes, pixelDigest: String, format: ImageFormat, width: Int, height: Int) {
+        self.hashes = hashes
+        self.pixelDigest = pixelDigest
+        self.format = format
+        self.width = width
+        self.height = height
+    }
 }
 
 extension PerceptualHasher {
