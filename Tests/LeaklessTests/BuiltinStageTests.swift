@@ -105,21 +105,4 @@ final class BuiltinStageTests: XCTestCase {
         pair["query"] = "How should I store this device at home?"
         guard case .record = try stage.process(Record(pair))[0] else { return XCTFail("expected the pair to pass") }
     }
-
-    func testDedupDropsRepeatedQueriesAndOverusedImages() throws {
-        var stage = DedupStage(context: StageContext(parameters: ["max_queries_per_image": 1, "dedup_queries": true], templates: "", blobs: ""))
-        func pair(_ query: String, _ blob: String) -> Record {
-            Record(["kind": "pair", "query": .string(query), "image": ["blob": .string(blob)], "parents": []])
-        }
-        let first = pair("How do I store this?", "a")
-        let outputs = try [first, pair("how do I store THIS", "b"), pair("Where is this sold?", "a"), pair("Who made this?", "c")]
-            .flatMap { try stage.process($0) }
-        let reasons = outputs.map { output -> String in
-            switch output {
-            case .record: return "kept"
-            case .reject(_, let reason, let detail): return reason + (detail.contains(first.id) ? " of first" : "")
-            }
-        }
-        XCTAssertEqual(reasons, ["kept", "duplicate-query of first", "image-reused of first", "kept"])
-    }
 }
