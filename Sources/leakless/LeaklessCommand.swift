@@ -7,7 +7,7 @@ struct LeaklessCommand: ParsableCommand {
         commandName: "leakless",
         abstract: "Build multimodal safety benchmarks free of visual safety information leakage.",
         subcommands: [
-            RunCommand.self, StatusCommand.self, ValidateCommand.self, HashCommand.self, MockServerCommand.self,
+            RunCommand.self, StatusCommand.self, ValidateCommand.self, HashCommand.self, MockServerCommand.self, BenchDedupCommand.self,
             BenchClientCommand.self,
         ])
 }

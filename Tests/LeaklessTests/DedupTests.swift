@@ -8,24 +8,6 @@ import XCTest
 /// The near-duplicate search against brute force, the clustering, damaged files, and the
 /// dedup stage over stored images.
 final class DedupTests: XCTestCase {
-    struct Generator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func flip(_ hash: UInt64, bits: Int) -> UInt64 {
-            var result = hash
-            var flipped = Set<UInt64>()
-            while flipped.count < bits { flipped.insert(next() % 64) }
-            for bit in flipped { result ^= 1 << bit }
-            return result
-        }
-    }
-
     func assertSamePairs(_ hashes: [UInt64], radius: Int, file: StaticString = #filePath, line: UInt = #line) {
         let expected = HammingSearch.bruteForce(hashes, radius: radius)
         for threads in [1, 3] {
@@ -34,7 +16,7 @@ final class DedupTests: XCTestCase {
     }
 
     func testIndexFindsExactlyTheBruteForcePairsOnRandomHashes() {
-        var random = Generator(state: 1)
+        var random = DedupBenchmark.SplitMix(state: 1)
         var hashes = (0..<1500).map { _ in random.next() }
         // Planted neighbours at every distance up to 14.
         for index in 0..<300 { hashes.append(random.flip(hashes[index], bits: index % 15)) }
@@ -42,7 +24,7 @@ final class DedupTests: XCTestCase {
     }
 
     func testIndexOnAdversarialSets() {
-        var random = Generator(state: 7)
+        var random = DedupBenchmark.SplitMix(state: 7)
         // All in one bucket of every chunk, identical hashes, differences packed into one chunk,
         // and differences spread one or two bits per chunk (the pigeonhole's edge).
         var hashes = [UInt64](repeating: 0, count: 40)
