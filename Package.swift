@@ -24,7 +24,7 @@ let package = Package(
         // longjmp errors (the image decoders, with their row handling, live there for that reason).
         .target(name: "CLeaklessShims", dependencies: ["CCurl", "CJPEG", "CPNG", "CXXHash"]),
 
-        .target(name: "LeaklessCore", dependencies: ["CXXHash", .product(name: "Yams", package: "Yams")]),
+        .target(name: "LeaklessCore", dependencies: ["CXXHash", "CLeaklessShims", .product(name: "Yams", package: "Yams")]),
         .target(name: "LeaklessImaging", dependencies: ["CPNG", "CJPEG", "CLeaklessShims"]),
         .target(name: "LeaklessNetwork", dependencies: ["CCurl", "CLeaklessShims"]),
         .target(name: "LeaklessModels", dependencies: ["LeaklessCore", "LeaklessImaging", "LeaklessNetwork"]),

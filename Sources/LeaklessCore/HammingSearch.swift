@@ -1,3 +1,4 @@
+import CLeaklessShims
 import Foundation
 
 /// Two items whose 64-bit hashes differ in `distance` bits; `first` < `second`.
@@ -58,10 +59,8 @@ public enum HammingSearch {
             var parts = [[HammingPair]](repeating: [], count: workers)
             let lock = NSLock()
             DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                var local: [HammingPair] = []
-                table.join(
-                    keys: stride(from: worker, to: 65536, by: workers), masks: masks, radius: radius,
-                    chunk: chunk, chunkRadius: chunkRadius, into: &local)
+                let local = table.join(
+                    first: worker, step: workers, masks: masks, radius: radius, chunk: chunk, chunkRadius: chunkRadius)
                 lock.lock()
                 parts[worker] = local
                 lock.unlock()
@@ -97,48 +96,24 @@ public enum HammingSearch {
             }
         }
 
-        /// Joins each bucket in `keys` with itself and with every bucket at a higher key within
-        /// the chunk radius. A pair is kept only if no earlier chunk is within the chunk radius
-        /// (that chunk found it already).
-        func join<Keys: Sequence>(
-            keys: Keys, masks: [UInt16], radius: Int, chunk: Int, chunkRadius: Int, into pairs: inout [HammingPair]
-        ) where Keys.Element == Int {
-            sortedHashes.withUnsafeBufferPointer { h in
+        /// Joins each bucket in `keys` (from `first`, every `step`) with itself and with every
+        /// bucket at a higher key within the chunk radius (in C: see HammingJoin.h).
+        func join(first: Int, step: Int, masks: [UInt16], radius: Int, chunk: Int, chunkRadius: Int) -> [HammingPair] {
+            var list = leakless_pair_list()
+            defer { leakless_pair_list_free(&list) }
+            let status = sortedHashes.withUnsafeBufferPointer { h in
                 sortedIndices.withUnsafeBufferPointer { ids in
                     starts.withUnsafeBufferPointer { s in
-                        for key in keys {
-                            let aStart = Int(s[key]), aEnd = Int(s[key + 1])
-                            guard aStart < aEnd else { continue }
-                            for mask in masks {
-                                let other = key ^ Int(mask)
-                                guard other >= key else { continue }
-                                let bEnd = Int(s[other + 1])
-                                for a in aStart..<aEnd {
-                                    let ha = h[a]
-                                    let bStart = other == key ? a + 1 : Int(s[other])
-                                    guard bStart < bEnd else { continue }
-                                    for b in bStart..<bEnd {
-                                        let x = ha ^ h[b]
-                                        let d = x.nonzeroBitCount
-                                        guard d <= radius else { continue }
-                                        if chunk > 0 && Self.foundEarlier(x, before: chunk, chunkRadius: chunkRadius) { continue }
-                                        let i = ids[a], j = ids[b]
-                                        pairs.append(HammingPair(min(i, j), max(i, j), distance: UInt8(d)))
-                                    }
-                                }
-                            }
+                        masks.withUnsafeBufferPointer { m in
+                            leakless_hamming_join(
+                                h.baseAddress, ids.baseAddress, s.baseAddress, m.baseAddress, m.count, Int32(first), Int32(step),
+                                Int32(radius), Int32(chunk), Int32(chunkRadius), &list)
                         }
                     }
                 }
             }
-        }
-
-        @inline(__always)
-        static func foundEarlier(_ difference: UInt64, before chunk: Int, chunkRadius: Int) -> Bool {
-            for earlier in 0..<chunk where HammingSearch.chunkValue(difference, earlier).nonzeroBitCount <= chunkRadius {
-                return true
-            }
-            return false
+            precondition(status == 0, "out of memory in the Hamming search")
+            return (0..<list.count).map { HammingPair(list.first[$0], list.second[$0], distance: list.distance[$0]) }
         }
     }
 }

@@ -16,6 +16,7 @@ CURLcode leakless_curl_setopt_callback(CURL *handle, CURLoption option, leakless
 CURLcode leakless_curl_getinfo_long(CURL *handle, CURLINFO info, long *value);
 
 #include "ImageDecode.h"
+#include "HammingJoin.h"
 
 // Ctrl-C: the first SIGINT (or SIGTERM) sets a flag the stages poll, so they stop sending new
 // requests and write what finished; a second one ends the process at once.
