@@ -78,13 +78,7 @@ public struct StageRunner {
     public func run<Stage: RecordStage>(_ stage: inout Stage, source: RecordSource) throws -> StageStats {
         try runLoop(source: source, extraStats: { stage.extraStats }) { emit in
             while let (line, record) = try source.nextRecord() {
-                let outputs: [StageOutput]
-                do {
-                    outputs = try stage.process(record)
-                } catch let error as RecordError {
-                    throw LocatedError(path: source.path, line: line, message: error.description)
-                }
-                try emit(outputs, line, true)
+                try emit(try locating(source.path, line) { try stage.process(record) }, line, true)
             }
             try emit(try stage.finish(), nil, false)
             return nil
@@ -96,29 +90,24 @@ public struct StageRunner {
     public func run<Stage: TwoPassStage>(twoPass stage: inout Stage, source: () throws -> RecordSource) throws -> StageStats {
         let first = try source()
         while let (line, record) = try first.nextRecord() {
-            do {
-                try stage.observe(record)
-            } catch let error as RecordError {
-                throw LocatedError(path: first.path, line: line, message: error.description)
-            }
+            try locating(first.path, line) { try stage.observe(record) }
         }
-        do {
-            try stage.decide()
-        } catch let error as RecordError {
-            throw LocatedError(path: first.path, line: nil, message: error.description)
-        }
+        try locating(first.path, nil) { try stage.decide() }
         let second = try source()
         return try runLoop(source: second, extraStats: { stage.extraStats }) { emit in
             while let (line, record) = try second.nextRecord() {
-                let outputs: [StageOutput]
-                do {
-                    outputs = try stage.process(record)
-                } catch let error as RecordError {
-                    throw LocatedError(path: second.path, line: line, message: error.description)
-                }
-                try emit(outputs, line, true)
+                try emit(try locating(second.path, line) { try stage.process(record) }, line, true)
             }
             return nil
+        }
+    }
+
+    /// A stage's record error, given the input file and line it came from.
+    private func locating<T>(_ path: String, _ line: Int?, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as RecordError {
+            throw LocatedError(path: path, line: line, message: error.description)
         }
     }
 
