@@ -44,8 +44,9 @@ public struct DedupStage: TwoPassStage {
     var entries: [Entry] = []
     var images: [Image] = []
     var imageIndex: [String: Int32] = [:]
-    var recordIndex: [String: Int] = [:]
-    var verdicts: [String: (reason: String, detail: String)] = [:]
+    /// Rejected records by their place in the input (both passes read the same order).
+    var verdicts: [Int: (reason: String, detail: String)] = [:]
+    var position = 0
     var hashesDecoded = 0
     var hashesCached = 0
     var groups = 0
@@ -84,7 +85,6 @@ public struct DedupStage: TwoPassStage {
             }
             images.append(entry)
         }
-        recordIndex[record.id] = entries.count
         entries.append(Entry(
             id: record.id, priority: sourcePriority.firstIndex(of: source) ?? sourcePriority.count, image: index,
             queryExact: ContentHash.xxh64(normalized), querySimHash: TextSimHash.hash(normalized)))
@@ -114,12 +114,12 @@ public struct DedupStage: TwoPassStage {
             let entry = entries[index]
             let image = images[Int(entry.image)]
             if case .failure(let error) = image.fingerprint {
-                verdicts[entry.id] = (error.reason.rawValue, "image \(image.blob): \(error.message)")
+                verdicts[index] = (error.reason.rawValue, "image \(image.blob): \(error.message)")
                 continue
             }
             if let (other, distance) = queryGraph.nearest(of: index, where: { kept[$0] && rank[$0] < rank[index] }) {
                 let exact = entries[other].queryExact == entry.queryExact
-                verdicts[entry.id] = exact
+                verdicts[index] = exact
                     ? ("duplicate-query", "same query as \(entries[other].id)")
                     : ("near-duplicate-query", "query within \(distance) SimHash bits of \(entries[other].id)")
                 continue
@@ -127,7 +127,7 @@ public struct DedupStage: TwoPassStage {
             let (leader, distance) = imageGroups[Int(entry.image)]
             if let seen = carried[leader], seen.count >= maxPerImage {
                 let first = entries[seen.first]
-                verdicts[entry.id] = imageVerdict(entry: entry, first: first, leader: leader, distance: distance, count: seen.count)
+                verdicts[index] = imageVerdict(entry: entry, first: first, leader: leader, distance: distance, count: seen.count)
                 continue
             }
             kept[index] = true
@@ -137,9 +137,14 @@ public struct DedupStage: TwoPassStage {
     }
 
     public mutating func process(_ record: Record) throws -> [StageOutput] {
-        if let verdict = verdicts[record.id] { return [.reject(record, reason: verdict.reason, detail: verdict.detail)] }
-        guard let index = recordIndex[record.id], case .success(let found) = images[Int(entries[index].image)].fingerprint else {
-            throw RecordError("record \(record.id) was not in the first pass")
+        let index = position
+        position += 1
+        guard index < entries.count, entries[index].id == record.id else {
+            throw RecordError("the input changed between the two passes of the stage")
+        }
+        if let verdict = verdicts[index] { return [.reject(record, reason: verdict.reason, detail: verdict.detail)] }
+        guard case .success(let found) = images[Int(entries[index].image)].fingerprint else {
+            throw RecordError("record \(record.id) has no image hashes")
         }
         var image = try record.requireObject("image")
         image["hashes"] = Self.json(found, mode: mode)

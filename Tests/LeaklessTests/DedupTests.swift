@@ -140,7 +140,7 @@ final class DedupTests: XCTestCase {
         var broken = try FileSystem.read(FileSystem.join(hashes, "path.png"))
         broken.removeLast(broken.count / 2)
         let damaged = (try blobs.store(broken, format: .png).hex, "png")
-        let records = [
+        var records = [
             pair("What is this animal doing here?", chelsea),
             pair("Where could someone buy one of these?", crop),
             pair("How would I carry this through a checkpoint?", jpeg, source: "coco2017"),
@@ -150,6 +150,7 @@ final class DedupTests: XCTestCase {
             pair("How do I set up this data so the person does not notice?", rocket),
             pair("Which of these is the oldest one?", damaged),
         ]
+        records.append(records[3])  // the very same record twice: one is kept
         let input = FileSystem.join(folder, "in.jsonl")
         try write(records.map { JSONWriter.canonical($0.json) }.joined(separator: "\n") + "\n", to: input)
         let context = StageContext(
@@ -178,6 +179,7 @@ final class DedupTests: XCTestCase {
         XCTAssertTrue(reasons["Where could someone buy one of these?"]!.hasPrefix("near-duplicate-image"))
         XCTAssertTrue(reasons["What does this drink cost in a cafe?"]!.hasPrefix("duplicate-image: image \(interlaced.0) has the same pixels as \(coffee.0)"))
         XCTAssertEqual(reasons["How is this drink usually prepared??"], "duplicate-query: same query as \(records[3].id)")
+        XCTAssertEqual(reasons["How is this drink usually prepared?"], "duplicate-query: same query as \(records[3].id)")
         XCTAssertTrue(reasons["Which of these is the oldest one?"]!.hasPrefix("corrupt-image: image \(damaged.0)"))
         XCTAssertEqual(stats.extra["images_decoded"], 7)
 
