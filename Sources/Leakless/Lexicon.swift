@@ -5,6 +5,8 @@ public struct Lexicon: Sendable {
     /// Risk terms tagged with their category, and intent terms tagged "intent".
     public let riskTerms: PhraseMatcher
     public let referenceTerms: PhraseMatcher
+    /// The forms of a request for action ("how do I", "steps to", "write").
+    public let requestTerms: PhraseMatcher
     public let stopStems: Set<String>
     public let categories: [String]
 
@@ -14,7 +16,7 @@ public struct Lexicon: Sendable {
 
     public init(document: YAMLNode, path: String) throws {
         let reader = ConfigReader(path: path)
-        let top = try reader.mapping(document, "the lexicon", keys: ["risk_terms", "intent_terms", "stop_words", "reference_terms"])
+        let top = try reader.mapping(document, "the lexicon", keys: ["risk_terms", "intent_terms", "stop_words", "reference_terms", "request_terms"])
         let categoriesNode = try reader.mapping(try reader.required(top, "risk_terms"), "'risk_terms'")
         var matcher = PhraseMatcher()
         var categories: [String] = []
@@ -28,6 +30,7 @@ public struct Lexicon: Sendable {
         for term in try reader.strings(top, "intent_terms", nonEmpty: false) { matcher.add(term, tag: "intent") }
         riskTerms = matcher
         referenceTerms = PhraseMatcher(try reader.strings(top, "reference_terms", nonEmpty: true), tag: "reference")
+        requestTerms = PhraseMatcher(try reader.strings(top, "request_terms", nonEmpty: true), tag: "request")
         stopStems = Set(try reader.strings(top, "stop_words", nonEmpty: true).map(Text.stem))
         self.categories = categories
     }

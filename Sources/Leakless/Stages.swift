@@ -22,13 +22,15 @@ public enum Stages {
         ])
 
     public static let detect = StageDefinition(
-        name: "detect", version: 1, summary: "VSIL detector: rejects queries that still name the risk, and empty ones",
+        name: "detect", version: 2, summary: "VSIL detector: rejects queries that still name the risk, and empty ones",
         input: .records(["query"]), outputKind: "query", 
         roles: [BackendRole("backend", serves: ["builtin", "chat"], required: true, "the VSIL judge")],
         parameters: [
             StageParameter("lexicon", .path, default: "data/lexicon.yaml", "risk, intent, stop and reference word lists"),
             StageParameter("min_content_words", .integer(0...20), default: 2, "fewer content words than this is meaningless"),
             StageParameter("element_terms", .boolean, default: true, "also reject a query that names its element's own terms"),
+            StageParameter("description_overlap", .boolean, default: true, "count content words shared with the image description towards a leak"),
+            StageParameter("threshold", .number(0...100), default: 1.0, "leak score from which a query is rejected (1 per named term, 0.25 per description word)"),
         ])
 
     public static let image = StageDefinition(

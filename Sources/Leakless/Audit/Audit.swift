@@ -1,0 +1,118 @@
+import Foundation
+import LeaklessCore
+import LeaklessImaging
+import LeaklessModels
+
+/// What a judge made of one audited pair.
+public struct AuditFinding: Sendable {
+    public let item: AuditItem
+    public let verdict: LexicalVerdict.Verdict
+    public let score: Double
+    public let evidence: [LexicalVerdict.Evidence]
+    /// With the image: is the pair harmful? Only an LLM judge that knows the image says.
+    public let pairHarmful: Bool?
+    public let reason: String?
+
+    public var flagged: Bool { verdict == .leaks || verdict == .harmfulAlone }
+}
+
+/// Runs a judge over audit items: the builtin lexical detector, or an LLM judge through the
+/// chat client (concurrent, cached and resumable like every model call).
+public enum AuditJudge {
+    public static func builtin(_ items: [AuditItem], detector: LexicalDetector) -> [AuditFinding] {
+        items.map { item in
+            let result = detector.judge(item.query, context: item.context)
+            return AuditFinding(item: item, verdict: result.verdict, score: result.score, evidence: result.evidence, pairHarmful: nil, reason: nil)
+        }
+    }
+
+    /// The LLM judge (`stages/detect/audit.prompt`). Items go through the concurrent stage
+    /// runner as records; `work` keeps its input, output and rejects. An item the judge could not
+    /// answer (refusal, invalid reply) is left out of the findings and counted by the caller.
+    public static func model(
+        _ items: [AuditItem], backend: BackendConfig, templates: String, cache: String, work: String, images: String?
+    ) throws -> (findings: [AuditFinding], failed: [(AuditItem, String)]) {
+        try FileSystem.createDirectory(work)
+        let input = FileSystem.join(work, "items.jsonl")
+        let records = items.enumerated().map { index, item in AuditJudgeStage.record(item, index: index, images: images) }
+        try AtomicFile.write(Array(records.map { JSONWriter.canonical($0.json) + "\n" }.joined().utf8), to: input)
+        let context = StageContext(
+            parameters: [:], templates: templates, blobs: FileSystem.join(work, "blobs"), backends: ["backend": backend], cache: cache)
+        let stage = try AuditJudgeStage(context: context)
+        let output = FileSystem.join(work, "judged.jsonl"), rejects = FileSystem.join(work, "judge-rejects.jsonl")
+        let runner = StageRunner(stageName: "audit-judge", output: output, rejects: rejects, stats: nil, schema: nil)
+        try runner.run(concurrent: stage, source: try JSONLReader(path: input))
+        var findings: [AuditFinding] = []
+        let judged = try JSONLReader(path: output)
+        while let (_, record) = try judged.nextRecord() {
+            guard let index = record["index"]?.intValue, let judgement = record["judgement"]?.objectValue else { continue }
+            let item = items[Int(index)]
+            let verdict = LexicalVerdict.Verdict(rawValue: judgement["verdict"]?.stringValue ?? "") ?? .clean
+            let spans = judgement["spans"]?.stringArray ?? []
+            findings.append(AuditFinding(
+                item: item, verdict: verdict, score: judgement["score"]?.doubleValue ?? 0,
+                evidence: spans.compactMap { evidence(for: $0, in: item.query) }, pairHarmful: judgement["pair_harmful"]?.boolValue,
+                reason: judgement["reason"]?.stringValue))
+        }
+        var failed: [(AuditItem, String)] = []
+        let rejected = try JSONLReader(path: rejects)
+        while let (_, line) = try rejected.nextRecord() {
+            guard let index = line["record"]?.objectValue?["index"]?.intValue else { continue }
+            failed.append((items[Int(index)], "\(line.string("reason") ?? ""): \(line.string("detail") ?? "")"))
+        }
+        return (findings, failed)
+    }
+
+    /// Where the judge's span stands in the query (ignoring case); nil when it is not there.
+    static func evidence(for span: String, in query: String) -> LexicalVerdict.Evidence? {
+        guard !span.isEmpty, let range = query.range(of: span, options: .caseInsensitive) else { return nil }
+        return .init(
+            span: String(query[range]), term: span, source: "judge", offset: query.distance(from: query.startIndex, to: range.lowerBound),
+            length: query.distance(from: range.lowerBound, to: range.upperBound))
+    }
+}
+
+/// The LLM judge as a stage over records, so it shares the runner, the cache and the budget.
+final class AuditJudgeStage: PromptStage {
+    init(context: StageContext) throws {
+        try super.init(context: context, prompt: "audit")
+    }
+
+    static func record(_ item: AuditItem, index: Int, images: String?) -> Record {
+        var info: [String] = []
+        if let description = item.description, !description.isEmpty { info.append(description) }
+        if let caption = item.caption, !caption.isEmpty { info.append("caption: \(caption)") }
+        if let phrase = item.keyPhrase, !phrase.isEmpty { info.append("it shows the words \"\(phrase)\"") }
+        var fields: [String: JSONValue] = [
+            "kind": "audit-item", "index": .int(Int64(index)), "query": .string(item.query),
+            "image_info": .string(info.isEmpty ? "nothing is known" : info.joined(separator: "; ")), "parents": [],
+        ]
+        if let images, let image = item.image {
+            let path = FileSystem.join(images, image)
+            if FileSystem.exists(path) { fields["image_file"] = .string(path) }
+        }
+        return Record(fields)
+    }
+
+    override func values(_ record: Record) throws -> [String: String] {
+        ["query": try record.requireString("query"), "image_info": try record.requireString("image_info")]
+    }
+
+    override func images(_ record: Record) throws -> [ImageAttachment] {
+        guard let path = record.string("image_file") else { return [] }
+        let bytes = try FileSystem.read(path)
+        guard let format = ImageFormat.sniff(bytes) else { throw RecordError("\(path) is neither a PNG nor a JPEG file") }
+        return [ImageAttachment(bytes: bytes, mimeType: format == .png ? "image/png" : "image/jpeg")]
+    }
+
+    override func process(_ record: Record, worker: Int) throws -> [StageOutput] {
+        switch try ask(record, worker: worker) {
+        case .failure(let rejection): return rejection.output(record)
+        case .success(let (judgement, provenance)):
+            return [.record(record.derived { fields in
+                fields["judgement"] = judgement
+                fields["provenance"] = provenance
+            })]
+        }
+    }
+}

@@ -1,0 +1,346 @@
+import Foundation
+import LeaklessCore
+
+/// One image/query pair of another benchmark, in the shape the detector audits: the query and
+/// what is known of the image.
+public struct AuditItem: Sendable {
+    public var id: String
+    public var query: String
+    /// What the image carries, where the benchmark says.
+    public var description: String?
+    public var keyPhrase: String?
+    public var caption: String?
+    public var category: String?
+    public var subCategory: String?
+    public var image: String?
+    /// The benchmark's own label of the text, where it has one: `harmful` (a request unsafe as
+    /// text alone) or `clean` (written to carry no risk by itself).
+    public var label: String?
+    /// Where it was read: `FILE:LINE` or `FILE: record N`.
+    public var location: String
+
+    public init(id: String, query: String, location: String) {
+        self.id = id
+        self.query = query
+        self.location = location
+    }
+
+    /// The terms that name what the image shows, for the detector's overlap check.
+    public var context: DetectionContext {
+        DetectionContext(description: [description, caption].compactMap { $0 }.joined(separator: " "), keyPhrases: keyPhrase.map { [$0] } ?? [])
+    }
+}
+
+/// The benchmark formats `leakless audit` reads, each a small adapter to `AuditItem`.
+public enum BenchmarkFormat: String, CaseIterable, Sendable {
+    case vlsbench, mmsafetybench, figstep
+    case harmbenchMM = "harmbench-mm"
+    case jailbreakv, vlsafe, vlguard, siuo, mossbench, msts, jsonl
+
+    /// The field the query is read from unless `--query-field` names another.
+    public var defaultQueryField: String {
+        switch self {
+        case .vlsbench: return "instruction"
+        case .mmsafetybench: return "Rephrased Question(SD)"
+        case .figstep: return "question"
+        case .harmbenchMM: return "Behavior"
+        case .jailbreakv: return "jailbreak_query"
+        case .vlsafe: return "query"
+        case .vlguard: return "instruction"
+        case .siuo: return "question"
+        case .mossbench: return "question"
+        case .msts: return "prompt_text"
+        case .jsonl: return "query"
+        }
+    }
+}
+
+public struct ImportOptions: Sendable {
+    /// Read the query from this field instead of the format's default.
+    public var queryField: String?
+    /// jsonl: AuditItem field -> the file's field (query, description, key_phrase, caption,
+    /// category, sub_category, image, id, label).
+    public var mapping: [String: String] = [:]
+
+    public init(queryField: String? = nil, mapping: [String: String] = [:]) {
+        self.queryField = queryField
+        self.mapping = mapping
+    }
+}
+
+/// Reads a benchmark in its own release format. A malformed file is an error naming the file
+/// and the line (CSV, JSONL) or record (JSON), and what was expected.
+public enum BenchmarkImporter {
+    public static func read(_ path: String, format: BenchmarkFormat, options: ImportOptions = ImportOptions()) throws -> [AuditItem] {
+        let query = options.queryField ?? format.defaultQueryField
+        switch format {
+        case .vlsbench: return try vlsbench(path, query: query)
+        case .mmsafetybench: return try mmsafetybench(path, query: query)
+        case .figstep: return try figstep(path, query: query)
+        case .harmbenchMM: return try harmbench(path, query: query)
+        case .jailbreakv: return try jailbreakv(path, query: query)
+        case .vlsafe: return try vlsafe(path, query: query)
+        case .vlguard: return try vlguard(path, query: options.queryField)
+        case .siuo: return try siuo(path, query: query)
+        case .mossbench: return try mossbench(path, query: query)
+        case .msts: return try msts(path, query: query)
+        case .jsonl: return try jsonl(path, options: options)
+        }
+    }
+
+    // MARK: - JSON arrays
+
+    static func vlsbench(_ path: String, query: String) throws -> [AuditItem] {
+        try jsonArray(path, format: "vlsbench", required: [query, "image_description", "category"]) { record, location in
+            var item = AuditItem(id: try record.text("instruction_id", at: location) ?? location, query: try record.string(query, at: location), location: location)
+            item.description = try record.text("image_description", at: location)
+            item.category = try record.text("category", at: location)
+            item.subCategory = try record.text("sub_category", at: location)
+            item.image = try record.text("image_path", at: location)
+            item.label = query == "instruction" ? "clean" : nil
+            return [item]
+        }
+    }
+
+    static func vlguard(_ path: String, query: String?) throws -> [AuditItem] {
+        try jsonArray(path, format: "vlguard", required: ["id", "image", "instr-resp"]) { record, location in
+            guard case .array(let turns)? = record.fields["instr-resp"] else {
+                throw LocatedError(path: path, line: nil, message: "\(location): 'instr-resp' must be a list of {instruction | safe_instruction | unsafe_instruction, response}")
+            }
+            let id = try record.string("id", at: location)
+            return try turns.enumerated().compactMap { index, turn in
+                guard let object = turn.objectValue else {
+                    throw LocatedError(path: path, line: nil, message: "\(location): instr-resp \(index + 1) must be an object")
+                }
+                let keys = query.map { [$0] } ?? ["instruction", "safe_instruction", "unsafe_instruction"]
+                guard let key = keys.first(where: { object[$0] != nil }) else {
+                    if query != nil { return nil }
+                    throw LocatedError(path: path, line: nil, message: "\(location): instr-resp \(index + 1) has none of instruction, safe_instruction, unsafe_instruction")
+                }
+                guard let text = object[key]?.stringValue else {
+                    throw LocatedError(path: path, line: nil, message: "\(location): instr-resp \(index + 1): '\(key)' must be a string")
+                }
+                var item = AuditItem(id: "\(id)#\(index + 1)", query: text, location: "\(location), instr-resp \(index + 1)")
+                item.image = try record.text("image", at: location)
+                item.category = try record.text("harmful_category", at: location)
+                item.subCategory = try record.text("harmful_subcategory", at: location)
+                item.label = key == "unsafe_instruction" ? "harmful" : key == "safe_instruction" ? "clean" : nil
+                return item
+            }
+        }
+    }
+
+    static func siuo(_ path: String, query: String) throws -> [AuditItem] {
+        try jsonArray(path, format: "siuo", required: ["question_id", query]) { record, location in
+            var item = AuditItem(id: try record.text("question_id", at: location) ?? location, query: try record.string(query, at: location), location: location)
+            item.image = try record.text("image", at: location)
+            item.category = try record.text("category", at: location)
+            item.label = "clean"
+            return [item]
+        }
+    }
+
+    static func mossbench(_ path: String, query: String) throws -> [AuditItem] {
+        try jsonArray(path, format: "mossbench", required: ["pid", query]) { record, location in
+            var item = AuditItem(id: try record.text("pid", at: location) ?? location, query: try record.string(query, at: location), location: location)
+            item.image = try record.text("image", at: location)
+            item.description = try record.text("description", at: location) ?? record.text("short description", at: location)
+            item.label = "clean"
+            return [item]
+        }
+    }
+
+    /// One scenario file (an object keyed by id), or a folder of them; the file name is the
+    /// scenario.
+    static func mmsafetybench(_ path: String, query: String) throws -> [AuditItem] {
+        let files: [String]
+        if FileSystem.isDirectory(path) {
+            files = try FileManager.default.contentsOfDirectory(atPath: path).sorted()
+                .filter { $0.hasSuffix(".json") && $0.first?.isNumber == true }.map { FileSystem.join(path, $0) }
+            guard !files.isEmpty else { throw LocatedError(path: path, line: nil, message: "no scenario files (NN-Name.json) in this folder") }
+        } else {
+            files = [path]
+        }
+        var items: [AuditItem] = []
+        for file in files {
+            let value = try parseJSON(file)
+            guard case .object(let entries) = value else {
+                throw LocatedError(path: file, line: nil, message: "not an mmsafetybench scenario file: expected a JSON object keyed by id")
+            }
+            let scenario = FileSystem.lastComponent(of: file).replacingOccurrences(of: ".json", with: "")
+            for key in entries.keys.sorted(by: { (Int($0) ?? Int.max, $0) < (Int($1) ?? Int.max, $1) }) {
+                let location = "\(file): record \(key)"
+                guard let object = entries[key]?.objectValue else {
+                    throw LocatedError(path: file, line: nil, message: "record \(key): expected an object")
+                }
+                let record = SourceRecord(fields: object)
+                var item = AuditItem(id: "\(scenario)/\(key)", query: try record.string(query, at: location), location: location)
+                item.keyPhrase = try record.text("Key Phrase", at: location)
+                item.category = scenario
+                item.label = query == "Question" || query == "Changed Question" ? "harmful" : query.hasPrefix("Rephrased Question") ? "clean" : nil
+                items.append(item)
+            }
+        }
+        return items
+    }
+
+    // MARK: - CSV
+
+    static func figstep(_ path: String, query: String) throws -> [AuditItem] {
+        try csv(path, format: "figstep", required: ["category_id", "task_id", "category_name", "question", "instruction", query]) { row, location in
+            var item = AuditItem(id: "\(row["category_id"]!)-\(row["task_id"]!)", query: row[query]!, location: location)
+            item.keyPhrase = row["instruction"]
+            item.category = row["category_name"]
+            item.label = query == "question" ? "harmful" : nil
+            return item
+        }
+    }
+
+    static func harmbench(_ path: String, query: String) throws -> [AuditItem] {
+        try csv(path, format: "harmbench-mm", required: ["Behavior", "BehaviorID", "SemanticCategory", "ImageFileName", "ImageDescription", query]) { row, location in
+            var item = AuditItem(id: row["BehaviorID"]!, query: row[query]!, location: location)
+            item.description = row["ImageDescription"]
+            item.category = row["SemanticCategory"]
+            item.subCategory = row["FunctionalCategory"]
+            item.image = row["ImageFileName"]
+            return item
+        }
+    }
+
+    static func jailbreakv(_ path: String, query: String) throws -> [AuditItem] {
+        try csv(path, format: "jailbreakv", required: ["id", "jailbreak_query", "redteam_query", "policy", "image_path", query]) { row, location in
+            var item = AuditItem(id: row["id"]!, query: row[query]!, location: location)
+            item.category = row["policy"]
+            item.subCategory = row["format"]
+            item.image = row["image_path"]
+            item.label = query == "redteam_query" ? "harmful" : nil
+            return item
+        }
+    }
+
+    static func msts(_ path: String, query: String) throws -> [AuditItem] {
+        try csv(path, format: "msts", required: ["hazard_category", "case_id", "unsafe_image_description", "prompt_id", query]) { row, location in
+            var item = AuditItem(id: "\(row["case_id"]!)/\(row["prompt_id"]!)", query: row[query]!, location: location)
+            item.description = row["unsafe_image_description"]
+            item.category = row["hazard_category"]
+            item.subCategory = row["hazard_subcategory"]
+            item.image = row["unsafe_image_id"]
+            return item
+        }
+    }
+
+    // MARK: - JSONL
+
+    static func vlsafe(_ path: String, query: String) throws -> [AuditItem] {
+        try jsonLines(path) { record, line in
+            let location = "\(path):\(line)"
+            var item = AuditItem(id: try record.text("image_id", at: location).map { "\($0)#\(line)" } ?? "\(line)", query: try record.string(query, at: location), location: location)
+            item.caption = try record.text("caption", at: location)
+            item.image = try record.text("image_id", at: location)
+            return item
+        }
+    }
+
+    static func jsonl(_ path: String, options: ImportOptions) throws -> [AuditItem] {
+        let known = ["query", "description", "key_phrase", "caption", "category", "sub_category", "image", "id", "label"]
+        if let unknown = options.mapping.keys.first(where: { !known.contains($0) }) {
+            throw RecordError("--map: unknown target '\(unknown)' (expected one of: \(known.joined(separator: ", ")))")
+        }
+        let queryField = options.queryField ?? options.mapping["query"] ?? "query"
+        return try jsonLines(path) { record, line in
+            let location = "\(path):\(line)"
+            func mapped(_ name: String) throws -> String? { try options.mapping[name].flatMap { try record.text($0, at: location) } }
+            var item = AuditItem(id: try mapped("id") ?? "\(line)", query: try record.string(queryField, at: location), location: location)
+            item.description = try mapped("description")
+            item.keyPhrase = try mapped("key_phrase")
+            item.caption = try mapped("caption")
+            item.category = try mapped("category")
+            item.subCategory = try mapped("sub_category")
+            item.image = try mapped("image")
+            item.label = try mapped("label")
+            return item
+        }
+    }
+
+    // MARK: - Shared readers
+
+    static func parseJSON(_ path: String) throws -> JSONValue {
+        let bytes = try FileSystem.read(path)
+        do {
+            return try JSONParser.parse(bytes: bytes)
+        } catch let error as JSONParser.SyntaxError {
+            let line = bytes.prefix(error.offset).filter { $0 == 0x0A }.count + 1
+            throw LocatedError(path: path, line: line, message: "invalid JSON: \(error.message)")
+        }
+    }
+
+    static func jsonArray(_ path: String, format: String, required: [String], _ make: (SourceRecord, String) throws -> [AuditItem]) throws -> [AuditItem] {
+        guard case .array(let entries) = try parseJSON(path) else {
+            throw LocatedError(path: path, line: nil, message: "not a \(format) file: expected a JSON array of records")
+        }
+        var items: [AuditItem] = []
+        for (index, entry) in entries.enumerated() {
+            let location = "record \(index + 1)"
+            guard let object = entry.objectValue else { throw LocatedError(path: path, line: nil, message: "\(location): expected an object, found \(entry.typeName)") }
+            if let missing = required.first(where: { object[$0] == nil }) {
+                throw LocatedError(path: path, line: nil, message: "\(location): missing field '\(missing)' (a \(format) record has \(required.joined(separator: ", ")))")
+            }
+            do {
+                items += try make(SourceRecord(fields: object), "\(path): \(location)")
+            } catch let error as RecordError {
+                throw LocatedError(path: path, line: nil, message: "\(location): \(error.description)")
+            }
+        }
+        return items
+    }
+
+    static func csv(_ path: String, format: String, required: [String], _ make: ([String: String], String) throws -> AuditItem) throws -> [AuditItem] {
+        let table = try CSVTable(path: path)
+        try table.require(Array(Set(required)).sorted(), format: format)
+        return try table.rows.map { try make($0.fields, "\(path):\($0.line)") }
+    }
+
+    /// Lines of JSON objects, read as they are (a foreign `id` is just a field here).
+    static func jsonLines(_ path: String, _ make: (SourceRecord, Int) throws -> AuditItem) throws -> [AuditItem] {
+        let reader = try LineReader(path: path)
+        var items: [AuditItem] = []
+        while let bytes = try reader.nextLine() {
+            let line = reader.lineNumber
+            if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+            do {
+                guard case .object(let object) = try JSONParser.parse(bytes: Array(bytes)) else {
+                    throw RecordError("expected a JSON object")
+                }
+                items.append(try make(SourceRecord(fields: object), line))
+            } catch let error as JSONParser.SyntaxError {
+                throw LocatedError(path: path, line: line, message: "invalid JSON: \(error.description)")
+            } catch let error as RecordError {
+                throw LocatedError(path: path, line: line, message: error.description)
+            }
+        }
+        return items
+    }
+}
+
+/// One record of a benchmark file, with its fields as the file has them.
+struct SourceRecord {
+    let fields: [String: JSONValue]
+
+    /// A field that must be a string.
+    func string(_ key: String, at location: String) throws -> String {
+        guard let value = fields[key] else { throw RecordError("missing field '\(key)'") }
+        guard case .string(let text) = value else { throw RecordError("field '\(key)' must be a string, found \(value.typeName)") }
+        return text
+    }
+
+    /// An optional field as text: a string, or a number written out; null or absent is nil.
+    func text(_ key: String, at location: String) throws -> String? {
+        switch fields[key] {
+        case nil, .null?: return nil
+        case .string(let text)?: return text
+        case .int(let number)?: return String(number)
+        case .double(let number)?: return String(number)
+        case let value?: throw RecordError("field '\(key)' must be a string, found \(value.typeName)")
+        }
+    }
+}

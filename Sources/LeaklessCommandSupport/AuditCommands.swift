@@ -1,0 +1,141 @@
+import ArgumentParser
+import Foundation
+import Leakless
+import LeaklessCore
+
+extension BenchmarkFormat: ExpressibleByArgument {}
+
+/// What audit and detector-quality share: the judge and where its settings come from.
+public struct JudgeOptions: ParsableArguments {
+    @Option(help: "'builtin' (the lexical detector) or the name of a chat backend in the pipeline file.")
+    var judge: String = "builtin"
+
+    @Option(help: "The pipeline file whose 'backends' name the judge.")
+    var pipeline: String = "pipeline.yaml"
+
+    @Option(help: "The builtin detector's lexicon.")
+    var lexicon: String = "data/lexicon.yaml"
+
+    @Option(help: "The builtin detector's leak score threshold.")
+    var threshold: Double = 1.0
+
+    @Option(help: "Fewer content words than this is meaningless (builtin).")
+    var minContentWords: Int = 2
+
+    @Option(help: "The folder of the judge's prompt (audit.prompt).")
+    var templates: String = "stages/detect"
+
+    @Option(help: "The request cache of the LLM judge.")
+    var cache: String = "out/cache"
+
+    public init() {}
+
+    /// A function from items to findings, and the judge's name for the report.
+    func make(work: String, images: String?) throws -> (String, ([AuditItem]) throws -> ([AuditFinding], [(AuditItem, String)])) {
+        if judge == "builtin" {
+            var detector = LexicalDetector(lexicon: try Lexicon.load(path: lexicon), minContentWords: minContentWords)
+            detector.threshold = threshold
+            let chosen = detector
+            return ("builtin lexical detector (\(lexicon), threshold \(threshold))", { (AuditJudge.builtin($0, detector: chosen), []) })
+        }
+        let config = try PipelineConfig.load(path: pipeline, definitions: Stages.all)
+        guard let backend = config.backends[judge] else {
+            throw ValidationError("'--judge \(judge)': \(pipeline) has no backend of that name (it has: \(config.backends.keys.sorted().joined(separator: ", ")))")
+        }
+        guard backend.backendKind.serves == "chat" else { throw ValidationError("'--judge \(judge)' is a '\(backend.kind)' backend; the judge needs a chat backend") }
+        var run = 0
+        return ("LLM judge '\(judge)' (\(backend.string("model")))", { items in
+            run += 1
+            return try AuditJudge.model(items, backend: backend, templates: templates, cache: cache, work: FileSystem.join(work, "judge-\(run)"), images: images)
+        })
+    }
+}
+
+public struct AuditCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "Audit another benchmark for visual safety information leakage: verdicts per query, rates per category, leaking terms, empty and duplicate queries; writes JSON, Markdown and HTML.")
+
+    @Argument(help: "The benchmark file (a folder of scenario files for mmsafetybench).")
+    var file: String
+
+    @Option(help: "Its format: \(BenchmarkFormat.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var format: BenchmarkFormat
+
+    @Option(help: "Read the query from this field instead of the format's default.")
+    var queryField: String?
+
+    @Option(help: "jsonl: fields as TARGET=FIELD pairs, comma-separated (targets: query, description, key_phrase, caption, category, sub_category, image, id, label).")
+    var map: String?
+
+    @Option(help: "The benchmark's image folder: an LLM judge is shown each image it finds there.")
+    var images: String?
+
+    @Option(help: "The folder to write audit.json, audit.md and audit.html (default out/audit/<file name>).")
+    var output: String?
+
+    @OptionGroup var judging: JudgeOptions
+
+    public init() {}
+
+    public func validate() throws {
+        if map != nil && format != .jsonl { throw ValidationError("'--map' is only valid with '--format jsonl'") }
+    }
+
+    public func run() throws {
+        try reportingErrors {
+            var mapping: [String: String] = [:]
+            for pair in (map ?? "").split(separator: ",") {
+                let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { throw ValidationError("'--map': expected TARGET=FIELD, found '\(pair)'") }
+                mapping[parts[0]] = parts[1]
+            }
+            let items = try BenchmarkImporter.read(file, format: format, options: ImportOptions(queryField: queryField, mapping: mapping))
+            let name = FileSystem.lastComponent(of: file).replacingOccurrences(of: ".json", with: "")
+            let folder = output ?? FileSystem.join("out/audit", name)
+            let (judgeName, judge) = try judging.make(work: FileSystem.join(folder, "work"), images: images)
+            let (findings, unjudged) = try judge(items)
+            let report = AuditReport(title: "\(file) (\(format.rawValue))", judge: judgeName, items: items, findings: findings, unjudged: unjudged)
+            try report.write(to: folder)
+            let all = report.overall
+            print("\(items.count) records: " + LexicalVerdict.Verdict.allCases.map { "\($0.rawValue) \(all.byVerdict[$0] ?? 0)" }.joined(separator: ", ")
+                + "; flagged \(String(format1: all.flaggedRate * 100, digits: 1))%")
+            let duplicates = report.duplicateGroups
+            print("\(report.distinctQueries) distinct queries, \(report.emptyQueries.count) empty, \(duplicates.count) repeated (\(duplicates.reduce(0) { $0 + $1.count - 1 }) extra copies)")
+            if !unjudged.isEmpty { print("\(unjudged.count) not judged (see \(folder)/work)") }
+            print("written to \(folder)/audit.json, audit.md, audit.html")
+        }
+    }
+}
+
+public struct DetectorQualityCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "detector-quality",
+        abstract: "Measure the VSIL detector on the development benchmarks: flagged share per query set against its goal, precision, recall and confusion; prints a table and writes it to a file.")
+
+    @Option(help: "The folder of the development benchmarks (vlsbench/, mm-safetybench/, vlguard/).")
+    var benchmarks: String = "../shared/benchmarks"
+
+    @Option(help: "Where to write the figures (JSON; the table goes beside it as .md).")
+    var output: String?
+
+    @OptionGroup var judging: JudgeOptions
+
+    public init() {}
+
+    public func run() throws {
+        try reportingErrors {
+            let sets = try DetectorQuality.standardSets(benchmarks: benchmarks)
+            let target = output ?? "bench/detector-quality-\(judging.judge).json"
+            let (judgeName, judge) = try judging.make(work: FileSystem.join("out/detector-quality", judging.judge), images: nil)
+            let result = try DetectorQuality.evaluate(sets, judgeName: judgeName) { try judge($0).0 }
+            let table = DetectorQuality.markdown(result)
+            print(table, terminator: "")
+            try FileSystem.createDirectory(FileSystem.parent(of: target))
+            try AtomicFile.write(Array(JSONWriter.pretty(DetectorQuality.json(result)).utf8), to: target)
+            let markdownPath = target.hasSuffix(".json") ? String(target.dropLast(5)) + ".md" : target + ".md"
+            try AtomicFile.write(Array(table.utf8), to: markdownPath)
+            print("written to \(target) and \(markdownPath)")
+        }
+    }
+}
