@@ -100,12 +100,16 @@ public struct LexicalDetector: Sendable {
         let content = lexicon.contentWords(tokens)
         var score = Double(found.count)
         if !context.description.isEmpty {
-            let described = Set(lexicon.contentWords(Text.tokens(context.description)).map(\.stem))
-            for (index, token) in tokens.enumerated() where !covered.contains(index) && described.contains(token.stem)
+            // Each stem of the description's content words, with the word as the description writes it.
+            var described: [String: String] = [:]
+            for word in lexicon.contentWords(Text.tokens(context.description)) where described[word.stem] == nil {
+                described[word.stem] = word.text.lowercased()
+            }
+            for (index, token) in tokens.enumerated() where !covered.contains(index) && described[token.stem] != nil
                 && content.contains(where: { $0.range == token.range })
             {
                 found.append(.init(
-                    span: token.text, term: token.stem, source: "description",
+                    span: token.text, term: described[token.stem]!, source: "description",
                     offset: query.distance(from: query.startIndex, to: token.range.lowerBound), length: token.text.count))
                 score += descriptionWeight
             }
