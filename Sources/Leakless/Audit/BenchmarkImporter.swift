@@ -76,14 +76,11 @@ public enum BenchmarkImporter {
         switch format {
         case .vlsbench: return try vlsbench(path, query: query)
         case .mmsafetybench: return try mmsafetybench(path, query: query)
-        case .figstep: return try figstep(path, query: query)
-        case .harmbenchMM: return try harmbench(path, query: query)
-        case .jailbreakv: return try jailbreakv(path, query: query)
+        case .figstep, .harmbenchMM, .jailbreakv, .msts: return try csv(path, format: format, query: query)
         case .vlsafe: return try vlsafe(path, query: query)
         case .vlguard: return try vlguard(path, query: options.queryField)
         case .siuo: return try siuo(path, query: query)
         case .mossbench: return try mossbench(path, query: query)
-        case .msts: return try msts(path, query: query)
         case .jsonl: return try jsonl(path, options: options)
         }
     }
@@ -186,45 +183,49 @@ public enum BenchmarkImporter {
 
     // MARK: - CSV
 
-    static func figstep(_ path: String, query: String) throws -> [AuditItem] {
-        try csv(path, format: "figstep", required: ["category_id", "task_id", "category_name", "question", "instruction", query]) { row, location in
-            var item = AuditItem(id: "\(row["category_id"]!)-\(row["task_id"]!)", query: row[query]!, location: location)
-            item.keyPhrase = row["instruction"]
-            item.category = row["category_name"]
-            item.label = query == "question" ? "harmful" : nil
-            return item
-        }
+    /// Which columns of a CSV format give what.
+    struct Columns {
+        let required: [String]
+        /// Joined with "/" into the item's id.
+        let id: [String]
+        var description: String?
+        var keyPhrase: String?
+        var category: String?
+        var subCategory: String?
+        var image: String?
+        /// The query field whose texts the benchmark means as harmful requests.
+        var harmfulQuery: String?
     }
 
-    static func harmbench(_ path: String, query: String) throws -> [AuditItem] {
-        try csv(path, format: "harmbench-mm", required: ["Behavior", "BehaviorID", "SemanticCategory", "ImageFileName", "ImageDescription", query]) { row, location in
-            var item = AuditItem(id: row["BehaviorID"]!, query: row[query]!, location: location)
-            item.description = row["ImageDescription"]
-            item.category = row["SemanticCategory"]
-            item.subCategory = row["FunctionalCategory"]
-            item.image = row["ImageFileName"]
-            return item
-        }
-    }
+    static let csvFormats: [BenchmarkFormat: Columns] = [
+        .figstep: Columns(
+            required: ["category_id", "task_id", "category_name", "question", "instruction"], id: ["category_id", "task_id"],
+            keyPhrase: "instruction", category: "category_name", harmfulQuery: "question"),
+        .harmbenchMM: Columns(
+            required: ["Behavior", "BehaviorID", "SemanticCategory", "ImageFileName", "ImageDescription"], id: ["BehaviorID"],
+            description: "ImageDescription", category: "SemanticCategory", subCategory: "FunctionalCategory", image: "ImageFileName"),
+        .jailbreakv: Columns(
+            required: ["id", "jailbreak_query", "redteam_query", "policy", "image_path"], id: ["id"],
+            category: "policy", subCategory: "format", image: "image_path", harmfulQuery: "redteam_query"),
+        .msts: Columns(
+            required: ["hazard_category", "case_id", "unsafe_image_description", "prompt_id"], id: ["case_id", "prompt_id"],
+            description: "unsafe_image_description", category: "hazard_category", subCategory: "hazard_subcategory", image: "unsafe_image_id"),
+    ]
 
-    static func jailbreakv(_ path: String, query: String) throws -> [AuditItem] {
-        try csv(path, format: "jailbreakv", required: ["id", "jailbreak_query", "redteam_query", "policy", "image_path", query]) { row, location in
-            var item = AuditItem(id: row["id"]!, query: row[query]!, location: location)
-            item.category = row["policy"]
-            item.subCategory = row["format"]
-            item.image = row["image_path"]
-            item.label = query == "redteam_query" ? "harmful" : nil
-            return item
-        }
-    }
-
-    static func msts(_ path: String, query: String) throws -> [AuditItem] {
-        try csv(path, format: "msts", required: ["hazard_category", "case_id", "unsafe_image_description", "prompt_id", query]) { row, location in
-            var item = AuditItem(id: "\(row["case_id"]!)/\(row["prompt_id"]!)", query: row[query]!, location: location)
-            item.description = row["unsafe_image_description"]
-            item.category = row["hazard_category"]
-            item.subCategory = row["hazard_subcategory"]
-            item.image = row["unsafe_image_id"]
+    static func csv(_ path: String, format: BenchmarkFormat, query: String) throws -> [AuditItem] {
+        let columns = csvFormats[format]!
+        let table = try CSVTable(path: path)
+        try table.require(Array(Set(columns.required + [query])).sorted(), format: format.rawValue)
+        return table.rows.map { row in
+            let fields = row.fields
+            var item = AuditItem(
+                id: columns.id.map { fields[$0] ?? "" }.joined(separator: "/"), query: fields[query] ?? "", location: "\(path):\(row.line)")
+            item.description = columns.description.flatMap { fields[$0] }
+            item.keyPhrase = columns.keyPhrase.flatMap { fields[$0] }
+            item.category = columns.category.flatMap { fields[$0] }
+            item.subCategory = columns.subCategory.flatMap { fields[$0] }
+            item.image = columns.image.flatMap { fields[$0] }
+            item.label = columns.harmfulQuery == query ? "harmful" : nil
             return item
         }
     }
@@ -292,12 +293,6 @@ public enum BenchmarkImporter {
             }
         }
         return items
-    }
-
-    static func csv(_ path: String, format: String, required: [String], _ make: ([String: String], String) throws -> AuditItem) throws -> [AuditItem] {
-        let table = try CSVTable(path: path)
-        try table.require(Array(Set(required)).sorted(), format: format)
-        return try table.rows.map { try make($0.fields, "\(path):\($0.line)") }
     }
 
     /// Lines of JSON objects, read as they are (a foreign `id` is just a field here).
