@@ -88,7 +88,7 @@ public struct LexicalDetector: Sendable {
                     offset: query.distance(from: query.startIndex, to: range.lowerBound), length: query.distance(from: range.lowerBound, to: range.upperBound))
             }
         }
-        let riskMatches = lexicon.riskTerms.matches(in: tokens)
+        let riskMatches = lexicon.riskTerms.matches(in: tokens).filter { $0.tag != Lexicon.benign }
         var found = evidence(riskMatches)
         var covered = Set(riskMatches.flatMap { Array($0.tokens) })
         var named = PhraseMatcher(context.elementTerms, tag: "element")

@@ -9,6 +9,8 @@ public struct Lexicon: Sendable {
     public let requestTerms: PhraseMatcher
     public let stopStems: Set<String>
     public let categories: [String]
+    /// The tag of phrases that contain a risk word but are harmless as a whole.
+    public static let benign = "benign"
 
     public static func load(path: String) throws -> Lexicon {
         try Lexicon(document: try YAMLDocument.load(path: path), path: path)
@@ -16,7 +18,7 @@ public struct Lexicon: Sendable {
 
     public init(document: YAMLNode, path: String) throws {
         let reader = ConfigReader(path: path)
-        let top = try reader.mapping(document, "the lexicon", keys: ["risk_terms", "intent_terms", "stop_words", "reference_terms", "request_terms"])
+        let top = try reader.mapping(document, "the lexicon", keys: ["risk_terms", "intent_terms", "benign_terms", "stop_words", "reference_terms", "request_terms"])
         let categoriesNode = try reader.mapping(try reader.required(top, "risk_terms"), "'risk_terms'")
         var matcher = PhraseMatcher()
         var categories: [String] = []
@@ -28,6 +30,10 @@ public struct Lexicon: Sendable {
             for term in terms { matcher.add(term, tag: entry.key) }
         }
         for term in try reader.strings(top, "intent_terms", nonEmpty: false) { matcher.add(term, tag: "intent") }
+        // Matched with the risk terms so that the longer, harmless phrase wins ("photo shoot").
+        if top["benign_terms"] != nil {
+            for term in try reader.strings(top, "benign_terms", nonEmpty: false) { matcher.add(term, tag: Self.benign) }
+        }
         riskTerms = matcher
         referenceTerms = PhraseMatcher(try reader.strings(top, "reference_terms", nonEmpty: true), tag: "reference")
         requestTerms = PhraseMatcher(try reader.strings(top, "request_terms", nonEmpty: true), tag: "request")
