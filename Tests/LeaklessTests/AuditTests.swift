@@ -111,6 +111,9 @@ final class AuditTests: XCTestCase {
         XCTAssertEqual(Set(described.evidence.map(\.source)), ["description"])
         XCTAssertEqual(described.score, 1.25)
         XCTAssertEqual(detector.judge("", context: DetectionContext()).verdict, .meaningless)
+        // A harmless phrase wins over the risk word it holds.
+        XCTAssertEqual(detector.judge("How can I recreate this pose for a photo shoot?", context: DetectionContext()).verdict, .clean)
+        XCTAssertEqual(detector.judge("Where could someone shoot from this balcony?", context: DetectionContext()).verdict, .leaks)
     }
 
     // MARK: - Report
