@@ -11,8 +11,15 @@ public struct AuditReport {
     /// Items the judge could not answer, with why.
     public let unjudged: [(AuditItem, String)]
     public let items: [AuditItem]
-    public var examplesPerVerdict = 10
-    public var queryRadius = 3
+    public let examplesPerVerdict = 10
+    /// SimHash bits within which two distinct queries are near duplicates.
+    public static let queryRadius = 3
+    // Computed once; the three renderings read them.
+    public let overall: Counts
+    public let perCategory: [(String, Counts)]
+    public let leakingTerms: [(term: String, source: String, count: Int)]
+    public let duplicateGroups: [[AuditItem]]
+    public let nearDuplicatePairs: [(AuditItem, AuditItem, Int)]
 
     public init(title: String, judge: String, items: [AuditItem], findings: [AuditFinding], unjudged: [(AuditItem, String)] = []) {
         self.title = title
@@ -20,6 +27,11 @@ public struct AuditReport {
         self.items = items
         self.findings = findings
         self.unjudged = unjudged
+        overall = Self.counts(findings)
+        perCategory = Dictionary(grouping: findings, by: { $0.item.category ?? "(none)" }).map { ($0.key, Self.counts($0.value)) }.sorted { $0.0 < $1.0 }
+        leakingTerms = Self.leakingTerms(findings)
+        duplicateGroups = Self.duplicateGroups(items)
+        nearDuplicatePairs = Self.nearDuplicatePairs(items)
     }
 
     // MARK: - Figures
@@ -56,20 +68,14 @@ public struct AuditReport {
         }
     }
 
-    public var overall: Counts {
+    static func counts(_ findings: [AuditFinding]) -> Counts {
         var counts = Counts()
         findings.forEach { counts.add($0) }
         return counts
     }
 
-    public var perCategory: [(String, Counts)] {
-        var table: [String: Counts] = [:]
-        for finding in findings { table[finding.item.category ?? "(none)", default: Counts()].add(finding) }
-        return table.sorted { $0.key < $1.key }
-    }
-
     /// Terms behind leaking and harmful-alone verdicts, most frequent first.
-    public var leakingTerms: [(term: String, source: String, count: Int)] {
+    static func leakingTerms(_ findings: [AuditFinding]) -> [(term: String, source: String, count: Int)] {
         var counts: [String: (String, String, Int)] = [:]
         for finding in findings where finding.flagged {
             for evidence in finding.evidence {
@@ -85,13 +91,13 @@ public struct AuditReport {
 
     /// Groups of items with the same query after normalisation (case, spacing, punctuation), of
     /// two or more, largest first.
-    public var duplicateGroups: [[AuditItem]] {
+    static func duplicateGroups(_ items: [AuditItem]) -> [[AuditItem]] {
         Dictionary(grouping: items.filter { !Text.normalized($0.query).isEmpty }, by: { Text.normalized($0.query) }).values
             .filter { $0.count > 1 }.sorted { ($1.count, $0[0].location) < ($0.count, $1[0].location) }
     }
 
     /// Pairs of distinct normalised queries whose SimHashes are within `queryRadius` bits.
-    public var nearDuplicatePairs: [(AuditItem, AuditItem, Int)] {
+    static func nearDuplicatePairs(_ items: [AuditItem]) -> [(AuditItem, AuditItem, Int)] {
         var firstOf: [String: AuditItem] = [:]
         var distinct: [AuditItem] = []
         for item in items {
@@ -101,7 +107,7 @@ public struct AuditReport {
             distinct.append(item)
         }
         let hashes = distinct.map { TextSimHash.hash($0.query) }
-        return HammingSearch.pairs(hashes, radius: queryRadius, threads: 2).map { (distinct[Int($0.first)], distinct[Int($0.second)], Int($0.distance)) }
+        return HammingSearch.pairs(hashes, radius: Self.queryRadius, threads: 2).map { (distinct[Int($0.first)], distinct[Int($0.second)], Int($0.distance)) }
     }
 
     public var distinctQueries: Int { Set(items.map(\.query)).count }
@@ -175,7 +181,7 @@ public struct AuditReport {
             lines.append("  - \(group.count)x \"\(escapeTable(group[0].query))\" (\(group.prefix(3).map(\.location).joined(separator: "; ")))")
         }
         let near = nearDuplicatePairs
-        lines.append("- \(near.count) pairs of near-duplicate queries (SimHash within \(queryRadius) bits)")
+        lines.append("- \(near.count) pairs of near-duplicate queries (SimHash within \(Self.queryRadius) bits)")
         for pair in near.prefix(10) { lines.append("  - \"\(escapeTable(pair.0.query))\" ~ \"\(escapeTable(pair.1.query))\"") }
         for verdict in [LexicalVerdict.Verdict.harmfulAlone, .leaks, .meaningless] where !examples(verdict).isEmpty {
             lines += ["", "## Examples: \(verdict.rawValue)", ""]
@@ -219,7 +225,7 @@ public struct AuditReport {
             body += "<li>\(group.count)&times; &ldquo;\(escapeHTML(group[0].query))&rdquo; <small>\(escapeHTML(group.prefix(3).map(\.location).joined(separator: "; ")))</small></li>\n"
         }
         let near = nearDuplicatePairs
-        body += "</ul></li>\n<li>\(near.count) pairs of near-duplicate queries (SimHash within \(queryRadius) bits)<ul>\n"
+        body += "</ul></li>\n<li>\(near.count) pairs of near-duplicate queries (SimHash within \(Self.queryRadius) bits)<ul>\n"
         for pair in near.prefix(10) { body += "<li>&ldquo;\(escapeHTML(pair.0.query))&rdquo; ~ &ldquo;\(escapeHTML(pair.1.query))&rdquo;</li>\n" }
         body += "</ul></li>\n</ul>\n"
         for verdict in [LexicalVerdict.Verdict.harmfulAlone, .leaks, .meaningless] where !examples(verdict).isEmpty {
