@@ -1,0 +1,81 @@
+import ArgumentParser
+import Foundation
+import Leakless
+import LeaklessCore
+
+public struct EvalCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Evaluate models on a benchmark as VLSBench does: each pair to the target model, each reply labelled by a judge (refusal, warning, unsafe); refusal, warning and safety rates per model, category and sub-category.")
+
+    @Option(help: "The benchmark folder in VLSBench's layout (data.json and imgs/).")
+    var benchmark: String = "out/benchmark"
+
+    @Option(help: "A chat backend of the pipeline file to evaluate (repeat to compare several).")
+    var target: [String] = []
+
+    @Option(help: "The chat backend that labels the replies.")
+    var judge: String
+
+    @Option(help: "The pipeline file whose 'backends' name the target and the judge.")
+    var pipeline: String = "pipeline.yaml"
+
+    @Flag(help: "Send a system prompt that asks the model to weigh safety (the paper's ablation).")
+    var safetyPrompt = false
+
+    @Option(help: "New tokens each target reply may have (decoding is greedy).")
+    var maxTokens: Int = 128
+
+    @Option(help: "The folder of the prompts (respond.prompt, respond-safety.prompt, judge.prompt).")
+    var templates: String = "stages/eval"
+
+    @Option(help: "The request cache.")
+    var cache: String = "out/cache"
+
+    @Option(help: "Where to write eval.json, eval.md and eval.html.")
+    var output: String = "out/eval"
+
+    public init() {}
+
+    public func validate() throws {
+        if target.isEmpty { throw ValidationError("name at least one '--target' backend") }
+        if maxTokens < 1 { throw ValidationError("'--max-tokens' must be at least 1") }
+    }
+
+    public func run() throws {
+        try reportingErrors {
+            let config = try PipelineConfig.load(path: pipeline, definitions: Stages.all)
+            func chat(_ name: String, _ role: String) throws -> BackendConfig {
+                guard let backend = config.backends[name] else {
+                    throw ValidationError("'--\(role) \(name)': \(pipeline) has no backend of that name (it has: \(config.backends.keys.sorted().joined(separator: ", ")))")
+                }
+                guard backend.backendKind.serves == "chat" else { throw ValidationError("'--\(role) \(name)' is a '\(backend.kind)' backend; it must be a chat backend") }
+                return backend
+            }
+            let judgeBackend = try chat(judge, "judge")
+            let pairs = try Evaluation.pairs(folder: benchmark)
+            var options = Evaluation.Options()
+            options.maxTokens = maxTokens
+            options.safetyPrompt = safetyPrompt
+            options.templates = templates
+            options.cache = cache
+            var results: [Evaluation.ModelResult] = []
+            for name in target {
+                let result = try Evaluation.run(
+                    pairs: pairs, target: try chat(name, "target"), judge: judgeBackend, options: options,
+                    work: FileSystem.join(output, name + (safetyPrompt ? "-safety-prompt" : "")))
+                let overall = result.overall
+                print("\(name): \(overall.total) pairs labelled, refusal \(percent(overall.refusal)), warning \(percent(overall.warning)), safety \(percent(overall.safety))"
+                    + (result.failed.isEmpty ? "" : "; \(result.failed.count) not labelled"))
+                results.append(result)
+            }
+            try FileSystem.createDirectory(output)
+            try AtomicFile.write(Array(JSONWriter.pretty(Evaluation.json(results, options: options)).utf8), to: FileSystem.join(output, "eval.json"))
+            try AtomicFile.write(Array(Evaluation.markdown(results, options: options).utf8), to: FileSystem.join(output, "eval.md"))
+            try AtomicFile.write(Array(Evaluation.html(results, options: options).utf8), to: FileSystem.join(output, "eval.html"))
+            print("written to \(output)/eval.json, eval.md, eval.html")
+        }
+    }
+
+    private func percent(_ rate: Double) -> String { String(format1: rate * 100, digits: 1) + "%" }
+}
