@@ -2,11 +2,21 @@ import LeaklessCore
 import LeaklessModels
 import LeaklessImaging
 
+/// The layouts an export can take.
+public enum ExportFormat: String, Sendable, CaseIterable {
+    /// VLSBench's own: `data.json` and `imgs/`.
+    case vlsbench
+    /// Hugging Face `datasets`' imagefolder: `metadata.jsonl` with `file_name` beside `imgs/`.
+    case imagefolder
+}
+
 /// export: the benchmark in VLSBench's own layout, so its evaluation code runs unchanged:
 /// `data.json`, a JSON array of {instruction_id, instruction, image_path, category,
-/// sub_category, source, image_description, safety_reason}, and the images under `imgs/` as PNG.
-/// The folder is built under a temporary name and moved into place by `commit()`; an exporter
-/// dropped without a commit removes it.
+/// sub_category, source, image_description, safety_reason}, and the images under `imgs/` as PNG;
+/// or, as `imagefolder`, the same fields in `metadata.jsonl` with `file_name`. Beside either:
+/// `provenance.jsonl` (what each pair was made from, stage by stage) and a dataset card
+/// (`README.md`). The folder is built under a temporary name and moved into place by
+/// `commit()`; an exporter dropped without a commit removes it.
 public final class VLSBenchExporter {
     public static let fields = [
         "instruction_id", "instruction", "image_path", "category", "sub_category", "source", "image_description",
@@ -22,10 +32,19 @@ public final class VLSBenchExporter {
     /// are held.
     private var pngCache: [ContentHash: [UInt8]] = [:]
     public private(set) var perCategory: [String: Int] = [:]
+    let format: ExportFormat
+    /// The stats files of the stages before the export, for the card's funnel and the lineage.
+    let upstream: [String]
+    private let lineage: LineageIndex
+    private var provenance: [String] = []
+    private var card = DatasetCard()
 
-    public init(folder: String, blobs: BlobStore) throws {
+    public init(folder: String, blobs: BlobStore, format: ExportFormat = .vlsbench, upstream: [String] = []) throws {
         self.folder = folder
         self.blobs = blobs
+        self.format = format
+        self.upstream = upstream
+        lineage = try LineageIndex(statsFiles: upstream)
         temporary = FileSystem.join(FileSystem.parent(of: folder), ".\(FileSystem.lastComponent(of: folder)).tmp-\(ProcessIdentity.current)")
         try FileSystem.remove(temporary)
         try FileSystem.createDirectory(FileSystem.join(temporary, "imgs"))
@@ -54,6 +73,8 @@ public final class VLSBenchExporter {
         let imagePath = "imgs/\(index).png"
         try AtomicFile.write(png, to: FileSystem.join(temporary, imagePath))
         let category = try record.requireString("category")
+        provenance.append(JSONWriter.canonical(lineage.provenance(of: record, instructionID: index, imagePath: imagePath)))
+        card.add(record)
         entries.append(.object([
             "instruction_id": .int(Int64(index)),
             "instruction": .string(try record.requireString("query")),
@@ -69,9 +90,22 @@ public final class VLSBenchExporter {
 
     public var count: Int { entries.count }
 
-    /// Writes data.json and moves the finished folder into place.
+    /// Writes data.json (or metadata.jsonl), provenance.jsonl and the card, and moves the
+    /// finished folder into place.
     public func commit() throws {
-        try AtomicFile.write(JSONWriter.pretty(.array(entries), keyOrder: Self.fields), to: FileSystem.join(temporary, "data.json"))
+        switch format {
+        case .vlsbench:
+            try AtomicFile.write(JSONWriter.pretty(.array(entries), keyOrder: Self.fields), to: FileSystem.join(temporary, "data.json"))
+        case .imagefolder:
+            let lines = entries.map { entry -> String in
+                var fields = entry.objectValue ?? [:]
+                fields["file_name"] = fields.removeValue(forKey: "image_path")
+                return JSONWriter.canonical(.object(fields))
+            }
+            try AtomicFile.write(lines.joined(separator: "\n") + "\n", to: FileSystem.join(temporary, "metadata.jsonl"))
+        }
+        try AtomicFile.write(provenance.joined(separator: "\n") + (provenance.isEmpty ? "" : "\n"), to: FileSystem.join(temporary, "provenance.jsonl"))
+        try AtomicFile.write(card.markdown(format: format, funnel: lineage.funnel, models: lineage.models), to: FileSystem.join(temporary, "README.md"))
         try FileSystem.replaceDirectory(folder, with: temporary)
         committed = true
     }
@@ -83,7 +117,9 @@ public struct ExportStage: RecordStage {
     let exporter: VLSBenchExporter
 
     public init(context: StageContext, folder: String) throws {
-        exporter = try VLSBenchExporter(folder: folder, blobs: BlobStore(folder: context.blobs))
+        exporter = try VLSBenchExporter(
+            folder: folder, blobs: BlobStore(folder: context.blobs), format: ExportFormat(rawValue: context.string("format")) ?? .vlsbench,
+            upstream: context.upstream)
     }
 
     public mutating func process(_ record: Record) throws -> [StageOutput] {

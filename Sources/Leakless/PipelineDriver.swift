@@ -110,7 +110,7 @@ public struct PipelineDriver {
             }
             let remaining = try remainingBudget(after: spent, before: stage)
             let started = Progress.now()
-            try execute(stage, budget: remaining)
+            try execute(stage, budget: remaining, after: plan.prefix { $0.name != stage.name }.map(\.files.stats))
             let stats = try StageStats.load(path: stage.files.stats)
             let used = Budget(json: stats.extra["model"]?["spent"])
             spent = Budget(usd: spent.usd + used.usd, requests: spent.requests + used.requests, tokens: spent.tokens + used.tokens)
@@ -140,7 +140,7 @@ public struct PipelineDriver {
         return remaining
     }
 
-    private func execute(_ stage: PlannedStage, budget: Budget) throws {
+    private func execute(_ stage: PlannedStage, budget: Budget, after upstream: [String]) throws {
         // The parameters the executable gets: the resolved ones, with paths made absolute.
         var parameters = stage.config.parameters
         for parameter in stage.config.definition.parameters {
@@ -151,6 +151,10 @@ public struct PipelineDriver {
         parameters["backends"] = .object(stage.config.backends.mapValues(\.json))
         parameters["cache"] = .string(absolute(cache))
         parameters["budget"] = budget.json
+        if stage.config.definition.outputKind == nil {
+            // The export's card and provenance read what the stages before it wrote.
+            parameters["upstream"] = .array(upstream.map { .string(absolute($0)) })
+        }
         try AtomicFile.write(JSONWriter.pretty(.object(parameters)), to: stage.files.config)
         var arguments = [
             "--input", absolute(stage.input), "--output", absolute(stage.files.output),

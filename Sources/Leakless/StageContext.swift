@@ -14,6 +14,9 @@ public struct StageContext: Sendable {
     public let budget: Budget
     /// Planning only (`--dry-run`): nothing is sent, so API keys need not be set.
     public var planning = false
+    /// The stats files of the stages run before this one, in order (the export's card and
+    /// provenance read them and the outputs beside them).
+    public var upstream: [String] = []
 
     public init(parameters: [String: JSONValue], templates: String, blobs: String,
                 backends: [String: BackendConfig] = [:], cache: String = "out/cache", budget: Budget = Budget()) {

@@ -40,9 +40,10 @@ public struct StageInvocation: Sendable {
             throw RecordError("unknown stage '\(stage)'")
         }
         let (parameters, settings) = try Self.loadParameters(path: config, definition: definition)
-        let context = StageContext(
+        var context = StageContext(
             parameters: parameters, templates: templates, blobs: blobs, backends: settings.backends,
             cache: settings.cache ?? cache, budget: settings.budget)
+        context.upstream = settings.upstream
         let schemaPath = FileSystem.join(templates, "schema.json")
         let schema = FileSystem.exists(schemaPath) ? try RecordSchema.load(path: schemaPath) : nil
         let runner = StageRunner(stageName: stage, output: output, rejects: rejects, stats: stats, schema: schema)
@@ -99,6 +100,7 @@ public struct StageInvocation: Sendable {
         var backends: [String: BackendConfig] = [:]
         var cache: String?
         var budget = Budget()
+        var upstream: [String] = []
     }
 
     /// A config file: a JSON object of parameters (missing ones take their defaults, unknown or
@@ -135,6 +137,9 @@ public struct StageInvocation: Sendable {
                 continue
             case "budget":
                 settings.budget = Budget(json: item)
+                continue
+            case "upstream":
+                settings.upstream = item.stringArray ?? []
                 continue
             case "backend":
                 continue

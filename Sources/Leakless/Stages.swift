@@ -73,10 +73,10 @@ public enum Stages {
         ])
 
     public static let export = StageDefinition(
-        name: "export", version: 1, summary: "the benchmark in VLSBench's layout: data.json and imgs/",
+        name: "export", version: 2, summary: "the benchmark in VLSBench's layout: data.json and imgs/",
         input: .records(["pair"]), outputKind: nil, 
         parameters: [
-            StageParameter("format", .choice(["vlsbench"]), default: "vlsbench", "the export layout"),
+            StageParameter("format", .choice(["vlsbench", "imagefolder"]), default: "vlsbench", "the layout: VLSBench's data.json, or a Hugging Face imagefolder (metadata.jsonl)"),
         ])
 
     public static let all = [extract, rewrite, detect, image, filter, dedup, export]

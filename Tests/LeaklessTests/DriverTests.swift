@@ -21,8 +21,34 @@ final class DriverTests: XCTestCase {
         let detector = LexicalDetector(lexicon: try Lexicon.load(path: FileSystem.join(folder, "data/lexicon.yaml")), minContentWords: 2)
         XCTAssertTrue(data.arrayValue!.allSatisfy { detector.judge($0["instruction"]!.stringValue!).verdict == .clean })
 
+        // Beside it: each pair's provenance, back to its taxonomy element, and the dataset card.
+        let provenance = try FileSystem.readText(FileSystem.join(folder, "out/benchmark/provenance.jsonl")).split(separator: "\n")
+        XCTAssertEqual(provenance.count, report.pairs)
+        let line = try JSONParser.parse(bytes: Array(provenance[0].utf8)).objectValue!
+        XCTAssertEqual(line["lineage"]?.arrayValue?.count, 5, "pair, detected query, rewritten query, seed, element")
+        XCTAssertEqual(line["stages"]?.objectValue?["image"]?.objectValue?["method"], "retrieval")
+        XCTAssertNotNil(line["stages"]?.objectValue?["image"]?.objectValue?["license"])
+        XCTAssertEqual(line["taxonomy"], "vlsbench-1.0/leakless-1")
+        let card = try FileSystem.readText(FileSystem.join(folder, "out/benchmark/README.md"))
+        XCTAssertTrue(card.contains("\(report.pairs) pairs."), card)
+        XCTAssertTrue(card.contains("| extract | 76 | 228 | - |"), card)
+        XCTAssertTrue(card.contains("@inproceedings{hu-etal-2025-vlsbench"), card)
+
         let second = try runExecutable("leakless", ["run"], in: folder)
         XCTAssertTrue(second.stdout.contains("7 stages, 0 ran, 7 skipped"), second.stdout)
+
+        // The same pairs as a Hugging Face imagefolder.
+        let pipelinePath = FileSystem.join(folder, "pipeline.yaml")
+        let original = try FileSystem.readText(pipelinePath)
+        try write(original.replacingOccurrences(of: "    format: vlsbench", with: "    format: imagefolder"), to: pipelinePath)
+        let folderRun = try runExecutable("leakless", ["run"], in: folder)
+        XCTAssertTrue(folderRun.stdout.contains("7 stages, 1 ran, 6 skipped"), folderRun.stdout)
+        XCTAssertFalse(FileSystem.exists(FileSystem.join(folder, "out/benchmark/data.json")))
+        XCTAssertEqual(try BenchmarkValidator.validate(folder: FileSystem.join(folder, "out/benchmark")).pairs, report.pairs)
+        let metadata = try FileSystem.readText(FileSystem.join(folder, "out/benchmark/metadata.jsonl")).split(separator: "\n")
+        XCTAssertEqual(try JSONParser.parse(bytes: Array(metadata[0].utf8)).objectValue?["file_name"], "imgs/0.png")
+        try write(original, to: pipelinePath)
+        XCTAssertTrue(try runExecutable("leakless", ["run"], in: folder).stdout.contains("7 stages, 0 ran, 7 skipped"), "the vlsbench export is still cached")
 
         // Editing the filter's parameter reruns filter, dedup and export only.
         let pipeline = FileSystem.join(folder, "pipeline.yaml")
