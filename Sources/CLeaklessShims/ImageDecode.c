@@ -425,3 +425,45 @@ void leakless_image_free(leakless_image *image) {
     image->pixels = NULL;
     image->luma = NULL;
 }
+
+int leakless_jpeg_encode(const uint8_t *pixels, uint32_t width, uint32_t height, uint32_t channels, int quality,
+                         uint8_t **out, size_t *out_size, char *message, size_t message_size) {
+    struct jpeg_compress_struct cinfo;
+    struct jpeg_failure failure;
+    // volatile: these change between setjmp and a possible longjmp.
+    unsigned char *volatile buffer = NULL;
+    unsigned long size = 0;
+    cinfo.err = jpeg_std_error(&failure.base);
+    failure.base.error_exit = jpeg_fail;
+    failure.message = message;
+    failure.message_size = message_size;
+    *out = NULL;
+    *out_size = 0;
+    if (setjmp(failure.jump)) {
+        jpeg_destroy_compress(&cinfo);
+        free(buffer);
+        return -1;
+    }
+    jpeg_create_compress(&cinfo);
+    unsigned char *target = NULL;
+    jpeg_mem_dest(&cinfo, &target, &size);
+    cinfo.image_width = width;
+    cinfo.image_height = height;
+    cinfo.input_components = (int)channels;
+    cinfo.in_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    jpeg_set_defaults(&cinfo);
+    jpeg_set_quality(&cinfo, quality, TRUE);
+    jpeg_start_compress(&cinfo, TRUE);
+    while (cinfo.next_scanline < height) {
+        JSAMPROW row = (JSAMPROW)(pixels + (size_t)cinfo.next_scanline * width * channels);
+        jpeg_write_scanlines(&cinfo, &row, 1);
+    }
+    jpeg_finish_compress(&cinfo);
+    buffer = target;
+    jpeg_destroy_compress(&cinfo);
+    *out = buffer;
+    *out_size = size;
+    return 0;
+}
+
+void leakless_buffer_free(uint8_t *buffer) { free(buffer); }

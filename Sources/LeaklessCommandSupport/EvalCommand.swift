@@ -79,3 +79,25 @@ public struct EvalCommand: ParsableCommand {
 
     private func percent(_ rate: Double) -> String { String(format1: rate * 100, digits: 1) + "%" }
 }
+
+public struct ReportCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Write the browsable report of the last run: funnel and category charts, the pairs with thumbnails, rejects by stage, near-duplicate images; static HTML that opens from disk.")
+
+    @OptionGroup var options: PipelineOptions
+
+    @Option(help: "The folder to write (default: report/ in the pipeline's workdir).")
+    var output: String?
+
+    public init() {}
+
+    public func run() throws {
+        try reportingErrors {
+            let driver = try options.driver()
+            let folder = output ?? FileSystem.join(driver.pipeline.workdirPath, "report")
+            let shown = try RunReport(stages: try driver.plan(), blobs: driver.blobs).write(to: folder)
+            print("\(shown) pairs; written to \(folder)/index.html")
+        }
+    }
+}

@@ -132,6 +132,39 @@ public enum ImageCodec {
         return String(repeating: "0", count: 16 - digits.count) + digits
     }
 
+    /// A baseline JPEG of the image (8-bit grey or RGB), as libjpeg-turbo writes it.
+    public static func encodeJPEG(_ image: DecodedImage, quality: Int = 80) throws -> [UInt8] {
+        var buffer: UnsafeMutablePointer<UInt8>?
+        var size = 0
+        var message = [CChar](repeating: 0, count: 256)
+        let status = image.pixels.withUnsafeBufferPointer { pixels in
+            leakless_jpeg_encode(
+                pixels.baseAddress, UInt32(image.width), UInt32(image.height), UInt32(image.channels), Int32(quality), &buffer, &size,
+                &message, message.count)
+        }
+        defer { leakless_buffer_free(buffer) }
+        guard status == 0, let buffer else { throw ImageError(reason: .corrupt, message: "JPEG: \(String(cString: message))") }
+        return Array(UnsafeBufferPointer(start: buffer, count: size))
+    }
+
+    /// The image scaled down (Lanczos, each channel) so that its longer side is at most `side`.
+    public static func thumbnail(_ image: DecodedImage, side: Int) -> DecodedImage {
+        let longer = max(image.width, image.height)
+        guard longer > side else { return image }
+        let width = max(1, image.width * side / longer), height = max(1, image.height * side / longer)
+        let resampler = LanczosResampler()
+        let planes = (0..<image.channels).map { channel in
+            resampler.resize(
+                LumaPlane(width: image.width, height: image.height, pixels: stride(from: channel, to: image.pixels.count, by: image.channels).map { image.pixels[$0] }),
+                width: width, height: height)
+        }
+        var pixels = [UInt8](repeating: 0, count: width * height * image.channels)
+        for (channel, plane) in planes.enumerated() {
+            for index in 0..<(width * height) { pixels[index * image.channels + channel] = plane.pixels[index] }
+        }
+        return DecodedImage(width: width, height: height, channels: image.channels, pixels: pixels)
+    }
+
     /// A PNG file of the image (8-bit grey or RGB), as libpng's simplified API writes it.
     public static func encodePNG(_ image: DecodedImage) throws -> [UInt8] {
         var png = png_image()

@@ -8,7 +8,7 @@ struct LeaklessCommand: ParsableCommand {
         abstract: "Build multimodal safety benchmarks free of visual safety information leakage.",
         subcommands: [
             RunCommand.self, StatusCommand.self, ValidateCommand.self, HashCommand.self, MockServerCommand.self, BenchDedupCommand.self,
-            AuditCommand.self, DetectorQualityCommand.self, EvalCommand.self,
+            AuditCommand.self, DetectorQualityCommand.self, EvalCommand.self, ReportCommand.self,
             BenchClientCommand.self,
         ])
 }

@@ -34,6 +34,18 @@ final class DriverTests: XCTestCase {
         XCTAssertTrue(card.contains("| extract | 76 | 228 | - |"), card)
         XCTAssertTrue(card.contains("@inproceedings{hu-etal-2025-vlsbench"), card)
 
+        // The report shows the same count, with a thumbnail for every image.
+        let reportRun = try runExecutable("leakless", ["report"], in: folder)
+        XCTAssertEqual(reportRun.status, 0, reportRun.stderr)
+        let html = try FileSystem.readText(FileSystem.join(folder, "out/report/index.html"))
+        XCTAssertTrue(html.contains("<b id=\"pair-count\">\(report.pairs)</b>"))
+        XCTAssertEqual(html.components(separatedBy: "data-verdict=\"exported\"><img").count - 1, report.pairs)
+        XCTAssertTrue(html.contains("<section class=\"stage\" id=\"rejects-dedup\">"))
+        let thumbnails = Set(html.components(separatedBy: "src=\"thumbs/").dropFirst().map { String($0.prefix { $0 != "\"" }) })
+        XCTAssertFalse(thumbnails.isEmpty)
+        for name in thumbnails { XCTAssertTrue(FileSystem.exists(FileSystem.join(folder, "out/report/thumbs", name)), name) }
+        XCTAssertFalse(html.contains("src=\"http"), "nothing is loaded from elsewhere")
+
         let second = try runExecutable("leakless", ["run"], in: folder)
         XCTAssertTrue(second.stdout.contains("7 stages, 0 ran, 7 skipped"), second.stdout)
 

@@ -66,3 +66,13 @@ int leakless_image_decode(const uint8_t *data, size_t size, int scale_denom, uin
 void leakless_image_free(leakless_image *image);
 
 #endif
+
+#ifndef LEAKLESS_JPEG_ENCODE_H
+#define LEAKLESS_JPEG_ENCODE_H
+// Encodes 8-bit grey (1 channel) or RGB (3) pixels as a baseline JPEG in memory, at `quality`
+// (1-100). On success *out holds the bytes (free with leakless_buffer_free) and 0 is returned;
+// -1 with `message` set otherwise.
+int leakless_jpeg_encode(const uint8_t *pixels, uint32_t width, uint32_t height, uint32_t channels, int quality,
+                         uint8_t **out, size_t *out_size, char *message, size_t message_size);
+void leakless_buffer_free(uint8_t *buffer);
+#endif

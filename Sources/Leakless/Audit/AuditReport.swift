@@ -240,10 +240,11 @@ public struct AuditReport {
     }
 
     /// A complete page with the report's style; nothing is loaded from elsewhere.
-    public static func page(title: String, body: String) -> String {
+    public static func page(title: String, body: String, head: String = "") -> String {
         """
         <!DOCTYPE html>
         <html lang="en"><head><meta charset="utf-8"><title>\(escapeHTML(title))</title>
+        \(head)
         <style>
         body{font:15px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
         table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border-bottom:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top}
