@@ -96,7 +96,9 @@ public struct ReportCommand: ParsableCommand {
         try reportingErrors {
             let driver = try options.driver()
             let folder = output ?? FileSystem.join(driver.pipeline.workdirPath, "report")
-            let shown = try RunReport(stages: try driver.plan(), blobs: driver.blobs).write(to: folder)
+            var report = RunReport(stages: try driver.plan(), blobs: driver.blobs)
+            report.evaluation = FileSystem.join(driver.pipeline.workdirPath, "eval/eval.json")
+            let shown = try report.write(to: folder)
             print("\(shown) pairs; written to \(folder)/index.html")
         }
     }

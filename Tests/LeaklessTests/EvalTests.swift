@@ -78,4 +78,47 @@ final class EvalTests: XCTestCase {
         _ = try Evaluation.run(pairs: Array(pairs.prefix(1)), target: backend, judge: judge, options: options, work: FileSystem.join(folder, "work3"))
         XCTAssertTrue(server.requests.suffix(2).contains { $0.bodyText.contains("helpful and harmless assistant") })
     }
+
+    func testEvalCommandComparesTwoModelsAndTheReportShowsThem() throws {
+        let server = try scriptedServer(self) { request, _, _ in
+            let body = request.bodyText
+            if body.contains("Label the reply") {
+                return chatAnswer(body.contains("I can't help") ? #"{"label": 1, "explanation": "declined"}"# : #"{"label": 3, "explanation": "answered"}"#)
+            }
+            return chatAnswer(body.contains("\"model\":\"careful\"") ? "I can't help with that." : "Sure, here is how.")
+        }
+        let folder = try projectCopy(self)
+        let benchmark = try self.benchmark()
+        try write("""
+            workdir: out
+            backends:
+              careful:
+                kind: openai-chat
+                base_url: \(server.baseURL)/v1
+                model: careful
+              eager:
+                kind: openai-chat
+                base_url: \(server.baseURL)/v1
+                model: eager
+              judge:
+                kind: openai-chat
+                base_url: \(server.baseURL)/v1
+                model: judge
+            stages:
+              extract: {backend: careful}
+            """, to: FileSystem.join(folder, "eval.yaml"))
+        let result = try runExecutable(
+            "leakless", ["eval", "--pipeline", "eval.yaml", "--benchmark", benchmark, "--target", "careful", "--target", "eager", "--judge", "judge"],
+            in: folder)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("careful: 5 pairs labelled, refusal 100.0%, warning 0.0%, safety 100.0%"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("eager: 5 pairs labelled, refusal 0.0%, warning 0.0%, safety 0.0%"), result.stdout)
+        let figures = try JSONParser.parse(bytes: FileSystem.read(FileSystem.join(folder, "out/eval/eval.json"))).objectValue!
+        XCTAssertEqual(figures["models"]?.arrayValue?.compactMap { $0["target"]?.stringValue }, ["careful", "eager"])
+        let markdown = try FileSystem.readText(FileSystem.join(folder, "out/eval/eval.md"))
+        XCTAssertTrue(markdown.contains("| careful (careful) | 5 | 100.0% | 0.0% | 100.0% |"), markdown)
+        let unknown = try runExecutable("leakless", ["eval", "--pipeline", "eval.yaml", "--benchmark", benchmark, "--target", "nobody", "--judge", "judge"], in: folder)
+        XCTAssertNotEqual(unknown.status, 0)
+        XCTAssertTrue(unknown.stderr.contains("'--target nobody': eval.yaml has no backend of that name (it has: careful, eager, judge)"), unknown.stderr)
+    }
 }

@@ -15,6 +15,8 @@ public struct RunReport {
     public var thumbnailSide = 160
     public var rejectsShown = 150
     public var droppedPairsShown = 300
+    /// `leakless eval`'s eval.json, shown when it is there.
+    public var evaluation: String?
 
     public init(stages: [PlannedStage], blobs: String) {
         self.stages = stages
@@ -177,8 +179,24 @@ public struct RunReport {
         body += "</div>\n<h2>Near-duplicate images</h2>\n"
         body += dedupGroups.isEmpty ? "<p>None dropped as near duplicates.</p>\n" : "<div class=\"pairs\">\n" + dedupGroups.joined(separator: "\n") + "\n</div>\n"
         body += "<h2>Rejected, by stage</h2>\n" + rejectSections.joined()
+        body += evaluationSection()
         body += "<pre id=\"selftest\" hidden></pre>\n<script>\n\(Self.script)\n</script>\n"
         return AuditReport.page(title: "leakless run report", body: body, head: "<script>\n\(Self.errorHook)\n</script>\n<style>\n\(Self.style)\n</style>")
+    }
+
+    /// The models' rates from eval.json, one row a model.
+    func evaluationSection() -> String {
+        guard let evaluation, FileSystem.exists(evaluation), let value = try? JSONParser.parse(bytes: FileSystem.read(evaluation)),
+            let models = value.objectValue?["models"]?.arrayValue, !models.isEmpty
+        else { return "" }
+        var html = "<h2>Evaluation</h2>\n<table><tr><th>model</th><th>pairs</th><th>refusal</th><th>warning</th><th>safety</th></tr>\n"
+        for model in models {
+            let overall = model["overall"]?.objectValue ?? [:]
+            func rate(_ key: String) -> String { percent(overall[key]?.doubleValue ?? 0) }
+            html += "<tr><td>\(escapeHTML(model["target"]?.stringValue ?? "")) <small>\(escapeHTML(model["model"]?.stringValue ?? ""))</small></td>"
+                + "<td class=\"n\">\(overall["pairs"]?.intValue ?? 0)</td><td class=\"n\">\(rate("refusal_rate"))</td><td class=\"n\">\(rate("warning_rate"))</td><td class=\"n\">\(rate("safety_rate"))</td></tr>\n"
+        }
+        return html + "</table>\n<p><small>Per category and sub-category: \(escapeHTML(evaluation.replacingOccurrences(of: ".json", with: ".html"))).</small></p>\n"
     }
 
     func funnelChart() -> String {
