@@ -5,6 +5,17 @@ import LeaklessCore
 
 extension BenchmarkFormat: ExpressibleByArgument {}
 
+/// The chat backend a command option names, from the pipeline file's `backends`.
+func chatBackend(_ name: String, option: String, in config: PipelineConfig) throws -> BackendConfig {
+    guard let backend = config.backends[name] else {
+        throw ValidationError("'--\(option) \(name)': \(config.path) has no backend of that name (it has: \(config.backends.keys.sorted().joined(separator: ", ")))")
+    }
+    guard backend.backendKind.serves == "chat" else {
+        throw ValidationError("'--\(option) \(name)' is a '\(backend.kind)' backend; it must be a chat backend")
+    }
+    return backend
+}
+
 /// What audit and detector-quality share: the judge and where its settings come from.
 public struct JudgeOptions: ParsableArguments {
     @Option(help: "'builtin' (the lexical detector) or the name of a chat backend in the pipeline file.")
@@ -38,11 +49,7 @@ public struct JudgeOptions: ParsableArguments {
             let chosen = detector
             return ("builtin lexical detector (\(lexicon), threshold \(threshold))", { (AuditJudge.builtin($0, detector: chosen), []) })
         }
-        let config = try PipelineConfig.load(path: pipeline, definitions: Stages.all)
-        guard let backend = config.backends[judge] else {
-            throw ValidationError("'--judge \(judge)': \(pipeline) has no backend of that name (it has: \(config.backends.keys.sorted().joined(separator: ", ")))")
-        }
-        guard backend.backendKind.serves == "chat" else { throw ValidationError("'--judge \(judge)' is a '\(backend.kind)' backend; the judge needs a chat backend") }
+        let backend = try chatBackend(judge, option: "judge", in: try PipelineConfig.load(path: pipeline, definitions: Stages.all))
         var run = 0
         return ("LLM judge '\(judge)' (\(backend.string("model")))", { items in
             run += 1

@@ -45,14 +45,7 @@ public struct EvalCommand: ParsableCommand {
     public func run() throws {
         try reportingErrors {
             let config = try PipelineConfig.load(path: pipeline, definitions: Stages.all)
-            func chat(_ name: String, _ role: String) throws -> BackendConfig {
-                guard let backend = config.backends[name] else {
-                    throw ValidationError("'--\(role) \(name)': \(pipeline) has no backend of that name (it has: \(config.backends.keys.sorted().joined(separator: ", ")))")
-                }
-                guard backend.backendKind.serves == "chat" else { throw ValidationError("'--\(role) \(name)' is a '\(backend.kind)' backend; it must be a chat backend") }
-                return backend
-            }
-            let judgeBackend = try chat(judge, "judge")
+            let judgeBackend = try chatBackend(judge, option: "judge", in: config)
             let pairs = try Evaluation.pairs(folder: benchmark)
             var options = Evaluation.Options()
             options.maxTokens = maxTokens
@@ -62,7 +55,7 @@ public struct EvalCommand: ParsableCommand {
             var results: [Evaluation.ModelResult] = []
             for name in target {
                 let result = try Evaluation.run(
-                    pairs: pairs, target: try chat(name, "target"), judge: judgeBackend, options: options,
+                    pairs: pairs, target: try chatBackend(name, option: "target", in: config), judge: judgeBackend, options: options,
                     work: FileSystem.join(output, name + (safetyPrompt ? "-safety-prompt" : "")))
                 let overall = result.overall
                 print("\(name): \(overall.total) pairs labelled, refusal \(percent(overall.refusal)), warning \(percent(overall.warning)), safety \(percent(overall.safety))"
