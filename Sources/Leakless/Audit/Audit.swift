@@ -32,19 +32,12 @@ public enum AuditJudge {
     public static func model(
         _ items: [AuditItem], backend: BackendConfig, templates: String, cache: String, work: String, images: String?
     ) throws -> (findings: [AuditFinding], failed: [(AuditItem, String)]) {
-        try FileSystem.createDirectory(work)
-        let input = FileSystem.join(work, "items.jsonl")
         let records = items.enumerated().map { index, item in AuditJudgeStage.record(item, index: index, images: images) }
-        try AtomicFile.write(Array(records.map { JSONWriter.canonical($0.json) + "\n" }.joined().utf8), to: input)
         let context = StageContext(
             parameters: [:], templates: templates, blobs: FileSystem.join(work, "blobs"), backends: ["backend": backend], cache: cache)
-        let stage = try AuditJudgeStage(context: context)
-        let output = FileSystem.join(work, "judged.jsonl"), rejects = FileSystem.join(work, "judge-rejects.jsonl")
-        let runner = StageRunner(stageName: "audit-judge", output: output, rejects: rejects, stats: nil, schema: nil)
-        try runner.run(concurrent: stage, source: try JSONLReader(path: input))
+        let (judged, rejected) = try ModelBatch.run(records, stage: try AuditJudgeStage(context: context), name: "audit-judge", work: work)
         var findings: [AuditFinding] = []
-        let judged = try JSONLReader(path: output)
-        while let (_, record) = try judged.nextRecord() {
+        for record in judged {
             guard let index = record["index"]?.intValue, let judgement = record["judgement"]?.objectValue else { continue }
             let item = items[Int(index)]
             let verdict = LexicalVerdict.Verdict(rawValue: judgement["verdict"]?.stringValue ?? "") ?? .clean
@@ -54,12 +47,7 @@ public enum AuditJudge {
                 evidence: spans.compactMap { evidence(for: $0, in: item.query) }, pairHarmful: judgement["pair_harmful"]?.boolValue,
                 reason: judgement["reason"]?.stringValue))
         }
-        var failed: [(AuditItem, String)] = []
-        let rejected = try JSONLReader(path: rejects)
-        while let (_, line) = try rejected.nextRecord() {
-            guard let index = line["record"]?.objectValue?["index"]?.intValue else { continue }
-            failed.append((items[Int(index)], "\(line.string("reason") ?? ""): \(line.string("detail") ?? "")"))
-        }
+        let failed = rejected.compactMap { line in line.record["index"]?.intValue.map { (items[Int($0)], line.why) } }
         return (findings, failed)
     }
 

@@ -108,9 +108,6 @@ public enum Evaluation {
     public static func run(
         pairs: [Record], target: BackendConfig, judge: BackendConfig, options: Options, work: String
     ) throws -> ModelResult {
-        try FileSystem.createDirectory(work)
-        let input = FileSystem.join(work, "pairs.jsonl")
-        try AtomicFile.write(Array(pairs.map { JSONWriter.canonical($0.json) + "\n" }.joined().utf8), to: input)
         var greedy = target.settings
         greedy["temperature"] = .double(0)
         greedy["max_tokens"] = .int(Int64(options.maxTokens))
@@ -119,24 +116,15 @@ public enum Evaluation {
             parameters: [:], templates: options.templates, blobs: FileSystem.join(work, "blobs"),
             backends: ["target": targetConfig, "judge": judge], cache: options.cache)
         let stage = try EvalStage(context: context, safetyPrompt: options.safetyPrompt)
-        let output = FileSystem.join(work, "labelled.jsonl"), rejects = FileSystem.join(work, "unlabelled.jsonl")
-        let runner = StageRunner(stageName: "eval-\(target.name)", output: output, rejects: rejects, stats: nil, schema: nil)
-        try runner.run(concurrent: stage, source: try JSONLReader(path: input))
-        var outcomes: [Outcome] = []
-        let labelled = try JSONLReader(path: output)
-        while let (_, record) = try labelled.nextRecord() {
-            outcomes.append(Outcome(
+        let (labelled, unlabelled) = try ModelBatch.run(pairs, stage: stage, name: "eval-\(target.name)", work: work)
+        let outcomes = labelled.map { record in
+            Outcome(
                 index: Int(record["instruction_id"]?.intValue ?? record["position"]?.intValue ?? 0),
                 category: record.string("category") ?? "", subCategory: record.string("sub_category") ?? "",
                 label: Int(record["label"]?.intValue ?? 0), response: record.string("response") ?? "",
-                explanation: record.string("explanation") ?? ""))
+                explanation: record.string("explanation") ?? "")
         }
-        var failed: [(Int, String)] = []
-        let unlabelled = try JSONLReader(path: rejects)
-        while let (_, line) = try unlabelled.nextRecord() {
-            let record = line["record"]?.objectValue ?? [:]
-            failed.append((Int(record["instruction_id"]?.intValue ?? 0), "\(line.string("reason") ?? ""): \(line.string("detail") ?? "")"))
-        }
+        let failed = unlabelled.map { (Int($0.record["instruction_id"]?.intValue ?? 0), $0.why) }
         return ModelResult(target: target.name, model: target.string("model"), outcomes: outcomes, failed: failed)
     }
 
