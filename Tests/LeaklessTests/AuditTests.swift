@@ -83,6 +83,8 @@ final class AuditTests: XCTestCase {
                        "w.json: record 1: missing field 'image_description' (a vlsbench record has instruction, image_description, category)")
         XCTAssertEqual(failure("[{\"instruction\": \"q\",\n \"category\": }]", "x.json", .vlsbench).prefix(31), "x.json:2: invalid JSON: unexpec")
         XCTAssertEqual(failure(#"{"id": 1}"#, "y.json", .siuo), "y.json: not a siuo file: expected a JSON array of records")
+        XCTAssertEqual(failure(#"{"7": {"Question": "q", "Key Phrase": [3]}}"#, "01-Scenario.json", .mmsafetybench, options: ImportOptions(queryField: "Question")),
+                       "01-Scenario.json: record 7: field 'Key Phrase' must be a string, found array")
         XCTAssertTrue(failure("{\"query\": \"a\"}\nnot json\n", "z.jsonl", .vlsafe).hasPrefix("z.jsonl:2: invalid JSON: "))
         XCTAssertEqual(failure("{\"text\": \"a\"}\n", "m.jsonl", .jsonl, options: ImportOptions(mapping: ["query": "text", "colour": "c"])),
                        "--map: unknown target 'colour' (expected one of: query, description, key_phrase, caption, category, sub_category, image, id, label)")

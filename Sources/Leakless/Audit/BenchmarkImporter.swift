@@ -89,11 +89,11 @@ public enum BenchmarkImporter {
 
     static func vlsbench(_ path: String, query: String) throws -> [AuditItem] {
         try jsonArray(path, format: "vlsbench", required: [query, "image_description", "category"]) { record, location in
-            var item = AuditItem(id: try record.text("instruction_id", at: location) ?? location, query: try record.string(query, at: location), location: location)
-            item.description = try record.text("image_description", at: location)
-            item.category = try record.text("category", at: location)
-            item.subCategory = try record.text("sub_category", at: location)
-            item.image = try record.text("image_path", at: location)
+            var item = AuditItem(id: try record.text("instruction_id") ?? location, query: try record.string(query), location: location)
+            item.description = try record.text("image_description")
+            item.category = try record.text("category")
+            item.subCategory = try record.text("sub_category")
+            item.image = try record.text("image_path")
             item.label = query == "instruction" ? "clean" : nil
             return [item]
         }
@@ -104,7 +104,7 @@ public enum BenchmarkImporter {
             guard case .array(let turns)? = record.fields["instr-resp"] else {
                 throw LocatedError(path: path, line: nil, message: "\(location): 'instr-resp' must be a list of {instruction | safe_instruction | unsafe_instruction, response}")
             }
-            let id = try record.string("id", at: location)
+            let id = try record.string("id")
             return try turns.enumerated().compactMap { index, turn in
                 guard let object = turn.objectValue else {
                     throw LocatedError(path: path, line: nil, message: "\(location): instr-resp \(index + 1) must be an object")
@@ -118,9 +118,9 @@ public enum BenchmarkImporter {
                     throw LocatedError(path: path, line: nil, message: "\(location): instr-resp \(index + 1): '\(key)' must be a string")
                 }
                 var item = AuditItem(id: "\(id)#\(index + 1)", query: text, location: "\(location), instr-resp \(index + 1)")
-                item.image = try record.text("image", at: location)
-                item.category = try record.text("harmful_category", at: location)
-                item.subCategory = try record.text("harmful_subcategory", at: location)
+                item.image = try record.text("image")
+                item.category = try record.text("harmful_category")
+                item.subCategory = try record.text("harmful_subcategory")
                 item.label = key == "unsafe_instruction" ? "harmful" : key == "safe_instruction" ? "clean" : nil
                 return item
             }
@@ -129,9 +129,9 @@ public enum BenchmarkImporter {
 
     static func siuo(_ path: String, query: String) throws -> [AuditItem] {
         try jsonArray(path, format: "siuo", required: ["question_id", query]) { record, location in
-            var item = AuditItem(id: try record.text("question_id", at: location) ?? location, query: try record.string(query, at: location), location: location)
-            item.image = try record.text("image", at: location)
-            item.category = try record.text("category", at: location)
+            var item = AuditItem(id: try record.text("question_id") ?? location, query: try record.string(query), location: location)
+            item.image = try record.text("image")
+            item.category = try record.text("category")
             item.label = "clean"
             return [item]
         }
@@ -139,9 +139,9 @@ public enum BenchmarkImporter {
 
     static func mossbench(_ path: String, query: String) throws -> [AuditItem] {
         try jsonArray(path, format: "mossbench", required: ["pid", query]) { record, location in
-            var item = AuditItem(id: try record.text("pid", at: location) ?? location, query: try record.string(query, at: location), location: location)
-            item.image = try record.text("image", at: location)
-            item.description = try record.text("description", at: location) ?? record.text("short description", at: location)
+            var item = AuditItem(id: try record.text("pid") ?? location, query: try record.string(query), location: location)
+            item.image = try record.text("image")
+            item.description = try record.text("description") ?? record.text("short description")
             item.label = "clean"
             return [item]
         }
@@ -171,8 +171,13 @@ public enum BenchmarkImporter {
                     throw LocatedError(path: file, line: nil, message: "record \(key): expected an object")
                 }
                 let record = SourceRecord(fields: object)
-                var item = AuditItem(id: "\(scenario)/\(key)", query: try record.string(query, at: location), location: location)
-                item.keyPhrase = try record.text("Key Phrase", at: location)
+                var item: AuditItem
+                do {
+                    item = AuditItem(id: "\(scenario)/\(key)", query: try record.string(query), location: location)
+                    item.keyPhrase = try record.text("Key Phrase")
+                } catch let error as RecordError {
+                    throw LocatedError(path: file, line: nil, message: "record \(key): \(error.description)")
+                }
                 item.category = scenario
                 item.label = query == "Question" || query == "Changed Question" ? "harmful" : query.hasPrefix("Rephrased Question") ? "clean" : nil
                 items.append(item)
@@ -235,9 +240,9 @@ public enum BenchmarkImporter {
     static func vlsafe(_ path: String, query: String) throws -> [AuditItem] {
         try jsonLines(path) { record, line in
             let location = "\(path):\(line)"
-            var item = AuditItem(id: try record.text("image_id", at: location).map { "\($0)#\(line)" } ?? "\(line)", query: try record.string(query, at: location), location: location)
-            item.caption = try record.text("caption", at: location)
-            item.image = try record.text("image_id", at: location)
+            var item = AuditItem(id: try record.text("image_id").map { "\($0)#\(line)" } ?? "\(line)", query: try record.string(query), location: location)
+            item.caption = try record.text("caption")
+            item.image = try record.text("image_id")
             return item
         }
     }
@@ -250,8 +255,8 @@ public enum BenchmarkImporter {
         let queryField = options.queryField ?? options.mapping["query"] ?? "query"
         return try jsonLines(path) { record, line in
             let location = "\(path):\(line)"
-            func mapped(_ name: String) throws -> String? { try options.mapping[name].flatMap { try record.text($0, at: location) } }
-            var item = AuditItem(id: try mapped("id") ?? "\(line)", query: try record.string(queryField, at: location), location: location)
+            func mapped(_ name: String) throws -> String? { try options.mapping[name].flatMap { try record.text($0) } }
+            var item = AuditItem(id: try mapped("id") ?? "\(line)", query: try record.string(queryField), location: location)
             item.description = try mapped("description")
             item.keyPhrase = try mapped("key_phrase")
             item.caption = try mapped("caption")
@@ -322,14 +327,14 @@ struct SourceRecord {
     let fields: [String: JSONValue]
 
     /// A field that must be a string.
-    func string(_ key: String, at location: String) throws -> String {
+    func string(_ key: String) throws -> String {
         guard let value = fields[key] else { throw RecordError("missing field '\(key)'") }
         guard case .string(let text) = value else { throw RecordError("field '\(key)' must be a string, found \(value.typeName)") }
         return text
     }
 
     /// An optional field as text: a string, or a number written out; null or absent is nil.
-    func text(_ key: String, at location: String) throws -> String? {
+    func text(_ key: String) throws -> String? {
         switch fields[key] {
         case nil, .null?: return nil
         case .string(let text)?: return text
