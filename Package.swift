@@ -1,14 +1,16 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// One executable per stage, each a thin shell over the library's stage of that name.
 let stageExecutables = ["extract", "rewrite", "detect", "image", "filter", "dedup", "export"]
 
 let package = Package(
     name: "leakless",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "Leakless", targets: ["Leakless"]),
         .executable(name: "leakless", targets: ["leakless"]),
+        .executable(name: "leakless-dev", targets: ["leakless-dev"]),
     ] + stageExecutables.map { .executable(name: "leakless-\($0)", targets: ["leakless-\($0)"]) },
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -20,26 +22,32 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
-        // Typed wrappers for what Swift cannot call: variadic curl_easy_setopt, libjpeg's and libpng's
-        // longjmp errors (the image decoders, with their row handling, live there for that reason).
-        .target(name: "CLeaklessShims", dependencies: ["CCurl", "CJPEG", "CPNG", "CXXHash"]),
+        // Typed wrappers for what Swift cannot call, one target per boundary: signals and the
+        // popcount loop (no library); variadic curl_easy_setopt; libjpeg's and libpng's longjmp
+        // errors (the image decoders, with their row handling, live there for that reason).
+        .target(name: "CCoreShims"),
+        .target(name: "CCurlShims", dependencies: ["CCurl"]),
+        .target(name: "CImageShims", dependencies: ["CJPEG", "CPNG", "CXXHash"]),
 
-        .target(name: "LeaklessCore", dependencies: ["CXXHash", "CLeaklessShims", .product(name: "Yams", package: "Yams")]),
-        .target(name: "LeaklessImaging", dependencies: ["CPNG", "CJPEG", "CLeaklessShims"]),
-        .target(name: "LeaklessNetwork", dependencies: ["CCurl", "CLeaklessShims"]),
+        .target(name: "LeaklessCore", dependencies: ["CXXHash", "CCoreShims", .product(name: "Yams", package: "Yams")]),
+        .target(name: "LeaklessImaging", dependencies: ["LeaklessCore", "CPNG", "CJPEG", "CImageShims"]),
+        .target(name: "LeaklessNetwork", dependencies: ["LeaklessCore", "CCurl", "CCurlShims"]),
         .target(name: "LeaklessModels", dependencies: ["LeaklessCore", "LeaklessImaging", "LeaklessNetwork"]),
         .target(name: "Leakless", dependencies: ["LeaklessCore", "LeaklessImaging", "LeaklessNetwork", "LeaklessModels"]),
-        // A local server speaking the model wire formats, for tests, benchmarks and offline trials.
-        .target(name: "LeaklessMockServer", dependencies: ["LeaklessCore", "LeaklessImaging"]),
         .target(name: "LeaklessCommandSupport", dependencies: [
-            "Leakless", "LeaklessMockServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Leakless", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-
         .executableTarget(name: "leakless", dependencies: ["LeaklessCommandSupport"]),
+
+        // Development only: a local server speaking the model wire formats (tests, benchmarks,
+        // offline trials) and the benchmark commands, in `leakless-dev`.
+        .target(name: "LeaklessMockServer", dependencies: ["Leakless"]),
+        .target(name: "LeaklessDevCommands", dependencies: ["LeaklessCommandSupport", "LeaklessMockServer"]),
+        .executableTarget(name: "leakless-dev", dependencies: ["LeaklessDevCommands"]),
 
         .testTarget(name: "LeaklessTests", dependencies: ["Leakless", "LeaklessMockServer"], resources: [.copy("Fixtures")]),
     ] + stageExecutables.map {
         .executableTarget(name: "leakless-\($0)", dependencies: ["LeaklessCommandSupport"])
     },
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

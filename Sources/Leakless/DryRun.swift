@@ -36,8 +36,7 @@ extension PipelineDriver {
     /// Plans the first stale stage whose input exists and which calls a model; nil when none.
     public func dryRun() throws -> DryRunReport? {
         for stage in try plan() where !stage.isCached {
-            let usesModels = stage.config.backends.values.contains { $0.kind != "builtin" }
-            guard usesModels else {
+            guard stage.config.usesModels else {
                 throw DriverError("the next stage to run, '\(stage.name)', calls no model: run it first ('leakless run --only \(stage.name)'), then plan again")
             }
             guard FileSystem.exists(stage.input) else {
@@ -49,19 +48,10 @@ extension PipelineDriver {
     }
 
     private func dryRun(_ stage: PlannedStage) throws -> DryRunReport {
-        var parameters = stage.config.parameters
-        for parameter in stage.config.definition.parameters {
-            if case .path = parameter.type, let path = parameters[parameter.name]?.stringValue {
-                parameters[parameter.name] = .string(pipeline.resolve(path))
-            }
-        }
-        var context = StageContext(parameters: parameters, templates: stage.templates, blobs: blobs,
-                                   backends: stage.config.backends, cache: cache, budget: Budget())
-        context.planning = true
-        guard let model = try StageInvocation.modelStage(stage.name, context: context) else {
+        let request = self.request(stage, budget: Budget(), upstream: [])
+        guard let unit = StageRegistry.stage(named: stage.name), let (model, source) = try unit.planned(request) else {
             throw DriverError("stage '\(stage.name)' calls no model")
         }
-        let source = try StageInvocation.source(for: stage.config.definition, input: stage.input, context: context)
         let promptsFile = FileSystem.join(pipeline.workdirPath, "dry-run", "\(stage.name).jsonl")
         let writer = try JSONLWriter(path: promptsFile)
         var records = 0, calls = 0, cached = 0, images = 0, promptTokens = 0, completionTokens = 0

@@ -11,10 +11,13 @@ public struct PlannedStage: Sendable {
     public let templates: String
 
     public var name: String { config.name }
+    /// The stats file of the stage that wrote `input`, or nil when the input is a data file.
+    public let inputMarker: String?
+
     /// Complete when the stats file, written last, is there (and the folder, for export).
     public var isCached: Bool {
         FileSystem.exists(files.stats) && FileSystem.exists(files.output)
-            && (config.definition.outputKind != nil || FileSystem.isDirectory(files.outputFolder))
+            && (!config.definition.writesFolder || FileSystem.isDirectory(files.outputFolder))
     }
 }
 
@@ -61,11 +64,51 @@ public struct PipelineDriver {
             } else {
                 throw DriverError("stage '\(stage.name)' has no input")
             }
+            try check(stage)
             planned.append(PlannedStage(
                 config: stage, key: key, files: StageFiles(stage: stage.name, key: key.hash, storeFolder: store),
-                input: input, templates: templates))
+                input: input, templates: templates, inputMarker: previous?.files.stats))
         }
         return planned
+    }
+
+    /// The stage's parameters read as its typed `Parameters` and checked across, before any
+    /// stage runs: an error names pipeline.yaml's line of the stage.
+    private func check(_ stage: StageConfig) throws {
+        guard let unit = StageRegistry.stage(named: stage.name) else {
+            throw LocatedError(path: pipeline.path, line: stage.line, message: "unknown stage '\(stage.name)'")
+        }
+        do {
+            _ = try unit.checkedParameters(resolvedParameters(stage), origin: pipeline.path)
+        } catch let error as LocatedError {
+            throw LocatedError(path: pipeline.path, line: stage.line, message: error.message)
+        }
+    }
+
+    /// A stage's parameters with its paths resolved from the pipeline file's folder and made absolute.
+    func resolvedParameters(_ stage: StageConfig) -> [String: JSONValue] {
+        var parameters = stage.parameters
+        for parameter in stage.definition.parameters {
+            if case .path = parameter.type, let path = parameters[parameter.name]?.stringValue {
+                parameters[parameter.name] = .string(absolute(pipeline.resolve(path)))
+            }
+        }
+        return parameters
+    }
+
+    /// The API keys the network backends of these stages read: every variable must be set
+    /// before the first stage runs, not found missing after paid stages.
+    public func missingKeys(_ stages: [PlannedStage]) -> [String] {
+        var missing: [String] = []
+        for stage in stages {
+            for backend in stage.config.backends.values.sorted(by: { $0.name < $1.name }) {
+                let variable = backend.string("api_key_env")
+                guard !variable.isEmpty, (ProcessInfo.processInfo.environment[variable] ?? "").isEmpty else { continue }
+                let line = "\(pipeline.path):\(stage.config.line): stage '\(stage.name)' uses backend '\(backend.name)', whose API key variable \(variable) is not set"
+                if !missing.contains(line) { missing.append(line) }
+            }
+        }
+        return missing
     }
 
     public struct StageReport: Sendable {
@@ -91,23 +134,29 @@ public struct PipelineDriver {
         for name in [only, from].compactMap({ $0 }) where !plan.contains(where: { $0.name == name }) {
             throw DriverError("no stage '\(name)' in \(pipeline.path) (it has: \(plan.map(\.name).joined(separator: ", ")))")
         }
-        var reports: [StageReport] = []
         var rerunRest = false
+        var toRun: [PlannedStage] = []
+        for stage in plan {
+            if let only, stage.name != only { continue }
+            if stage.name == from { rerunRest = true }
+            if force || rerunRest || !stage.isCached { toRun.append(stage) }
+        }
+        let missing = missingKeys(toRun)
+        guard missing.isEmpty else { throw DriverError(missing.joined(separator: "\n")) }
+
+        let lock = try WorkdirLock(workdir: pipeline.workdirPath)
+        defer { withExtendedLifetime(lock) {} }
+        for folder in [pipeline.workdirPath, store] { try TemporaryName.removeStale(in: folder) }
+        Interruption.forwardToChildren()
+
+        var reports: [StageReport] = []
         var spent = Budget()
         for stage in plan {
-            if let only, stage.name != only {
+            guard toRun.contains(where: { $0.name == stage.name }) else {
                 reports.append(StageReport(stage: stage, ran: false, stats: try? StageStats.load(path: stage.files.stats), wallSeconds: 0))
                 continue
             }
-            if stage.name == from { rerunRest = true }
-            let mustRun = force || rerunRest || !stage.isCached
-            guard mustRun else {
-                reports.append(StageReport(stage: stage, ran: false, stats: try? StageStats.load(path: stage.files.stats), wallSeconds: 0))
-                continue
-            }
-            guard FileSystem.exists(stage.input) else {
-                throw DriverError("stage '\(stage.name)' needs \(stage.input), which does not exist: run the stages before it first")
-            }
+            try checkInputComplete(stage)
             let remaining = try remainingBudget(after: spent, before: stage)
             let started = Progress.now()
             try execute(stage, budget: remaining, after: plan.prefix { $0.name != stage.name }.map(\.files.stats))
@@ -117,10 +166,21 @@ public struct PipelineDriver {
             reports.append(StageReport(stage: stage, ran: true, stats: stats, wallSeconds: Progress.now() - started))
         }
         try writeManifest(reports)
-        if let export = plan.last, export.config.definition.outputKind == nil, FileSystem.isDirectory(export.files.outputFolder) {
+        if let export = plan.last, export.config.definition.writesFolder, FileSystem.isDirectory(export.files.outputFolder) {
             try linkBenchmark(to: export.files.outputFolder)
         }
         return reports
+    }
+
+    /// A stage never reads an input whose writer did not finish: the writer's stats file, its
+    /// completion marker, must be there, not only its output.
+    private func checkInputComplete(_ stage: PlannedStage) throws {
+        guard FileSystem.exists(stage.input) else {
+            throw DriverError("stage '\(stage.name)' needs \(stage.input), which does not exist: run the stages before it first")
+        }
+        if let marker = stage.inputMarker, !FileSystem.exists(marker) {
+            throw DriverError("stage '\(stage.name)' needs the output of the stage before it, which did not finish (no \(FileSystem.lastComponent(of: marker))): run 'leakless run' to finish it first")
+        }
     }
 
     /// What the run may still spend when `stage` starts; an error when a limit is used up and
@@ -132,55 +192,51 @@ public struct PipelineDriver {
             usd: budget.usd > 0 ? budget.usd - spent.usd : 0,
             requests: budget.requests > 0 ? budget.requests - spent.requests : 0,
             tokens: budget.tokens > 0 ? budget.tokens - spent.tokens : 0)
-        let usesModels = stage.config.backends.values.contains { $0.kind != "builtin" }
-        if usesModels && ((budget.usd > 0 && remaining.usd <= 0) || (budget.requests > 0 && remaining.requests <= 0)
+        if stage.config.usesModels && ((budget.usd > 0 && remaining.usd <= 0) || (budget.requests > 0 && remaining.requests <= 0)
             || (budget.tokens > 0 && remaining.tokens <= 0)) {
             throw DriverError("the budget in \(pipeline.path) is spent (\(String(format1: spent.usd, digits: 4)) USD, \(spent.requests) requests, \(spent.tokens) tokens); stage '\(stage.name)' was not run")
         }
         return remaining
     }
 
-    private func execute(_ stage: PlannedStage, budget: Budget, after upstream: [String]) throws {
-        // The parameters the executable gets: the resolved ones, with paths made absolute.
-        var parameters = stage.config.parameters
-        for parameter in stage.config.definition.parameters {
-            if case .path = parameter.type, let path = parameters[parameter.name]?.stringValue {
-                parameters[parameter.name] = .string(absolute(pipeline.resolve(path)))
-            }
-        }
-        parameters["backends"] = .object(stage.config.backends.mapValues(\.json))
-        parameters["cache"] = .string(absolute(cache))
-        parameters["budget"] = budget.json
-        if stage.config.definition.outputKind == nil {
+    /// The request the stage executable is given.
+    func request(_ stage: PlannedStage, budget: Budget, upstream: [String]) -> StageRunRequest {
+        let writesFolder = stage.config.definition.writesFolder
+        return StageRunRequest(
+            stage: stage.name, input: absolute(stage.input), output: absolute(stage.files.output),
+            rejects: absolute(stage.files.rejects), stats: absolute(stage.files.stats),
+            folder: writesFolder ? absolute(stage.files.outputFolder) : nil, templates: absolute(stage.templates),
+            blobs: absolute(blobs), cache: absolute(cache), parameters: resolvedParameters(stage.config),
+            backends: stage.config.backends, budget: budget,
             // The export's card and provenance read what the stages before it wrote.
-            parameters["upstream"] = .array(upstream.map { .string(absolute($0)) })
+            upstream: writesFolder ? upstream.map(absolute) : [])
+    }
+
+    private func execute(_ stage: PlannedStage, budget: Budget, after upstream: [String]) throws {
+        if let signal = Interruption.receivedSignal {
+            throw DriverError("interrupted (signal \(signal)) before stage '\(stage.name)'; finished stages are kept, so 'leakless run' again resumes")
         }
-        try AtomicFile.write(JSONWriter.pretty(.object(parameters)), to: stage.files.config)
-        var arguments = [
-            "--input", absolute(stage.input), "--output", absolute(stage.files.output),
-            "--rejects", absolute(stage.files.rejects), "--stats", absolute(stage.files.stats),
-            "--config", absolute(stage.files.config), "--templates", absolute(stage.templates),
-            "--blobs", absolute(blobs),
-        ]
-        if stage.config.definition.outputKind == nil {
-            arguments += ["--folder", absolute(stage.files.outputFolder)]
-        }
+        try request(stage, budget: budget, upstream: upstream).write(to: stage.files.request)
         // A stats file from an earlier, interrupted run must not mark this one complete.
         try FileSystem.remove(stage.files.stats)
         let executable = FileSystem.join(executables, stage.config.definition.executableName)
         guard FileManager.default.isExecutableFile(atPath: executable) else {
             throw DriverError("cannot find the stage executable \(executable): build the package first (swift build)")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        try process.run()
-        process.waitUntilExit()
-        if process.terminationStatus == StageStopped.exitCode {
-            throw DriverError("stage '\(stage.name)' stopped early; what finished is cached, so 'leakless run' again resumes")
+        let exit = try ChildProcess.run(
+            executable, arguments: ["--request", absolute(stage.files.request)],
+            environment: ["LEAKLESS_DRIVER_PID": String(ProcessInfo.processInfo.processIdentifier)])
+        if let signal = Interruption.receivedSignal {
+            throw DriverError("interrupted (signal \(signal)) during stage '\(stage.name)': it wrote what had finished and its model replies are cached; 'leakless run' again resumes")
         }
-        guard process.terminationStatus == 0 else {
-            throw DriverError("stage '\(stage.name)' failed (exit \(process.terminationStatus)); its output was not written")
+        switch exit {
+        case .status(0): return
+        case .status(StageStopped.exitCode):
+            throw DriverError("stage '\(stage.name)' stopped early; what finished is cached, so 'leakless run' again resumes")
+        case .status(let status):
+            throw DriverError("stage '\(stage.name)' failed (exit \(status)); its output was not written")
+        case .signal(let signal):
+            throw DriverError("stage '\(stage.name)' was killed (signal \(signal)); its output was not written, and 'leakless run' again resumes")
         }
     }
 

@@ -17,7 +17,7 @@ public enum RunSummary {
             rows.append([
                 report.stage.name, state, stats.map { String($0.recordsIn) } ?? "-", stats.map { String($0.recordsOut) } ?? "-",
                 stats.map { String($0.rejected) } ?? "-", reasons.isEmpty ? "-" : reasons,
-                FileSystem.lastComponent(of: report.stage.config.definition.outputKind == nil ? report.stage.files.outputFolder : report.stage.files.output),
+                FileSystem.lastComponent(of: report.stage.config.definition.writesFolder ? report.stage.files.outputFolder : report.stage.files.output),
             ])
         }
         return format(rows)

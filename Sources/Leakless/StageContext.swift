@@ -1,9 +1,8 @@
 import LeaklessCore
 
-/// What a stage is given besides its records: its resolved parameters, the folder of its
-/// templates (`stages/<stage>/`) and the blob store.
+/// What a stage is given besides its records and parameters: the folder of its templates
+/// (`stages/<stage>/`), the blob store, its backends, the request cache and the budget.
 public struct StageContext: Sendable {
-    public let parameters: [String: JSONValue]
     public let templates: String
     public let blobs: String
     /// The backend of each role (`backend`, `prompt_writer`, `verifier`); builtin when absent.
@@ -17,15 +16,23 @@ public struct StageContext: Sendable {
     /// The stats files of the stages run before this one, in order (the export's card and
     /// provenance read them and the outputs beside them).
     public var upstream: [String] = []
+    /// For a stage that writes a folder: the folder.
+    public var folder: String?
 
-    public init(parameters: [String: JSONValue], templates: String, blobs: String,
-                backends: [String: BackendConfig] = [:], cache: String = "out/cache", budget: Budget = Budget()) {
-        self.parameters = parameters
+    public init(templates: String, blobs: String, backends: [String: BackendConfig] = [:], cache: String = "out/cache",
+                budget: Budget = Budget()) {
         self.templates = templates
         self.blobs = blobs
         self.backends = backends
         self.cache = cache
         self.budget = budget
+    }
+
+    public init(request: StageRunRequest) {
+        self.init(templates: request.templates, blobs: request.blobs, backends: request.backends, cache: request.cache,
+                  budget: request.budget)
+        upstream = request.upstream
+        folder = request.folder
     }
 
     /// The backend of a role when it is a network backend (not builtin).
@@ -34,11 +41,6 @@ public struct StageContext: Sendable {
         return backend
     }
 
-    public func string(_ name: String) -> String { parameters[name]?.stringValue ?? "" }
-    public func int(_ name: String) -> Int { Int(parameters[name]?.intValue ?? 0) }
-    public func double(_ name: String) -> Double { parameters[name]?.doubleValue ?? 0 }
-    public func bool(_ name: String) -> Bool { parameters[name]?.boolValue ?? false }
-    public func strings(_ name: String) -> [String] { parameters[name]?.stringArray ?? [] }
     public func template(_ file: String) -> String { FileSystem.join(templates, file) }
 }
 

@@ -49,7 +49,7 @@ public struct JudgeOptions: ParsableArguments {
             let chosen = detector
             return ("builtin lexical detector (\(lexicon), threshold \(threshold))", { (AuditJudge.builtin($0, detector: chosen), []) })
         }
-        let backend = try chatBackend(judge, option: "judge", in: try PipelineConfig.load(path: pipeline, definitions: Stages.all))
+        let backend = try chatBackend(judge, option: "judge", in: try PipelineConfig.load(path: pipeline, definitions: StageRegistry.definitions))
         var run = 0
         return ("LLM judge '\(judge)' (\(backend.string("model")))", { items in
             run += 1

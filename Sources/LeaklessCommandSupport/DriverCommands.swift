@@ -11,7 +11,7 @@ public struct PipelineOptions: ParsableArguments {
     public init() {}
 
     func driver() throws -> PipelineDriver {
-        let config = try PipelineConfig.load(path: pipeline, definitions: Stages.all)
+        let config = try PipelineConfig.load(path: pipeline, definitions: StageRegistry.definitions)
         return PipelineDriver(pipeline: config, executables: executableFolder())
     }
 
@@ -23,7 +23,7 @@ public struct PipelineOptions: ParsableArguments {
 }
 
 /// Runs the body; any error becomes one line on stderr and a non-zero exit.
-func reportingErrors(_ body: () throws -> Void) throws {
+public func reportingErrors(_ body: () throws -> Void) throws {
     do {
         try body()
     } catch let error as ExitCode {
@@ -130,5 +130,16 @@ public struct ValidateCommand: ParsableCommand {
             let report = try BenchmarkValidator.validate(folder: folder)
             print("\(folder): \(report.pairs) pairs, \(report.images) images, all valid")
         }
+    }
+}
+
+public struct StagesCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "stages", abstract: "List the stages in order with what they read and write, and their parameters (Markdown).")
+
+    public init() {}
+
+    public func run() throws {
+        print(StageTable.markdown(), terminator: "")
     }
 }

@@ -44,7 +44,7 @@ public struct EvalCommand: ParsableCommand {
 
     public func run() throws {
         try reportingErrors {
-            let config = try PipelineConfig.load(path: pipeline, definitions: Stages.all)
+            let config = try PipelineConfig.load(path: pipeline, definitions: StageRegistry.definitions)
             let judgeBackend = try chatBackend(judge, option: "judge", in: config)
             let pairs = try Evaluation.pairs(folder: benchmark)
             var options = Evaluation.Options()

@@ -9,7 +9,7 @@ public protocol StageCommand: ParsableCommand {
 
 extension StageCommand {
     public static var configuration: CommandConfiguration {
-        let summary = Stages.definition(named: stageName)?.summary ?? ""
+        let summary = StageRegistry.definition(named: stageName)?.summary ?? ""
         return CommandConfiguration(commandName: "leakless-\(stageName)", abstract: "The \(stageName) stage: \(summary).")
     }
 

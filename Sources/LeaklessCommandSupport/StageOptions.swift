@@ -1,27 +1,28 @@
 import ArgumentParser
+import Foundation
 import Leakless
 import LeaklessCore
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
-/// The options every stage executable takes: what it reads, what it writes, and its config.
+/// The options every stage executable takes: the run request the driver wrote, or, for a run by
+/// hand, what it reads and writes and a JSON object of its parameters.
 public struct StageOptions: ParsableArguments {
+    @Option(help: "The run request the driver wrote (JSON): every other option comes from it.")
+    public var request: String?
+
     @Option(help: "The previous stage's records (JSONL); for extract, the taxonomy (YAML).")
-    public var input: String
+    public var input: String?
 
     @Option(help: "Where to write the stage's records (JSONL), atomically.")
-    public var output: String
+    public var output: String?
 
     @Option(help: "Where to write rejected records with their reasons (JSONL).")
-    public var rejects: String
+    public var rejects: String?
 
     @Option(help: "Where to write the run's counters (JSON); written last.")
     public var stats: String?
 
-    @Option(help: "The stage's resolved parameters: a JSON object (defaults fill in what is missing).")
-    public var config: String
+    @Option(help: "The stage's parameters: a JSON object (defaults fill in what is missing).")
+    public var config: String?
 
     @Option(help: "The folder of the stage's templates and schema (default: stages/<stage>).")
     public var templates: String?
@@ -29,7 +30,7 @@ public struct StageOptions: ParsableArguments {
     @Option(help: "The blob store folder for image bytes.")
     public var blobs: String = "out/blobs"
 
-    @Option(help: "The request cache folder for model replies (unless the config names one).")
+    @Option(help: "The request cache folder for model replies.")
     public var cache: String = "out/cache"
 
     @Option(help: "For export: the benchmark folder to write.")
@@ -37,14 +38,50 @@ public struct StageOptions: ParsableArguments {
 
     public init() {}
 
+    public func validate() throws {
+        if request != nil {
+            if input != nil || output != nil || rejects != nil || config != nil {
+                throw ValidationError("'--request' holds the whole run: give it alone")
+            }
+            return
+        }
+        guard input != nil, output != nil, rejects != nil else {
+            throw ValidationError("give '--request FILE', or '--input', '--output' and '--rejects' for a run by hand")
+        }
+        if output == rejects { throw ValidationError("'--output' and '--rejects' must be different files") }
+    }
+
+    /// The request of this run: the driver's file, or one made of the options.
+    func runRequest(stage: String) throws -> StageRunRequest {
+        if let request { return try StageRunRequest.load(path: request) }
+        var parameters: [String: JSONValue] = [:]
+        if let config {
+            let value: JSONValue
+            do {
+                value = try JSONParser.parse(bytes: try FileSystem.read(config))
+            } catch let error as JSONParser.SyntaxError {
+                throw LocatedError(path: config, line: nil, message: "invalid JSON: \(error)")
+            }
+            guard case .object(let given) = value else {
+                throw LocatedError(path: config, line: nil, message: "expected a JSON object of parameters")
+            }
+            parameters = given
+        }
+        return StageRunRequest(
+            stage: stage, input: input!, output: output!, rejects: rejects!, stats: stats, folder: folder,
+            templates: templates ?? "stages/\(stage)", blobs: blobs, cache: cache, parameters: parameters)
+    }
+
     /// Runs the stage; a failure prints one line and exits non-zero, leaving no output behind.
     public func run(stage: String) throws {
-        var invocation = StageInvocation(
-            stage: stage, input: input, output: output, rejects: rejects, stats: stats, config: config,
-            templates: templates ?? "stages/\(stage)", blobs: blobs, folder: folder)
-        invocation.cache = cache
+        // Started by the driver: end with it, so no stage runs on unwatched.
+        if let driver = ProcessInfo.processInfo.environment["LEAKLESS_DRIVER_PID"].flatMap(Int32.init),
+            !Interruption.endWithParent(driver) {
+            FileHandleOutput.standardError("leakless-\(stage): the driver that started this stage has ended\n")
+            throw ExitCode.failure
+        }
         do {
-            try invocation.run()
+            try StageRegistry.run(try runRequest(stage: stage))
         } catch let error as ExitCode {
             throw error
         } catch let stopped as StageStopped {
@@ -54,11 +91,5 @@ public struct StageOptions: ParsableArguments {
             FileHandleOutput.standardError("leakless-\(stage): \(error)\n")
             throw ExitCode.failure
         }
-    }
-}
-
-extension StageOptions {
-    public func validate() throws {
-        if output == rejects { throw ValidationError("'--output' and '--rejects' must be different files") }
     }
 }

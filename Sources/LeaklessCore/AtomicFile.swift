@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -18,9 +19,7 @@ public final class AtomicFile {
         self.path = path
         let folder = FileSystem.parent(of: path)
         try FileSystem.createDirectory(folder)
-        let name = FileSystem.lastComponent(of: path)
-        // Unique per process and per writer, so threads writing the same file do not collide.
-        temporaryPath = FileSystem.join(folder, ".\(name).tmp-\(getpid())-\(AtomicFile.nextSerial())")
+        temporaryPath = TemporaryName.beside(path)
         guard let file = fopen(temporaryPath, "wb") else {
             throw LocatedError(path: path, line: nil, message: "cannot write: \(String(cString: strerror(errno)))")
         }
@@ -29,16 +28,6 @@ public final class AtomicFile {
     }
 
     deinit { discard() }
-
-    private static let serialLock = NSLock()
-    nonisolated(unsafe) private static var serial = 0
-
-    static func nextSerial() -> Int {
-        serialLock.lock()
-        defer { serialLock.unlock() }
-        serial += 1
-        return serial
-    }
 
     public func write(_ bytes: [UInt8]) throws {
         pending.append(contentsOf: bytes)
@@ -124,3 +113,38 @@ public final class JSONLWriter {
     public func discard() { file.discard() }
 }
 
+
+/// The names of files and folders being written (`.<name>.tmp-<pid>-<serial>` beside the final
+/// path), and the clean-up of those a killed process left behind.
+public enum TemporaryName {
+    private static let serial = Mutex(0)
+
+    /// A fresh temporary path beside `path`: unique per process and per writer, so threads
+    /// writing the same file do not collide.
+    public static func beside(_ path: String) -> String {
+        let number = serial.withLock { value -> Int in
+            value += 1
+            return value
+        }
+        return FileSystem.join(FileSystem.parent(of: path), ".\(FileSystem.lastComponent(of: path)).tmp-\(getpid())-\(number)")
+    }
+
+    /// Removes, directly in `folder`, the temporary files and folders of processes that are no
+    /// longer running; returns how many.
+    @discardableResult
+    public static func removeStale(in folder: String) throws -> Int {
+        guard FileSystem.isDirectory(folder) else { return 0 }
+        var removed = 0
+        for name in try FileManager.default.contentsOfDirectory(atPath: folder) where name.hasPrefix(".") {
+            guard let marker = name.range(of: ".tmp-", options: .backwards),
+                let pid = Int32(name[marker.upperBound...].prefix(while: { $0 != "-" })), pid > 0
+            else { continue }
+            // kill(pid, 0) fails with ESRCH only when no such process exists.
+            if kill(pid, 0) != 0 && errno == ESRCH {
+                try FileSystem.remove(FileSystem.join(folder, name))
+                removed += 1
+            }
+        }
+        return removed
+    }
+}

@@ -5,7 +5,7 @@ import Foundation
 /// finish (at most `window` records held), and writes outputs in input order.
 /// `process` is called from several threads at once; `worker` (0..<concurrency) tells which,
 /// so each thread can own its connection.
-public protocol ConcurrentRecordStage: AnyObject {
+public protocol ConcurrentRecordStage: AnyObject, Sendable {
     var concurrency: Int { get }
     func process(_ record: Record, worker: Int) throws -> [StageOutput]
     /// Why the stage should stop taking new records (Ctrl-C, a budget reached), or nil.
@@ -36,6 +36,7 @@ public protocol StopSignal: Error {
 }
 
 /// In-order results of work done on a fixed set of threads.
+/// `@unchecked Sendable`: every stored property is read and written only with `condition` held.
 final class OrderedWorkQueue: @unchecked Sendable {
     enum Outcome {
         case done([StageOutput])
@@ -47,22 +48,16 @@ final class OrderedWorkQueue: @unchecked Sendable {
     private var pending: [(sequence: Int, record: Record)] = []
     private var results: [Int: Outcome] = [:]
     private var closed = false
-    private var threads: [Thread] = []
 
-    init(workers: Int, work: @escaping (Record, Int) -> Outcome) {
-        for index in 0..<workers {
-            let thread = Thread { [self] in
-                while let (sequence, record) = self.take() {
-                    let outcome = work(record, index)
-                    self.condition.lock()
-                    self.results[sequence] = outcome
-                    self.condition.broadcast()
-                    self.condition.unlock()
-                }
+    init(workers: Int, work: @escaping @Sendable (Record, Int) -> Outcome) {
+        _ = WorkerPool(workers: workers) { [self] worker in
+            while let (sequence, record) = self.take() {
+                let outcome = work(record, worker)
+                self.condition.lock()
+                self.results[sequence] = outcome
+                self.condition.broadcast()
+                self.condition.unlock()
             }
-            thread.stackSize = 4 << 20
-            threads.append(thread)
-            thread.start()
         }
     }
 
@@ -101,7 +96,7 @@ final class OrderedWorkQueue: @unchecked Sendable {
 extension StageRunner {
     /// Runs a concurrent stage: like `run`, with up to `stage.concurrency` records in progress.
     @discardableResult
-    public func run(concurrent stage: ConcurrentRecordStage, source: RecordSource) throws -> StageStats {
+    public func run(concurrent stage: ConcurrentRecordStage, source: RecordSource, sink: RecordSink) throws -> StageStats {
         let workers = max(1, stage.concurrency)
         let window = workers * 4
         let queue = OrderedWorkQueue(workers: workers) { record, worker in
@@ -121,7 +116,7 @@ extension StageRunner {
         var finished = 0
         var stopped: String?
         var exhausted = false
-        return try runLoop(source: source, extraStats: { stage.extraStats }) { emit in
+        return try runLoop(source: source, sink: sink, extraStats: { stage.extraStats }) { emit in
             while true {
                 // Keep the window full while there is input and no reason to stop.
                 while !exhausted && stopped == nil && submitted - emitted < window {

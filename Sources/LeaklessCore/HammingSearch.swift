@@ -1,4 +1,4 @@
-import CLeaklessShims
+import CCoreShims
 import Foundation
 
 /// Two items whose 64-bit hashes differ in `distance` bits; `first` < `second`.
@@ -56,14 +56,8 @@ public enum HammingSearch {
         for chunk in 0..<4 {
             let table = ChunkTable(hashes, chunk: chunk)
             let workers = max(1, threads)
-            var parts = [[HammingPair]](repeating: [], count: workers)
-            let lock = NSLock()
-            DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                let local = table.join(
-                    first: worker, step: workers, masks: masks, radius: radius, chunk: chunk, chunkRadius: chunkRadius)
-                lock.lock()
-                parts[worker] = local
-                lock.unlock()
+            let parts = WorkerPool.map(count: workers, workers: workers, makeState: {}) { _, worker in
+                table.join(first: worker, step: workers, masks: masks, radius: radius, chunk: chunk, chunkRadius: chunkRadius)
             }
             for part in parts { found += part }
         }

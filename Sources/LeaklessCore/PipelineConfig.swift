@@ -51,7 +51,7 @@ public struct BackendConfig: Sendable {
 
 /// Limits on what one `leakless run` may spend on model calls; a stage stops before it would
 /// pass one. Zero means no limit.
-public struct Budget: Sendable, Equatable {
+public struct Budget: Sendable, Equatable, Codable {
     public var usd: Double = 0
     public var requests: Int = 0
     public var tokens: Int = 0
@@ -121,6 +121,12 @@ public struct PipelineConfig: Sendable {
             }
             return entries
         }
+        func checked(_ type: ParameterType, _ node: YAMLNode, _ name: String) throws -> JSONValue {
+            switch type.check(node.json) {
+            case .success(let value): return value
+            case .failure(let mismatch): throw fail(node.line, "'\(name)' must be \(mismatch.expected), found \(describe(node))")
+            }
+        }
         func checkKeys(_ entries: [YAMLNode.Entry], allowed: [String], in what: String) throws {
             for entry in entries where !allowed.contains(entry.key) {
                 throw fail(entry.line, "unknown key '\(entry.key)' in \(what) (expected one of: \(allowed.joined(separator: ", ")))")
@@ -160,9 +166,7 @@ public struct PipelineConfig: Sendable {
                     settings[setting.name] = value
                     continue
                 }
-                guard let value = setting.type.accept(node.json) else {
-                    throw fail(node.line, "'\(setting.name)' must be \(setting.type), found \(describe(node))")
-                }
+                let value = try checked(setting.type, node, setting.name)
                 if setting.name == "base_url", let url = value.stringValue, !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
                     throw fail(node.line, "'base_url' must start with http:// or https://, found '\(url)'")
                 }
@@ -181,9 +185,7 @@ public struct PipelineConfig: Sendable {
             try checkKeys(fields, allowed: ["usd", "requests", "tokens"], in: "'budget'")
             for field in fields {
                 let type: ParameterType = field.key == "usd" ? .number(0...1e12) : .integer(0...Int64.max)
-                guard let value = type.accept(field.value.json) else {
-                    throw fail(field.line, "'\(field.key)' must be \(type), found \(describe(field.value))")
-                }
+                let value = try checked(type, field.value, field.key)
                 switch field.key {
                 case "usd": budget.usd = value.doubleValue ?? 0
                 case "requests": budget.requests = Int(value.intValue ?? 0)
@@ -225,9 +227,7 @@ public struct PipelineConfig: Sendable {
                     continue
                 }
                 let parameter = definition.parameter(field.key)!
-                guard let value = parameter.type.accept(field.value.json) else {
-                    throw fail(field.line, "'\(field.key)' must be \(parameter.type), found \(describe(field.value))")
-                }
+                let value = try checked(parameter.type, field.value, field.key)
                 parameters[field.key] = value
             }
             if let role = definition.role("backend"), role.required, chosen["backend"] == nil {
@@ -261,4 +261,9 @@ private func describe(_ node: YAMLNode) -> String {
     case .scalar(let value): return "\(value.typeName) \(JSONWriter.canonical(value))"
     default: return node.typeName
     }
+}
+
+extension StageConfig {
+    /// Whether any of the stage's roles calls a model over the network.
+    public var usesModels: Bool { backends.values.contains { $0.kind != "builtin" } }
 }

@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -5,10 +6,10 @@
 #endif
 
 /// A one-line progress report on stderr, at most a few times a second, for long work.
-public final class Progress {
+public final class Progress: Sendable {
     private let label: String
     private let interval: Double
-    private var lastReport: Double
+    private let lastReport: Mutex<Double>
     private let started: Double
     private let interactive: Bool
 
@@ -16,7 +17,7 @@ public final class Progress {
         self.label = label
         self.interval = interval
         self.started = Progress.now()
-        self.lastReport = started
+        self.lastReport = Mutex(started)
         self.interactive = isatty(STDERR_FILENO) != 0
     }
 
@@ -31,9 +32,12 @@ public final class Progress {
     /// Reports `message()` if the interval has passed since the last report.
     public func tick(_ message: @autoclosure () -> String) {
         let now = Progress.now()
-        guard now - lastReport >= interval else { return }
-        lastReport = now
-        emit(message(), final: false)
+        let due = lastReport.withLock { last -> Bool in
+            guard now - last >= interval else { return false }
+            last = now
+            return true
+        }
+        if due { emit(message(), final: false) }
     }
 
     public func finish(_ message: String) {
@@ -52,7 +56,13 @@ public final class Progress {
 
 public enum FileHandleOutput {
     public static func standardError(_ text: String) {
-        fputs(text, stderr)
-        fflush(stderr)
+        // One write(2) a message, so lines from several threads or processes never interleave.
+        var bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeMutableBytes { write(STDERR_FILENO, $0.baseAddress! + offset, $0.count - offset) }
+            if written <= 0 { break }
+            offset += written
+        }
     }
 }

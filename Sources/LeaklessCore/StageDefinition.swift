@@ -21,18 +21,41 @@ public enum ParameterType: Sendable, CustomStringConvertible {
         }
     }
 
-    /// The value if it has this type (an integer is accepted where a number is asked for).
-    public func accept(_ value: JSONValue) -> JSONValue? {
+    /// The value if it has this type (an integer is accepted where a number is asked for), or
+    /// the reason it does not, naming the value as written.
+    public func check(_ value: JSONValue) -> Result<JSONValue, ParameterMismatch> {
+        func no() -> Result<JSONValue, ParameterMismatch> { .failure(ParameterMismatch(expected: description, found: value)) }
         switch (self, value) {
-        case (.integer(let range), .int(let number)): return range.contains(number) ? value : nil
+        case (.integer(let range), _):
+            guard let number = value.intValue, range.contains(number) else { return no() }
+            return .success(.int(number))
         case (.number(let range), _):
-            guard let number = value.doubleValue, range.contains(number) else { return nil }
-            return .double(number)
-        case (.boolean, .bool): return value
-        case (.string, .string), (.path, .string): return value
-        case (.choice(let options), .string(let text)): return options.contains(text) ? value : nil
-        case (.stringList, _): return value.stringArray != nil ? value : nil
-        default: return nil
+            guard let number = value.doubleValue, number.isFinite, range.contains(number) else { return no() }
+            return .success(.double(number))
+        case (.boolean, .bool): return .success(value)
+        case (.string, .string), (.path, .string): return .success(value)
+        case (.choice(let options), .string(let text)): return options.contains(text) ? .success(value) : no()
+        case (.stringList, _): return value.stringArray != nil ? .success(value) : no()
+        default: return no()
+        }
+    }
+}
+
+/// A value that is not of a parameter's type: says what was expected and what was written.
+public struct ParameterMismatch: Error, CustomStringConvertible {
+    public let expected: String
+    public let found: JSONValue
+    public var description: String { "must be \(expected), found \(found.written)" }
+}
+
+extension JSONValue {
+    /// The value as a user wrote it: a string quoted, a number or list as JSON.
+    public var written: String {
+        switch self {
+        case .string(let text): return "'\(text)'"
+        case .null: return "nothing"
+        case .object: return "a mapping"
+        default: return JSONWriter.canonical(self)
         }
     }
 }
@@ -60,19 +83,25 @@ public struct StageDefinition: Sendable {
         case records([String])
     }
 
+    public enum Output: Sendable, Equatable {
+        /// JSONL records of this kind.
+        case records(String)
+        /// A folder (the export): what it writes is the end of the pipeline.
+        case folder
+    }
+
     public let name: String
     /// Bump when the stage's code changes what it writes: it changes the stage key.
     public let version: Int
     public let summary: String
     public let input: Input
-    /// The `kind` of the records written; nil for a stage that writes a folder (export).
-    public let outputKind: String?
+    public let output: Output
     public let parameters: [StageParameter]
     /// The backends the stage works through, each under its own key in pipeline.yaml.
     public let roles: [BackendRole]
 
     public init(
-        name: String, version: Int, summary: String, input: Input, outputKind: String?, roles: [BackendRole] = [],
+        name: String, version: Int, summary: String, input: Input, output: Output, roles: [BackendRole] = [],
         parameters: [StageParameter]
     ) {
         self.roles = roles
@@ -80,11 +109,23 @@ public struct StageDefinition: Sendable {
         self.version = version
         self.summary = summary
         self.input = input
-        self.outputKind = outputKind
+        self.output = output
         self.parameters = parameters
     }
 
-    public var usesBackend: Bool { !roles.isEmpty }
+    /// The kind of the records written, or nil for a stage that writes a folder.
+    public var outputKind: String? {
+        if case .records(let kind) = output { return kind }
+        return nil
+    }
+
+    public var writesFolder: Bool { output == .folder }
+
+    /// The record kinds read, empty for a stage that reads a data file.
+    public var inputKinds: [String] {
+        if case .records(let kinds) = input { return kinds }
+        return []
+    }
 
     public func role(_ name: String) -> BackendRole? { roles.first { $0.name == name } }
 

@@ -66,5 +66,6 @@ public struct StageFiles: Sendable {
     public var rejects: String { FileSystem.join(folder, "\(baseName).rejects.jsonl") }
     /// Written last: its presence marks the run complete.
     public var stats: String { FileSystem.join(folder, "\(baseName).stats.json") }
-    public var config: String { FileSystem.join(folder, "\(baseName).config.json") }
+    /// What the stage executable was given (StageRunRequest).
+    public var request: String { FileSystem.join(folder, "\(baseName).request.json") }
 }

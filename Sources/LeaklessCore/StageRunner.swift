@@ -57,26 +57,80 @@ public final class ArrayRecordSource: RecordSource {
     }
 }
 
-/// Streams a source through a stage into an output file and a rejects file, both written
-/// atomically; on any error neither appears. Stats are written last, as the completion marker.
+/// Where a run's records and rejects go. The runner writes to it and, at the end, commits (or,
+/// on an error, discards) it: nothing half-written is ever left.
+public protocol RecordSink: AnyObject {
+    func write(_ record: Record) throws
+    /// A rejected record, as the rejects file holds it (stage, reason, detail, record).
+    func reject(_ entry: JSONValue) throws
+    /// Makes what was written visible; `stats` (nil when the stage stopped early) is written last,
+    /// as the completion marker.
+    func commit(stats: StageStats?) throws
+    func discard()
+}
+
+/// A stage's files in the store: output and rejects written atomically, then the stats.
+public final class FileSink: RecordSink {
+    private let outputWriter: JSONLWriter
+    private let rejectsWriter: JSONLWriter
+    private let stats: String?
+
+    public init(output: String, rejects: String, stats: String?) throws {
+        outputWriter = try JSONLWriter(path: output)
+        rejectsWriter = try JSONLWriter(path: rejects)
+        self.stats = stats
+    }
+
+    public func write(_ record: Record) throws { try outputWriter.write(record) }
+    public func reject(_ entry: JSONValue) throws { try rejectsWriter.write(json: entry) }
+
+    public func commit(stats counters: StageStats?) throws {
+        try rejectsWriter.commit()
+        try outputWriter.commit()
+        if let stats, let counters { try counters.write(to: stats) }
+    }
+
+    public func discard() {
+        outputWriter.discard()
+        rejectsWriter.discard()
+    }
+}
+
+/// Records kept in memory (the audit judge, the evaluation, tests): no files at all.
+public final class MemorySink: RecordSink {
+    public private(set) var records: [Record] = []
+    public private(set) var rejects: [JSONValue] = []
+    public private(set) var stats: StageStats?
+
+    public init() {}
+
+    public func write(_ record: Record) throws { records.append(record) }
+    public func reject(_ entry: JSONValue) throws { rejects.append(entry) }
+    public func commit(stats: StageStats?) throws { self.stats = stats }
+    public func discard() {
+        records = []
+        rejects = []
+    }
+}
+
+/// Streams a source through a stage into a sink. The concurrency is the stage's: one record at
+/// a time (`RecordStage`), two passes (`TwoPassStage`), or records in flight on worker threads
+/// (`ConcurrentRecordStage`). Counting, rejects, the schema check, progress and the commit are
+/// the runner's alone.
 public struct StageRunner {
     public let stageName: String
-    public let output: String
-    public let rejects: String
-    public let stats: String?
     public let schema: RecordSchema?
+    /// Progress lines on stderr (off for in-memory batches inside another command).
+    public var showsProgress = true
 
-    public init(stageName: String, output: String, rejects: String, stats: String?, schema: RecordSchema?) {
+    public init(stageName: String, schema: RecordSchema?) {
         self.stageName = stageName
-        self.output = output
-        self.rejects = rejects
-        self.stats = stats
         self.schema = schema
     }
 
     @discardableResult
-    public func run<Stage: RecordStage>(_ stage: inout Stage, source: RecordSource) throws -> StageStats {
-        try runLoop(source: source, extraStats: { stage.extraStats }) { emit in
+    public func run<Stage: RecordStage>(_ stage: inout Stage, source: RecordSource, sink: RecordSink) throws -> StageStats {
+        try runLoop(source: source, sink: sink, extraStats: { stage.extraStats }) { emit in
             while let (line, record) = try source.nextRecord() {
                 try emit(try locating(source.path, line) { try stage.process(record) }, line, true)
             }
@@ -87,14 +141,14 @@ public struct StageRunner {
 
     /// Runs a two-pass stage; `source` is called once per pass and must give the same records.
     @discardableResult
-    public func run<Stage: TwoPassStage>(twoPass stage: inout Stage, source: () throws -> RecordSource) throws -> StageStats {
+    public func run<Stage: TwoPassStage>(twoPass stage: inout Stage, source: () throws -> RecordSource, sink: RecordSink) throws -> StageStats {
         let first = try source()
         while let (line, record) = try first.nextRecord() {
             try locating(first.path, line) { try stage.observe(record) }
         }
         try locating(first.path, nil) { try stage.decide() }
         let second = try source()
-        return try runLoop(source: second, extraStats: { stage.extraStats }) { emit in
+        return try runLoop(source: second, sink: sink, extraStats: { stage.extraStats }) { emit in
             while let (line, record) = try second.nextRecord() {
                 try emit(try locating(second.path, line) { try stage.process(record) }, line, true)
             }
@@ -111,18 +165,16 @@ public struct StageRunner {
         }
     }
 
-    /// What every run shares: the writers, the counters, the schema check, progress, and the
-    /// commit (or discard) at the end. `body` feeds outputs to `emit(outputs, line, read)`,
-    /// where `read` counts one input record; it returns a StageStopped when the stage stopped
-    /// early, in which case what finished is committed but no stats are written.
+    /// What every run shares: the counters, the schema check, progress, and the commit (or
+    /// discard) of the sink. `body` feeds outputs to `emit(outputs, line, read)`, where `read`
+    /// counts one input record; it returns a StageStopped when the stage stopped early, in which
+    /// case what finished is committed but no stats are written.
     func runLoop(
-        source: RecordSource, extraStats: () -> [String: JSONValue],
+        source: RecordSource, sink: RecordSink, extraStats: () -> [String: JSONValue],
         body: (_ emit: ([StageOutput], Int?, Bool) throws -> Void) throws -> StageStopped?
     ) throws -> StageStats {
-        let progress = Progress(label: stageName)
+        let progress = showsProgress ? Progress(label: stageName) : nil
         var counters = StageStats(stage: stageName)
-        let outputWriter = try JSONLWriter(path: output)
-        let rejectsWriter = try JSONLWriter(path: rejects)
         let stopped: StageStopped?
         do {
             func emit(_ outputs: [StageOutput], line: Int?, read: Bool) throws {
@@ -135,10 +187,10 @@ public struct StageRunner {
                                 path: source.path, line: line,
                                 message: "stage '\(stageName)' made a record that breaks its schema \(problem)")
                         }
-                        try outputWriter.write(record)
+                        try sink.write(record)
                         counters.recordsOut += 1
                     case .reject(let record, let reason, let detail):
-                        try rejectsWriter.write(json: .object([
+                        try sink.reject(.object([
                             "stage": .string(stageName),
                             "reason": .string(reason),
                             "detail": .string(detail),
@@ -149,25 +201,23 @@ public struct StageRunner {
                     }
                 }
                 if read {
-                    progress.tick("\(counters.recordsIn) read, \(counters.recordsOut) written, \(counters.rejected) rejected")
+                    progress?.tick("\(counters.recordsIn) read, \(counters.recordsOut) written, \(counters.rejected) rejected")
                 }
             }
             stopped = try body { outputs, line, read in try emit(outputs, line: line, read: read) }
             counters.extra = extraStats()
-            try rejectsWriter.commit()
-            try outputWriter.commit()
+            counters.seconds = progress?.elapsed ?? 0
+            try sink.commit(stats: stopped == nil ? counters : nil)
         } catch {
-            outputWriter.discard()
-            rejectsWriter.discard()
+            sink.discard()
             throw error
         }
-        counters.seconds = progress.elapsed
+        let summary = "\(counters.recordsIn) read, \(counters.recordsOut) written, \(counters.rejected) rejected"
         if let stopped {
-            progress.finish("\(counters.recordsIn) read, \(counters.recordsOut) written, \(counters.rejected) rejected; \(stopped)")
+            progress?.finish("\(summary); \(stopped)")
             throw stopped
         }
-        if let stats { try counters.write(to: stats) }
-        progress.finish("\(counters.recordsIn) read, \(counters.recordsOut) written, \(counters.rejected) rejected in \(formatSeconds(counters.seconds))")
+        progress?.finish("\(summary) in \(formatSeconds(counters.seconds))")
         return counters
     }
 }

@@ -1,4 +1,4 @@
-import CLeaklessShims
+import CImageShims
 import CPNG
 
 /// What a decode should produce beyond the file's declared size.

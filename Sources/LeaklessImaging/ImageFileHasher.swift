@@ -1,4 +1,5 @@
 import Foundation
+import LeaklessCore
 
 /// Fingerprints many files on several threads: each worker owns a hasher, takes the next file,
 /// maps it and hashes it. Results come back in the order of the paths.
@@ -24,58 +25,9 @@ public struct ImageFileHasher: Sendable {
     }
 
     /// `progress` is called (from the worker threads, serialised) after each file.
-    public func fingerprint(paths: [String], progress: ((Int) -> Void)? = nil) -> [Result<ImageFingerprint, ImageError>] {
-        let work = Work(count: paths.count)
-        let group = DispatchGroup()
-        for _ in 0..<min(threads, max(1, paths.count)) {
-            group.enter()
-            let thread = Thread {
-                let hasher = PerceptualHasher()
-                while let index = work.take() {
-                    let done = work.put(fingerprint(path: paths[index], hasher: hasher), at: index)
-                    if let progress { work.serialised { progress(done) } }
-                }
-                group.leave()
-            }
-            thread.start()
+    public func fingerprint(paths: [String], progress: (@Sendable (Int) -> Void)? = nil) -> [Result<ImageFingerprint, ImageError>] {
+        WorkerPool.map(count: paths.count, workers: threads, makeState: { PerceptualHasher() }, progress: progress) { hasher, index in
+            fingerprint(path: paths[index], hasher: hasher)
         }
-        group.wait()
-        return work.results.map { $0! }
-    }
-}
-
-/// The shared state of a parallel hash: the next file to take and the results so far.
-private final class Work: @unchecked Sendable {
-    private let lock = NSLock()
-    private let count: Int
-    private var next = 0
-    private var done = 0
-    private(set) var results: [Result<ImageFingerprint, ImageError>?]
-
-    init(count: Int) {
-        self.count = count
-        results = Array(repeating: nil, count: count)
-    }
-
-    func take() -> Int? {
-        lock.lock()
-        defer { lock.unlock() }
-        guard next < count else { return nil }
-        next += 1
-        return next - 1
-    }
-
-    func put(_ result: Result<ImageFingerprint, ImageError>, at index: Int) -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        results[index] = result
-        done += 1
-        return done
-    }
-
-    func serialised(_ body: () -> Void) {
-        lock.lock()
-        defer { lock.unlock() }
-        body()
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
 import CCurl
-import CLeaklessShims
+import CCurlShims
 
 public struct HTTPRequest: Sendable {
     public var url: String

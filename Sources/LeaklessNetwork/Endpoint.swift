@@ -1,4 +1,5 @@
 import Foundation
+import LeaklessCore
 
 /// Why a request to a model endpoint failed for good.
 public enum EndpointError: Error, CustomStringConvertible {
@@ -55,32 +56,6 @@ public struct RetryPolicy: Sendable {
     }
 }
 
-/// Counters of one endpoint's traffic, shared by its workers.
-public final class TrafficCounters: @unchecked Sendable {
-    private let lock = NSLock()
-    private var values: [String: Int] = [:]
-
-    public init() {}
-
-    public func add(_ name: String, _ amount: Int = 1) {
-        lock.lock()
-        values[name, default: 0] += amount
-        lock.unlock()
-    }
-
-    public subscript(name: String) -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return values[name] ?? 0
-    }
-
-    public var snapshot: [String: Int] {
-        lock.lock()
-        defer { lock.unlock() }
-        return values
-    }
-}
-
 /// A model endpoint over HTTP: JSON POSTs with the API key, the rate budget, and retries. The
 /// key goes into the Authorization header and nowhere else: every message that leaves this
 /// type has it scrubbed, in case a server echoes it.
@@ -90,7 +65,7 @@ public final class Endpoint: @unchecked Sendable {
     public let timeout: Double
     public let policy: RetryPolicy
     public let limiter: RateLimiter
-    public let counters = TrafficCounters()
+    public let counters = LockedCounters()
     /// Polled between tries and while waiting: true stops the request (Ctrl-C, a budget).
     public var shouldStop: @Sendable () -> Bool = { Interruption.requested }
 

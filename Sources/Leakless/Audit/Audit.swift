@@ -27,15 +27,15 @@ public enum AuditJudge {
     }
 
     /// The LLM judge (`stages/detect/audit.prompt`). Items go through the concurrent stage
-    /// runner as records; `work` keeps its input, output and rejects. An item the judge could not
+    /// runner as records, in memory. An item the judge could not
     /// answer (refusal, invalid reply) is left out of the findings and counted by the caller.
     public static func model(
         _ items: [AuditItem], backend: BackendConfig, templates: String, cache: String, work: String, images: String?
     ) throws -> (findings: [AuditFinding], failed: [(AuditItem, String)]) {
         let records = items.enumerated().map { index, item in AuditJudgeStage.record(item, index: index, images: images) }
         let context = StageContext(
-            parameters: [:], templates: templates, blobs: FileSystem.join(work, "blobs"), backends: ["backend": backend], cache: cache)
-        let (judged, rejected) = try ModelBatch.run(records, stage: try AuditJudgeStage(context: context), name: "audit-judge", work: work)
+            templates: templates, blobs: FileSystem.join(work, "blobs"), backends: ["backend": backend], cache: cache)
+        let (judged, rejected) = try ModelBatch.run(records, stage: try AuditJudgeStage(context: context), name: "audit-judge")
         var findings: [AuditFinding] = []
         for record in judged {
             guard let index = record["index"]?.intValue, let judgement = record["judgement"]?.objectValue else { continue }
@@ -61,7 +61,7 @@ public enum AuditJudge {
 }
 
 /// The LLM judge as a stage over records, so it shares the runner, the cache and the budget.
-final class AuditJudgeStage: PromptStage {
+final class AuditJudgeStage: PromptStage, @unchecked Sendable {
     init(context: StageContext) throws {
         try super.init(context: context, prompt: "audit")
     }

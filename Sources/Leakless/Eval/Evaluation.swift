@@ -104,7 +104,7 @@ public enum Evaluation {
         }
     }
 
-    /// Evaluates one target model; `work` keeps the stage's input, output and rejects.
+    /// Evaluates one target model; `work` is its scratch folder.
     public static func run(
         pairs: [Record], target: BackendConfig, judge: BackendConfig, options: Options, work: String
     ) throws -> ModelResult {
@@ -113,10 +113,10 @@ public enum Evaluation {
         greedy["max_tokens"] = .int(Int64(options.maxTokens))
         let targetConfig = BackendConfig(name: target.name, kind: target.kind, settings: greedy)
         let context = StageContext(
-            parameters: [:], templates: options.templates, blobs: FileSystem.join(work, "blobs"),
+            templates: options.templates, blobs: FileSystem.join(work, "blobs"),
             backends: ["target": targetConfig, "judge": judge], cache: options.cache)
         let stage = try EvalStage(context: context, safetyPrompt: options.safetyPrompt)
-        let (labelled, unlabelled) = try ModelBatch.run(pairs, stage: stage, name: "eval-\(target.name)", work: work)
+        let (labelled, unlabelled) = try ModelBatch.run(pairs, stage: stage, name: "eval-\(target.name)")
         let outcomes = labelled.map { record in
             Outcome(
                 index: Int(record["instruction_id"]?.intValue ?? record["position"]?.intValue ?? 0),
@@ -182,7 +182,7 @@ public enum Evaluation {
 }
 
 /// One pair through the target model, then its reply through the judge.
-final class EvalStage: ModelStage {
+final class EvalStage: ModelStage, @unchecked Sendable {
     let target: ChatClient
     let judge: ChatClient
     let respond: PromptTemplate

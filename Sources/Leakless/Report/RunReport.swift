@@ -41,10 +41,10 @@ public struct RunReport {
         for stage in stages where !stage.isCached {
             throw RecordError("stage '\(stage.name)' has not finished (\(stage.files.stats) is missing): run the pipeline first")
         }
-        guard let export = stages.last, export.config.definition.outputKind == nil else {
+        guard let export = stages.last, export.config.definition.writesFolder else {
             throw RecordError("the pipeline has no export stage: the report shows an exported benchmark")
         }
-        let temporary = FileSystem.join(FileSystem.parent(of: folder), ".\(FileSystem.lastComponent(of: folder)).tmp-\(ProcessIdentity.current)")
+        let temporary = TemporaryName.beside(folder)
         try FileSystem.remove(temporary)
         try FileSystem.createDirectory(FileSystem.join(temporary, "thumbs"))
         do {

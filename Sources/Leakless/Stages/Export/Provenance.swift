@@ -22,11 +22,10 @@ struct LineageIndex {
             let stats = try StageStats.load(path: path)
             funnel.append(FunnelRow(stage: stats.stage, recordsIn: stats.recordsIn, recordsOut: stats.recordsOut, rejectsByReason: stats.rejectsByReason))
             let base = String(path.dropLast(".stats.json".count))
-            if let config = try? JSONParser.parse(bytes: FileSystem.read(base + ".config.json")), let backends = config.objectValue?["backends"]?.objectValue {
-                for (role, backend) in backends.sorted(by: { $0.key < $1.key }) {
-                    let kind = backend.objectValue?["kind"]?.stringValue ?? "builtin"
-                    let model = backend.objectValue?["model"]?.stringValue
-                    models.append((stats.stage, role, kind + (model.map { " \($0)" } ?? "")))
+            if let request = try? StageRunRequest.load(path: base + ".request.json") {
+                for (role, backend) in request.backends.sorted(by: { $0.key < $1.key }) {
+                    let model = backend.settings["model"]?.stringValue
+                    models.append((stats.stage, role, backend.kind + (model.map { " \($0)" } ?? "")))
                 }
             }
             if FileSystem.exists(base + ".jsonl") {
@@ -52,15 +51,9 @@ struct LineageIndex {
     /// One line of `provenance.jsonl`.
     func provenance(of record: Record, instructionID: Int, imagePath: String) -> JSONValue {
         var stages: [String: JSONValue] = [:]
-        stages["extract"] = record["extract"] ?? .object(["method": "builtin", "template": record["template"] ?? .null])
-        if let rewrite = record["rewrite"] { stages["rewrite"] = rewrite }
-        if let detection = record["detection"] { stages["detect"] = detection }
-        if var image = record["image"]?.objectValue {
-            if let hashes = image.removeValue(forKey: "hashes") { stages["dedup"] = .object(["image_hashes": hashes]) }
-            image.removeValue(forKey: "blob")
-            stages["image"] = .object(image)
+        for stage in StageRegistry.all {
+            if let entry = stage.provenance(of: record) { stages[stage.definition.name] = entry }
         }
-        stages["filter"] = record["filter"] ?? .object(["method": "builtin"])
         return .object([
             "instruction_id": .int(Int64(instructionID)), "image_path": .string(imagePath), "pair": .string(record.id),
             "lineage": .array(lineage(of: record).map { .string($0) }), "element": record["element"]?.objectValue?["name"] ?? .null,

@@ -97,14 +97,14 @@ public struct BuiltinImageStage: RecordStage {
     var used: [String: Int] = [:]
     var stored = Set<ContentHash>()
 
-    public init(context: StageContext) throws {
-        let stop = try Lexicon.load(path: context.string("lexicon")).stopStems
-        pool = try ImagePool.load(folder: context.string("pool"), stopWords: stop)
+    public init(context: StageContext, parameters: ImageStage.Parameters) throws {
+        let stop = try Lexicon.load(path: parameters.lexicon).stopStems
+        pool = try ImagePool.load(folder: parameters.pool, stopWords: stop)
         guard !pool.photos.isEmpty else {
-            throw LocatedError(path: context.string("pool"), line: nil, message: "the pool has no photos")
+            throw LocatedError(path: parameters.pool, line: nil, message: "the pool has no photos")
         }
         blobs = BlobStore(folder: context.blobs)
-        minScore = context.double("min_score")
+        minScore = parameters.minScore
     }
 
     public var extraStats: [String: JSONValue] {

@@ -8,13 +8,13 @@ public struct BuiltinDetectStage: RecordStage {
     let useElementTerms: Bool
     let useDescription: Bool
 
-    public init(context: StageContext) throws {
-        var detector = LexicalDetector(lexicon: try Lexicon.load(path: context.string("lexicon")),
-                                       minContentWords: context.int("min_content_words"))
-        detector.threshold = context.double("threshold")
+    public init(parameters: DetectStage.Parameters) throws {
+        var detector = LexicalDetector(lexicon: try Lexicon.load(path: parameters.lexicon),
+                                       minContentWords: parameters.minContentWords)
+        detector.threshold = parameters.threshold
         self.detector = detector
-        useElementTerms = context.bool("element_terms")
-        useDescription = context.bool("description_overlap")
+        useElementTerms = parameters.elementTerms
+        useDescription = parameters.descriptionOverlap
     }
 
     public mutating func process(_ record: Record) throws -> [StageOutput] {

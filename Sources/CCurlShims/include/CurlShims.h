@@ -1,5 +1,5 @@
-#ifndef LEAKLESS_SHIMS_H
-#define LEAKLESS_SHIMS_H
+#ifndef LEAKLESS_CURL_SHIMS_H
+#define LEAKLESS_CURL_SHIMS_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -14,14 +14,5 @@ CURLcode leakless_curl_setopt_off(CURL *handle, CURLoption option, curl_off_t va
 typedef size_t (*leakless_curl_data_callback)(char *data, size_t size, size_t count, void *context);
 CURLcode leakless_curl_setopt_callback(CURL *handle, CURLoption option, leakless_curl_data_callback callback);
 CURLcode leakless_curl_getinfo_long(CURL *handle, CURLINFO info, long *value);
-
-#include "ImageDecode.h"
-#include "HammingJoin.h"
-
-// Ctrl-C: the first SIGINT (or SIGTERM) sets a flag the stages poll, so they stop sending new
-// requests and write what finished; a second one ends the process at once.
-void leakless_interrupt_install(void);
-int leakless_interrupted(void);
-void leakless_interrupt_request(void);
 
 #endif

@@ -9,9 +9,9 @@ public struct BuiltinFilterStage: RecordStage {
     let lexicon: Lexicon
     let minDescriptionWords: Int
 
-    public init(context: StageContext) throws {
-        lexicon = try Lexicon.load(path: context.string("lexicon"))
-        minDescriptionWords = context.int("min_description_words")
+    public init(parameters: FilterStage.Parameters) throws {
+        lexicon = try Lexicon.load(path: parameters.lexicon)
+        minDescriptionWords = parameters.minDescriptionWords
     }
 
     public mutating func process(_ record: Record) throws -> [StageOutput] {

@@ -7,7 +7,7 @@ public struct BuiltinExtractStage: RecordStage {
     let queriesPerElement: Int
     let seed: Int64
 
-    public init(context: StageContext) throws {
+    public init(context: StageContext, parameters: ExtractStage.Parameters) throws {
         let path = context.template("queries.yaml")
         let document = try YAMLDocument.load(path: path)
         var templates: [String: [String: [String]]] = [:]
@@ -22,8 +22,8 @@ public struct BuiltinExtractStage: RecordStage {
             }
         }
         self.templates = templates
-        queriesPerElement = context.int("queries_per_element")
-        seed = context.parameters["seed"]?.intValue ?? 0
+        queriesPerElement = parameters.queriesPerElement
+        seed = parameters.seed
     }
 
     public mutating func process(_ record: Record) throws -> [StageOutput] {

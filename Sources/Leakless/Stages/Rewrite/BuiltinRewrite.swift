@@ -12,7 +12,7 @@ public struct BuiltinRewriteStage: RecordStage {
 
     public var extraStats: [String: JSONValue] { ["identical_variants_skipped": .int(Int64(identicalVariants))] }
 
-    public init(context: StageContext) throws {
+    public init(context: StageContext, parameters: RewriteStage.Parameters) throws {
         let path = context.template("softening.yaml")
         let document = try YAMLDocument.load(path: path)
         var matcher = PhraseMatcher()
@@ -26,7 +26,7 @@ public struct BuiltinRewriteStage: RecordStage {
         }
         softening = matcher
         self.alternatives = alternatives
-        variants = context.int("variants_per_query")
+        variants = parameters.variantsPerQuery
     }
 
     public mutating func process(_ record: Record) throws -> [StageOutput] {

@@ -15,7 +15,7 @@ import LeaklessModels
 /// LeaderClustering). Each reject names the kept pair it duplicates and the distance.
 /// Output records carry their image's hashes (`image.hashes`); hashes are also cached per
 /// stored image, so a rerun decodes nothing.
-public struct DedupStage: TwoPassStage {
+public struct BuiltinDedupStage: TwoPassStage {
     let maxPerImage: Int
     let dedupQueries: Bool
     let queryRadius: Int
@@ -51,15 +51,15 @@ public struct DedupStage: TwoPassStage {
     var hashesCached = 0
     var groups = 0
 
-    public init(context: StageContext) {
-        maxPerImage = context.int("max_queries_per_image")
-        dedupQueries = context.bool("dedup_queries")
-        queryRadius = context.int("query_radius")
-        mode = HashMode(rawValue: context.string("hash_mode")) ?? .fast
+    public init(context: StageContext, parameters: DedupStage.Parameters) {
+        maxPerImage = parameters.maxQueriesPerImage
+        dedupQueries = parameters.dedupQueries
+        queryRadius = parameters.queryRadius
+        mode = parameters.hashMode
         rule = NearDuplicateRule(
-            phash: context.int("phash_radius"), dhash: context.int("dhash_radius"),
-            phashConfirm: context.int("phash_confirm"), dhashConfirm: context.int("dhash_confirm"))
-        sourcePriority = context.strings("source_priority")
+            phash: parameters.phashRadius, dhash: parameters.dhashRadius,
+            phashConfirm: parameters.phashConfirm, dhashConfirm: parameters.dhashConfirm)
+        sourcePriority = parameters.sourcePriority
         blobs = BlobStore(folder: context.blobs)
         cacheFolder = FileSystem.join(context.cache, "imagehash-\(mode.rawValue)")
         threads = ProcessInfo.processInfo.activeProcessorCount

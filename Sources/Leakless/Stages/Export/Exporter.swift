@@ -3,7 +3,7 @@ import LeaklessModels
 import LeaklessImaging
 
 /// The layouts an export can take.
-public enum ExportFormat: String, Sendable, CaseIterable {
+public enum ExportFormat: String, Sendable, CaseIterable, Decodable {
     /// VLSBench's own: `data.json` and `imgs/`.
     case vlsbench
     /// Hugging Face `datasets`' imagefolder: `metadata.jsonl` with `file_name` beside `imgs/`.
@@ -45,7 +45,7 @@ public final class VLSBenchExporter {
         self.format = format
         self.upstream = upstream
         lineage = try LineageIndex(statsFiles: upstream)
-        temporary = FileSystem.join(FileSystem.parent(of: folder), ".\(FileSystem.lastComponent(of: folder)).tmp-\(ProcessIdentity.current)")
+        temporary = TemporaryName.beside(folder)
         try FileSystem.remove(temporary)
         try FileSystem.createDirectory(FileSystem.join(temporary, "imgs"))
     }
@@ -113,13 +113,12 @@ public final class VLSBenchExporter {
 
 /// The export stage as a record stage: pairs in, the folder out (its records, the exported pairs,
 /// are the stage's JSONL output); unreadable images are rejects.
-public struct ExportStage: RecordStage {
+public struct ExportWriterStage: RecordStage {
     let exporter: VLSBenchExporter
 
-    public init(context: StageContext, folder: String) throws {
+    public init(context: StageContext, folder: String, parameters: ExportStage.Parameters) throws {
         exporter = try VLSBenchExporter(
-            folder: folder, blobs: BlobStore(folder: context.blobs), format: ExportFormat(rawValue: context.string("format")) ?? .vlsbench,
-            upstream: context.upstream)
+            folder: folder, blobs: BlobStore(folder: context.blobs), format: parameters.format, upstream: context.upstream)
     }
 
     public mutating func process(_ record: Record) throws -> [StageOutput] {

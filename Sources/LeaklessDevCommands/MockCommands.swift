@@ -30,8 +30,7 @@ public struct MockServerCommand: ParsableCommand {
         if let apiKeyEnv { model.apiKey = ProcessInfo.processInfo.environment[apiKeyEnv] }
         let handler = model
         let server = try MockServer(port: port) { handler.handle($0) }
-        print("listening on \(server.baseURL) (chat: \(server.baseURL)/v1, SD WebUI: \(server.baseURL))")
-        fflush(stdout)
+        FileHandle.standardOutput.write(Data("listening on \(server.baseURL) (chat: \(server.baseURL)/v1, SD WebUI: \(server.baseURL))\n".utf8))
         while true { sleep(3600) }
     }
 }

@@ -1,0 +1,34 @@
+import LeaklessCore
+
+/// filter: the final pair check, the paper's MLLM filtration (or the builtin lexical check).
+public enum FilterStage: PipelineStage {
+    public static let definition = StageDefinition(
+        name: "filter", version: 1, summary: "final pair check: the query and the image description make one request",
+        input: .records(["pair"]), output: .records("pair"),
+        roles: [BackendRole("backend", serves: ["builtin", "chat"], required: true, needsVision: true, "the pair filter")],
+        parameters: [
+            StageParameter("lexicon", .path, default: "data/lexicon.yaml", "stop and reference word lists"),
+            StageParameter("min_description_words", .integer(0...50), default: 4, "fewer content words in the description is too vague"),
+        ])
+
+    public struct Parameters: Decodable, Sendable {
+        public var lexicon: String
+        public var minDescriptionWords: Int
+    }
+
+    public static func implementation(_ parameters: Parameters, context: StageContext) throws -> StageImplementation {
+        if context.network("backend") != nil {
+            return .concurrent(try ModelFilterStage(context: context))
+        }
+        return .sequential(try BuiltinFilterStage(parameters: parameters))
+    }
+
+    public static func provenance(of pair: Record) -> JSONValue? {
+        pair["filter"] ?? .object(["method": "builtin"])
+    }
+
+    public static func mockReply(to prompt: String) -> JSONValue? {
+        guard prompt.contains("\"risky_together\"") else { return nil }
+        return ["meaningful": true, "risky_together": true, "reason": "the query refers to the risky object shown"]
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import LeaklessCore
+import LeaklessImaging
+import LeaklessModels
+import LeaklessNetwork
+
+/// image, generation: the paper's loop. A chat model turns the description into a
+/// text-to-image prompt; the image endpoint draws it; a vision model checks the picture clearly
+/// shows the risky object or scene and, when it does not, writes a refined prompt; at most
+/// `max_rounds` rounds, each kept in the record's history.
+public final class GenerateImageStage: ModelStage, @unchecked Sendable {
+    let images: ImageClient
+    let writer: (ChatClient, PromptTemplate)?
+    let verifier: (ChatClient, PromptTemplate)?
+    let rounds: Int
+
+    public init(context: StageContext, parameters: ImageStage.Parameters) throws {
+        let session = try Self.session(context, roles: ["backend", "prompt_writer", "verifier"])
+        images = session.images(context.network("backend")!, blobs: context.blobs)
+        writer = try context.network("prompt_writer").map { (session.chat($0), try PromptTemplate.load(folder: context.templates, name: "t2i")) }
+        verifier = try context.network("verifier").map { (session.chat($0), try PromptTemplate.load(folder: context.templates, name: "verify")) }
+        rounds = parameters.maxRounds
+        super.init(context: context, session: session)
+    }
+
+    func values(_ record: Record) throws -> [String: String] {
+        try record.requireKind(["query", "seed"])
+        return [
+            "image_description": try record.requireString("image_description"), "safety_reason": record.fields["safety_reason"]?.stringValue ?? "",
+            "category": record.fields["category"]?.stringValue ?? "", "sub_category": record.fields["sub_category"]?.stringValue ?? "",
+        ]
+    }
+
+    public override func plannedCalls(_ record: Record) throws -> [PlannedCall] {
+        let values = try values(record)
+        var calls: [PlannedCall] = []
+        if let (client, template) = writer { calls.append(try planned(client, template, values)) }
+        calls.append(PlannedCall(chat: nil, template: nil, messages: [], imagePrompt: writer == nil ? values["image_description"] : nil))
+        if let (client, template) = verifier {
+            var verifyValues = values
+            verifyValues["prompt"] = "(the text-to-image prompt)"
+            calls.append(try planned(client, template, verifyValues))
+        }
+        return calls
+    }
+
+    public override func process(_ record: Record, worker: Int) throws -> [StageOutput] {
+        let values = try values(record)
+        let description = values["image_description"]!
+        var prompt = description
+        var promptProvenance: JSONValue = .null
+        if let (client, template) = writer {
+            switch try ask(client, template, values: values, record: record, worker: worker, check: { nonEmptyStrings(.array([$0["prompt"] ?? .null]), field: "prompt", count: 1) }) {
+            case .failure(let rejection): return rejection.output(record)
+            case .success(let (reply, provenance)):
+                prompt = reply["prompt"]!.stringValue!
+                promptProvenance = provenance
+            }
+        }
+        var history: [JSONValue] = []
+        for round in 1...rounds {
+            let image: GeneratedImage
+            do {
+                image = try images.generate(prompt: prompt, http: session.http(worker))
+            } catch let error as EndpointError where error.isContentRefusal {
+                return [.reject(record, reason: "refusal", detail: "round \(round): the image endpoint declined: \(error)")]
+            }
+            var step: [String: JSONValue] = ["round": .int(Int64(round)), "prompt": .string(prompt), "blob": .string(image.blob.hex)]
+            var accepted = true
+            if let (client, template) = verifier {
+                let attachment = ImageAttachment(
+                    bytes: try FileSystem.read(BlobStore(folder: context.blobs).path(for: image.blob, format: image.format)),
+                    mimeType: image.format == .png ? "image/png" : "image/jpeg")
+                var verifyValues = values
+                verifyValues["prompt"] = prompt
+                switch try ask(client, template, values: verifyValues, images: [attachment], record: record, worker: worker) {
+                case .failure(let rejection): return rejection.output(record)
+                case .success(let (verdict, provenance)):
+                    accepted = verdict["shows_risk"]?.boolValue == true
+                    step["verdict"] = verdict
+                    step["verifier"] = provenance
+                    if !accepted, let refined = verdict["refined_prompt"]?.stringValue?.trimmingCharacters(in: .whitespacesAndNewlines), !refined.isEmpty {
+                        prompt = refined
+                    }
+                }
+            }
+            history.append(.object(step))
+            if accepted {
+                return [.record(record.derived { fields in
+                    fields["kind"] = "pair"
+                    fields["image"] = .object([
+                        "blob": .string(image.blob.hex), "format": .string(image.format.rawValue),
+                        "width": .int(Int64(image.width)), "height": .int(Int64(image.height)),
+                        "method": "generation", "source": .string("generated by \(images.backend.name)"),
+                        "license": .string("model output: see the terms of \(images.backend.string("model").isEmpty ? images.backend.kind : images.backend.string("model"))"),
+                        "generation": image.generation, "prompt_writer": promptProvenance,
+                        "rounds": .int(Int64(round)), "history": .array(history),
+                    ])
+                })]
+            }
+        }
+        return [.reject(record, reason: "image-not-verified",
+                        detail: "after \(rounds) round(s) the verifier never saw the risk; prompts: \(history.compactMap { $0["prompt"]?.stringValue }.joined(separator: " | "))")]
+    }
+}

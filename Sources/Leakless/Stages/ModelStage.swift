@@ -1,0 +1,149 @@
+import Foundation
+import LeaklessCore
+import LeaklessImaging
+import LeaklessModels
+import LeaklessNetwork
+
+extension EndpointError: StopSignal {
+    public var stopsWork: Bool {
+        if case .stopped = self { return true }
+        return false
+    }
+
+    /// A provider's safety system declining a request (OpenAI's images API answers 400, Azure
+    /// "content_filter"): a refusal of that one item, not a broken configuration.
+    var isContentRefusal: Bool {
+        guard case .rejected(let status, _, let message) = self, status == 400 else { return false }
+        let text = message.lowercased()
+        return ["safety system", "content_policy", "content policy", "content filter", "content_filter", "moderation"].contains { text.contains($0) }
+    }
+}
+
+/// What the model stages share: the session (connections, cache, meter), the stage's prompts,
+/// and the provenance written onto each record.
+/// `@unchecked Sendable`: an open class cannot be checked, but it and every subclass hold only
+/// `let`s of Sendable values (the session does its own locking).
+open class ModelStage: ConcurrentRecordStage, @unchecked Sendable {
+    public let context: StageContext
+    public let session: ModelSession
+    public var concurrency: Int { session.concurrency }
+    public var stopReason: String? { session.stopReason }
+    public var extraStats: [String: JSONValue] { ["model": session.stats] }
+    public func requestStop(_ reason: String) { session.requestStop(reason) }
+
+    public init(context: StageContext, session: ModelSession) {
+        self.context = context
+        self.session = session
+    }
+
+    /// The session of a stage over the network backends of these roles.
+    public static func session(_ context: StageContext, roles: [String]) throws -> ModelSession {
+        try ModelSession(backends: roles.compactMap { context.network($0) }, cache: context.cache, budget: context.budget,
+                         requireKeys: !context.planning)
+    }
+
+    open func process(_ record: Record, worker: Int) throws -> [StageOutput] { [] }
+
+    /// The first calls a record will make, rendered but not sent (for `leakless run --dry-run`);
+    /// re-asks and later rounds depend on replies and are not counted.
+    open func plannedCalls(_ record: Record) throws -> [PlannedCall] { [] }
+
+    func planned(_ client: ChatClient, _ template: PromptTemplate, _ values: [String: String], images: [ImageAttachment] = []) throws -> PlannedCall {
+        PlannedCall(chat: client, template: template, messages: try template.render(values, images: images), imagePrompt: nil)
+    }
+
+    /// How a reply came about, for the record and the export's provenance.
+    public func provenance(_ client: ChatClient, _ template: PromptTemplate, _ reply: ChatReply, attempts: Int) -> JSONValue {
+        .object([
+            "backend": .string(client.backend.name), "endpoint_kind": .string(client.backend.kind),
+            "model": .string(client.model), "template": .string(template.name), "template_hash": .string(template.hash.hex),
+            "request": .string(reply.key.hex), "reply_hash": .string(reply.replyHash), "attempts": .int(Int64(attempts)),
+        ])
+    }
+
+    /// A structured call whose refusal or unusable reply becomes the record's reject.
+    public func ask(
+        _ client: ChatClient, _ template: PromptTemplate, values: [String: String], images: [ImageAttachment] = [],
+        record: Record, worker: Int, check: (JSONValue) -> String? = { _ in nil }
+    ) throws -> Result<(JSONValue, JSONValue), StageRejection> {
+        let outcome: StructuredOutcome
+        do {
+            outcome = try client.structured(template, values: values, images: images, check: check, http: session.http(worker))
+        } catch let error as EndpointError where error.isContentRefusal {
+            return .failure(StageRejection(reason: "refusal", detail: "\(template.name): the endpoint's safety system declined: \(error)"))
+        }
+        switch outcome {
+        case .value(let value, let reply, let attempts):
+            return .success((value, provenance(client, template, reply, attempts: attempts)))
+        case .refusal(let text, _):
+            return .failure(StageRejection(reason: "refusal", detail: "\(template.name): \(text)"))
+        case .invalid(let raw, let problem, let attempts):
+            return .failure(StageRejection(reason: "invalid-reply", detail: "\(template.name), \(attempts) attempt(s): \(problem); raw reply: \(raw)"))
+        }
+    }
+}
+
+/// One model call a record will make.
+public struct PlannedCall {
+    public let chat: ChatClient?
+    public let template: PromptTemplate?
+    public let messages: [ChatMessage]
+    /// For an image generation: its prompt (when known before the call).
+    public let imagePrompt: String?
+}
+
+public struct StageRejection: Error {
+    public let reason: String
+    public let detail: String
+}
+
+extension StageRejection {
+    func output(_ record: Record) -> [StageOutput] { [.reject(record, reason: reason, detail: detail)] }
+}
+
+/// A stage that asks one prompt per record (`stages/<stage>/<prompt>.prompt`) of its
+/// `backend`; subclasses give the slot values and read the reply.
+open class PromptStage: ModelStage, @unchecked Sendable {
+    public let client: ChatClient
+    public let template: PromptTemplate
+
+    public init(context: StageContext, prompt: String) throws {
+        let session = try Self.session(context, roles: ["backend"])
+        client = session.chat(context.network("backend")!)
+        template = try PromptTemplate.load(folder: context.templates, name: prompt)
+        super.init(context: context, session: session)
+    }
+
+    /// The prompt's slot values for a record; a missing field is a RecordError.
+    open func values(_ record: Record) throws -> [String: String] { [:] }
+
+    /// Images sent with the prompt.
+    open func images(_ record: Record) throws -> [ImageAttachment] { [] }
+
+    public override func plannedCalls(_ record: Record) throws -> [PlannedCall] {
+        [try planned(client, template, try values(record), images: try images(record))]
+    }
+
+    /// The stage's prompt for this record, asked.
+    func ask(_ record: Record, worker: Int, check: (JSONValue) -> String? = { _ in nil }) throws -> Result<(JSONValue, JSONValue), StageRejection> {
+        try ask(client, template, values: try values(record), images: try images(record), record: record, worker: worker, check: check)
+    }
+}
+
+func nonEmptyStrings(_ value: JSONValue?, field: String, count: Int) -> String? {
+    guard let items = value?.arrayValue else { return "'\(field)' must be a list of strings" }
+    let strings = items.compactMap { $0.stringValue?.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
+    if strings.count < count { return "'\(field)' must hold \(count) non-empty strings, found \(strings.count)" }
+    return nil
+}
+
+/// The pair's image from the blob store, as an attachment for a vision model.
+func loadImage(_ record: Record, blobs: String) throws -> ImageAttachment {
+    let image = try record.requireObject("image")
+    guard let hex = image["blob"]?.stringValue, let hash = ContentHash(hex: hex),
+        let format = image["format"]?.stringValue.flatMap(ImageFormat.init(rawValue:))
+    else { throw RecordError("field 'image' needs 'blob' and 'format'") }
+    let path = BlobStore(folder: blobs).path(for: hash, format: format)
+    guard FileSystem.exists(path) else { throw RecordError("the image blob \(hex) is not in the blob store \(blobs)") }
+    return ImageAttachment(bytes: try FileSystem.read(path), mimeType: format == .png ? "image/png" : "image/jpeg")
+}

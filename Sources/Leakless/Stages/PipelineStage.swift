@@ -1,0 +1,118 @@
+import LeaklessCore
+
+/// How a stage processes its records, which decides how the runner drives it.
+public enum StageImplementation {
+    /// One record at a time, in order (the builtin stages).
+    case sequential(any RecordStage)
+    /// Every record seen before any is decided (dedup).
+    case twoPass(any TwoPassStage)
+    /// Records in flight on worker threads, waiting on model endpoints.
+    case concurrent(ModelStage)
+}
+
+/// A stage of the pipeline, whole: what it reads and writes, its typed parameters, how it is
+/// implemented for the backends it is given, and what it adds to a pair's provenance. Each lives
+/// in its own folder under `Stages/`, and `StageRegistry` lists them in order; nothing else in
+/// the project needs to know a stage by name.
+public protocol PipelineStage: Sendable {
+    /// The stage's parameters, read from pipeline.yaml's snake_case keys after they were checked
+    /// against `definition.parameters` (types, ranges, defaults).
+    associatedtype Parameters: Decodable & Sendable
+
+    static var definition: StageDefinition { get }
+
+    /// Checks across parameters that the types alone cannot express; the message is reported
+    /// at the stage's line of pipeline.yaml before any stage runs.
+    static func validate(_ parameters: Parameters) throws
+
+    /// The implementation for one run, chosen by the backends in `context`.
+    static func implementation(_ parameters: Parameters, context: StageContext) throws -> StageImplementation
+
+    /// The records the stage reads; the previous stage's JSONL unless the stage reads a data file.
+    static func source(_ parameters: Parameters, input: String) throws -> RecordSource
+
+    /// What the stage recorded on a finished pair, for `provenance.jsonl` (nil: nothing).
+    static func provenance(of pair: Record) -> JSONValue?
+
+    /// A reply of the stage's model prompts that the local stand-in server gives, when `prompt`
+    /// is one of them (nil otherwise).
+    static func mockReply(to prompt: String) -> JSONValue?
+}
+
+extension PipelineStage {
+    public static func validate(_ parameters: Parameters) throws {}
+
+    public static func source(_ parameters: Parameters, input: String) throws -> RecordSource {
+        try JSONLReader(path: input)
+    }
+
+    public static func provenance(of pair: Record) -> JSONValue? { nil }
+
+    public static func mockReply(to prompt: String) -> JSONValue? { nil }
+
+    /// The typed parameters of checked values (defaults fill in what is missing).
+    public static func parameters(_ values: [String: JSONValue]) throws -> Parameters {
+        try JSONValue.object(definition.defaults.merging(values) { $1 }).decode(Parameters.self)
+    }
+
+    /// The network backend of `role`, which the stage cannot do without.
+    static func requireNetwork(_ role: String, _ context: StageContext) throws -> BackendConfig {
+        guard let backend = context.network(role) else {
+            throw RecordError("stage '\(definition.name)' needs a network backend for '\(role)'")
+        }
+        return backend
+    }
+
+    /// Runs the stage on `request`'s files, or into `sink` when one is given.
+    @discardableResult
+    public static func run(_ request: StageRunRequest, sink given: RecordSink? = nil) throws -> StageStats {
+        let parameters = try checkedParameters(request.parameters, origin: request.stage)
+        let context = StageContext(request: request)
+        let schemaPath = FileSystem.join(request.templates, "schema.json")
+        let schema = FileSystem.exists(schemaPath) ? try RecordSchema.load(path: schemaPath) : nil
+        let runner = StageRunner(stageName: definition.name, schema: schema)
+        let implementation = try implementation(parameters, context: context)
+        let sink = try given ?? FileSink(output: request.output, rejects: request.rejects, stats: request.stats)
+        switch implementation {
+        case .sequential(var stage):
+            return try runner.run(&stage, source: try source(parameters, input: request.input), sink: sink)
+        case .twoPass(var stage):
+            return try runner.run(twoPass: &stage, source: { try source(parameters, input: request.input) }, sink: sink)
+        case .concurrent(let stage):
+            Interruption.install()
+            return try runner.run(concurrent: stage, source: try source(parameters, input: request.input), sink: sink)
+        }
+    }
+
+    /// The stage's model implementation for `request` and the records it would read, for
+    /// planning: nothing is sent, so API keys need not be set. nil when the stage calls no model.
+    public static func planned(_ request: StageRunRequest) throws -> (stage: ModelStage, source: RecordSource)? {
+        let parameters = try checkedParameters(request.parameters, origin: request.stage)
+        var context = StageContext(request: request)
+        context.planning = true
+        guard case .concurrent(let stage) = try implementation(parameters, context: context) else { return nil }
+        return (stage, try source(parameters, input: request.input))
+    }
+
+    /// Values checked against the definition (unknown names, wrong types, out of range), then
+    /// read as `Parameters`; errors name `origin`.
+    public static func checkedParameters(_ values: [String: JSONValue], origin: String) throws -> Parameters {
+        var checked: [String: JSONValue] = [:]
+        for (name, value) in values {
+            guard let parameter = definition.parameter(name) else {
+                throw LocatedError(path: origin, line: nil, message: "unknown parameter '\(name)' for stage '\(definition.name)' (expected one of: \(definition.parameters.map(\.name).joined(separator: ", ")))")
+            }
+            switch parameter.type.check(value) {
+            case .success(let accepted): checked[name] = accepted
+            case .failure(let mismatch): throw LocatedError(path: origin, line: nil, message: "'\(name)' \(mismatch)")
+            }
+        }
+        do {
+            let parameters = try self.parameters(checked)
+            try validate(parameters)
+            return parameters
+        } catch let error as RecordError {
+            throw LocatedError(path: origin, line: nil, message: "stage '\(definition.name)': \(error.description)")
+        }
+    }
+}

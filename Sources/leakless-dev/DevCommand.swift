@@ -1,0 +1,12 @@
+import ArgumentParser
+import LeaklessDevCommands
+
+/// Development tools: the local stand-in model server and the benchmarks. Not part of the
+/// installed `leakless` command.
+@main
+struct DevCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "leakless-dev",
+        abstract: "leakless development tools: a local stand-in model server and the benchmarks.",
+        subcommands: [MockServerCommand.self, BenchClientCommand.self, BenchDedupCommand.self])
+}
