@@ -153,14 +153,15 @@ final class DedupTests: XCTestCase {
         records.append(records[3])  // the very same record twice: one is kept
         let input = FileSystem.join(folder, "in.jsonl")
         try write(records.map { JSONWriter.canonical($0.json) }.joined(separator: "\n") + "\n", to: input)
-        let context = StageContext(
-            parameters: Stages.dedup.defaults.merging(["source_priority": ["coco2017"]]) { $1 },
-            templates: "", blobs: blobs.folder, cache: FileSystem.join(folder, "cache"))
-        let runner = StageRunner(
-            stageName: "dedup", output: FileSystem.join(folder, "out.jsonl"), rejects: FileSystem.join(folder, "rejects.jsonl"),
-            stats: FileSystem.join(folder, "stats.json"), schema: nil)
-        var stage = DedupStage(context: context)
-        let stats = try runner.run(twoPass: &stage) { try JSONLReader(path: input) }
+        let context = StageContext(templates: "", blobs: blobs.folder, cache: FileSystem.join(folder, "cache"))
+        let parameters = try DedupStage.parameters(["source_priority": ["coco2017"]])
+        let runner = StageRunner(stageName: "dedup", schema: nil)
+        func sink() throws -> FileSink {
+            try FileSink(output: FileSystem.join(folder, "out.jsonl"), rejects: FileSystem.join(folder, "rejects.jsonl"),
+                         stats: FileSystem.join(folder, "stats.json"))
+        }
+        var stage = BuiltinDedupStage(context: context, parameters: parameters)
+        let stats = try runner.run(twoPass: &stage, source: { try JSONLReader(path: input) }, sink: try sink())
         func lines(_ name: String) throws -> [[String: JSONValue]] {
             try String(decoding: FileSystem.read(FileSystem.join(folder, name)), as: UTF8.self).split(separator: "\n")
                 .map { try JSONParser.parse(bytes: Array($0.utf8)).objectValue! }
@@ -184,8 +185,8 @@ final class DedupTests: XCTestCase {
         XCTAssertEqual(stats.extra["images_decoded"], 7)
 
         // A rerun decodes nothing: the hashes come from the cache.
-        var again = DedupStage(context: context)
-        let second = try runner.run(twoPass: &again) { try JSONLReader(path: input) }
+        var again = BuiltinDedupStage(context: context, parameters: parameters)
+        let second = try runner.run(twoPass: &again, source: { try JSONLReader(path: input) }, sink: try sink())
         XCTAssertEqual(second.extra["images_decoded"], 1)  // only the damaged file, which has no cached hash
         XCTAssertEqual(second.extra["images_hash_cached"], 6)
     }

@@ -5,7 +5,7 @@ import XCTest
 
 final class PipelineConfigTests: XCTestCase {
     func load(_ text: String) throws -> PipelineConfig {
-        try PipelineConfig(document: try YAMLDocument.parse(text, path: "p.yaml"), path: "p.yaml", definitions: Stages.all)
+        try PipelineConfig(document: try YAMLDocument.parse(text, path: "p.yaml"), path: "p.yaml", definitions: StageRegistry.definitions)
     }
 
     func assertError(_ text: String, _ expected: String, file: StaticString = #filePath, line: UInt = #line) {
@@ -33,7 +33,7 @@ final class PipelineConfigTests: XCTestCase {
                     "p.yaml:6: unknown stage 'translate' (expected one of: extract, rewrite, detect, image, filter, dedup, export)")
         assertError(header + "  extract:\n    backend: gpt\n", "p.yaml:6: 'backend' must name a backend declared under 'backends' (builtin)")
         assertError(header + "  rewrite:\n", "p.yaml:5: stage 'rewrite' cannot come first: it reads another stage's records")
-        assertError(header + "  extract:\n  image:\n", "p.yaml:6: stage 'image' reads 'query' or 'seed' records, but 'extract' before it writes 'seed' records".replacingOccurrences(of: "'query' or 'seed'", with: "'query'"))
+        assertError(header + "  extract:\n  filter:\n", "p.yaml:6: stage 'filter' reads 'pair' records, but 'extract' before it writes 'seed' records")
         assertError("stage:\n  extract:\n", "p.yaml:1: unknown key 'stage' in the pipeline (expected one of: workdir, backends, budget, stages)")
         assertError("backends:\n  m:\n    kind: openai\nstages:\n  extract:\n", "p.yaml:3: backend kind must be one of: builtin, openai-chat, openai-images, sd-webui")
         assertError(header + "  dedup: [1, 2]\n", "p.yaml:5: stage 'dedup' must be a mapping, found list")
@@ -43,7 +43,7 @@ final class PipelineConfigTests: XCTestCase {
 
 final class StageKeyTests: XCTestCase {
     func key(_ folder: String, stage: String = "detect", input: String? = "query-abc.jsonl") throws -> String {
-        let config = try PipelineConfig.load(path: FileSystem.join(folder, "pipeline.yaml"), definitions: Stages.all)
+        let config = try PipelineConfig.load(path: FileSystem.join(folder, "pipeline.yaml"), definitions: StageRegistry.definitions)
         return try StageKey(stage: config.stage(named: stage)!, pipeline: config,
                             templates: FileSystem.join(folder, "stages", stage), inputName: input).hash.hex
     }

@@ -70,11 +70,10 @@ final class StoreTests: XCTestCase {
         let folder = try temporaryFolder(self)
         let input = FileSystem.join(folder, "in.jsonl")
         try write("{\"n\":1}\n{\"n\":2}\n{\"n\":3,\"fail\":true}\n", to: input)
-        let runner = StageRunner(
-            stageName: "test", output: FileSystem.join(folder, "out.jsonl"), rejects: FileSystem.join(folder, "rejects.jsonl"),
-            stats: FileSystem.join(folder, "stats.json"), schema: nil)
+        let runner = StageRunner(stageName: "test", schema: nil)
+        let sink = try FileSink(output: FileSystem.join(folder, "out.jsonl"), rejects: FileSystem.join(folder, "rejects.jsonl"), stats: FileSystem.join(folder, "stats.json"))
         var stage = FailingStage()
-        XCTAssertThrowsError(try runner.run(&stage, source: try JSONLReader(path: input))) { error in
+        XCTAssertThrowsError(try runner.run(&stage, source: try JSONLReader(path: input), sink: sink)) { error in
             XCTAssertEqual("\(error)", "\(input):3: cannot handle this record")
         }
         XCTAssertEqual(try FileSystem.files(under: folder), ["in.jsonl"], "no output, rejects, stats or temporary file")
@@ -84,11 +83,10 @@ final class StoreTests: XCTestCase {
         let folder = try temporaryFolder(self)
         let input = FileSystem.join(folder, "in.jsonl")
         try write("{\"n\":1}\n{\"n\":2}\n", to: input)
-        let runner = StageRunner(
-            stageName: "test", output: FileSystem.join(folder, "out.jsonl"), rejects: FileSystem.join(folder, "rejects.jsonl"),
-            stats: FileSystem.join(folder, "stats.json"), schema: nil)
+        let runner = StageRunner(stageName: "test", schema: nil)
+        let sink = try FileSink(output: FileSystem.join(folder, "out.jsonl"), rejects: FileSystem.join(folder, "rejects.jsonl"), stats: FileSystem.join(folder, "stats.json"))
         var stage = FailingStage()
-        let stats = try runner.run(&stage, source: try JSONLReader(path: input))
+        let stats = try runner.run(&stage, source: try JSONLReader(path: input), sink: sink)
         XCTAssertEqual([stats.recordsIn, stats.recordsOut, stats.rejected], [2, 2, 2])
         XCTAssertEqual(stats.rejectsByReason, ["sample": 2])
         XCTAssertEqual(try StageStats.load(path: FileSystem.join(folder, "stats.json")).recordsOut, 2)
@@ -102,11 +100,10 @@ final class StoreTests: XCTestCase {
         let input = FileSystem.join(folder, "in.jsonl")
         try write("{\"n\":\"one\"}\n", to: input)
         let schema = RecordSchema(["type": "object", "required": ["n"], "properties": ["n": ["type": "integer"]]])
-        let runner = StageRunner(
-            stageName: "test", output: FileSystem.join(folder, "out.jsonl"), rejects: FileSystem.join(folder, "rejects.jsonl"),
-            stats: nil, schema: schema)
+        let runner = StageRunner(stageName: "test", schema: schema)
+        let sink = try FileSink(output: FileSystem.join(folder, "out.jsonl"), rejects: FileSystem.join(folder, "rejects.jsonl"), stats: nil)
         var stage = FailingStage()
-        XCTAssertThrowsError(try runner.run(&stage, source: try JSONLReader(path: input))) { error in
+        XCTAssertThrowsError(try runner.run(&stage, source: try JSONLReader(path: input), sink: sink)) { error in
             XCTAssertTrue("\(error)".contains("at $.n: expected integer, found string"), "\(error)")
         }
         XCTAssertEqual(try FileSystem.files(under: folder), ["in.jsonl"])
