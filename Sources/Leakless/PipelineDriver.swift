@@ -252,7 +252,7 @@ public struct PipelineDriver {
                 "key_inputs": report.stage.key.description,
                 "output": .string(report.stage.files.output),
                 "ran": .bool(report.ran),
-                "wall_seconds": .double((report.wallSeconds * 1000).rounded() / 1000),
+                "wall_seconds": .double(report.wallSeconds.rounded(places: 3)),
             ]
             if let stats = report.stats {
                 entry["in"] = .int(Int64(stats.recordsIn))

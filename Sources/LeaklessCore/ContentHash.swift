@@ -40,11 +40,7 @@ public struct ContentHash: Hashable, Comparable, Sendable, CustomStringConvertib
     public static func < (lhs: ContentHash, rhs: ContentHash) -> Bool { lhs.hex < rhs.hex }
 
     static func hexString(high: UInt64, low: UInt64) -> String {
-        func pad(_ value: UInt64) -> String {
-            let digits = String(value, radix: 16)
-            return String(repeating: "0", count: 16 - digits.count) + digits
-        }
-        return pad(high) + pad(low)
+        high.paddedHex + low.paddedHex
     }
 }
 

@@ -221,20 +221,3 @@ public struct StageRunner {
         return counters
     }
 }
-
-public func formatSeconds(_ seconds: Double) -> String {
-    seconds < 10 ? String(format1: seconds, digits: 2) + " s" : String(format1: seconds, digits: 1) + " s"
-}
-
-extension String {
-    /// A fixed-point rendering without Foundation's format strings.
-    public init(format1 value: Double, digits: Int) {
-        var scale = 1.0
-        for _ in 0..<digits { scale *= 10 }
-        let scaled = (abs(value) * scale).rounded()
-        let whole = Int64(scaled / scale)
-        var fraction = String(Int64(scaled) - whole * Int64(scale))
-        while fraction.count < digits { fraction = "0" + fraction }
-        self = (value < 0 && scaled != 0 ? "-" : "") + String(whole) + (digits > 0 ? "." + fraction : "")
-    }
-}

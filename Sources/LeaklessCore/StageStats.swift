@@ -19,7 +19,7 @@ public struct StageStats: Sendable, Equatable {
             "out": .int(Int64(recordsOut)),
             "rejected": .int(Int64(rejected)),
             "rejects_by_reason": .object(rejectsByReason.mapValues { .int(Int64($0)) }),
-            "seconds": .double((seconds * 1000).rounded() / 1000),
+            "seconds": .double(seconds.rounded(places: 3)),
             "extra": .object(extra),
         ])
     }

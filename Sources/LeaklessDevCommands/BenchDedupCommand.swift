@@ -5,6 +5,8 @@ import LeaklessCommandSupport
 import LeaklessCore
 import LeaklessImaging
 
+private func rounded3(_ value: Double) -> Double { value.rounded(places: 3) }
+
 public struct BenchDedupCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "bench-dedup",
@@ -46,10 +48,10 @@ public struct BenchDedupCommand: ParsableCommand {
             figures["grouping"] = .object([
                 "hashes": .int(Int64(grouping.hashes)), "planted_near_copies": .int(Int64(grouping.planted)),
                 "planted_found": .int(Int64(grouping.plantedFound)), "pairs": .int(Int64(grouping.pairs)),
-                "kept": .int(Int64(grouping.kept)), "search_seconds": .double(round3(grouping.searchSeconds)),
-                "cluster_seconds": .double(round3(grouping.clusterSeconds)),
-                "total_seconds": .double(round3(grouping.searchSeconds + grouping.clusterSeconds)),
-                "peak_resident_mb": .double(round3(Double(peak) / 1024)),
+                "kept": .int(Int64(grouping.kept)), "search_seconds": .double(rounded3(grouping.searchSeconds)),
+                "cluster_seconds": .double(rounded3(grouping.clusterSeconds)),
+                "total_seconds": .double(rounded3(grouping.searchSeconds + grouping.clusterSeconds)),
+                "peak_resident_mb": .double(rounded3(Double(peak) / 1024)),
             ])
             print("grouping \(grouping.hashes) synthetic hashes (\(grouping.planted) planted near copies, \(grouping.plantedFound) found): \(String(format1: grouping.searchSeconds + grouping.clusterSeconds, digits: 2)) s, peak resident \(String(format1: Double(peak) / 1024, digits: 1)) MB")
 
@@ -60,7 +62,7 @@ public struct BenchDedupCommand: ParsableCommand {
             func measure(_ name: String, files: [String], _ body: () throws -> Void) rethrows -> Double {
                 let seconds = try DedupBenchmark.median(runs: runs, body)
                 let rate = Double(files.count) / seconds
-                throughput[name] = .object(["files": .int(Int64(files.count)), "seconds": .double(round3(seconds)), "files_per_second": .double(round3(rate))])
+                throughput[name] = .object(["files": .int(Int64(files.count)), "seconds": .double(rounded3(seconds)), "files_per_second": .double(rounded3(rate))])
                 print("\(name): \(files.count) files in \(String(format1: seconds, digits: 2)) s, \(String(format1: rate, digits: 1)) files/s")
                 return rate
             }
@@ -71,15 +73,15 @@ public struct BenchDedupCommand: ParsableCommand {
             _ = measure("leakless_compatible_1_core", files: paths) { compatible = ImageFileHasher(mode: .compatible, threads: 1).fingerprint(paths: paths) }
             let floorRate = try measure("leakless_decode_only_1_core", files: paths) { _ = try DedupBenchmark.decodeOnly(paths: paths) }
             var ratios: [String: JSONValue] = [
-                "fast_1_core_over_own_decode_floor": .double(round3(one / floorRate)),
-                "fast_2_cores_over_1_core": .double(round3(two / one)),
+                "fast_1_core_over_own_decode_floor": .double(rounded3(one / floorRate)),
+                "fast_2_cores_over_1_core": .double(rounded3(two / one)),
             ]
             if let floor {
                 let result = try runTool(floor, ["-s", "8", "-"], input: paths.joined(separator: "\n") + "\n")
                 let value = try JSONParser.parse(bytes: Array(result.utf8))
                 let seconds = (value.objectValue?["decode_s"]?.doubleValue ?? 0) + (value.objectValue?["read_s"]?.doubleValue ?? 0)
-                throughput["c_decode_floor_1_core"] = .object(["files": .int(Int64(paths.count)), "seconds": .double(round3(seconds)), "files_per_second": .double(round3(Double(paths.count) / seconds))])
-                ratios["fast_1_core_over_c_floor"] = .double(round3(one / (Double(paths.count) / seconds)))
+                throughput["c_decode_floor_1_core"] = .object(["files": .int(Int64(paths.count)), "seconds": .double(rounded3(seconds)), "files_per_second": .double(rounded3(Double(paths.count) / seconds))])
+                ratios["fast_1_core_over_c_floor"] = .double(rounded3(one / (Double(paths.count) / seconds)))
                 print("C decode floor (-s 8, read included): \(String(format1: Double(paths.count) / seconds, digits: 1)) files/s")
             }
             var imagehashHashes: [String: String] = [:]
@@ -92,10 +94,10 @@ public struct BenchDedupCommand: ParsableCommand {
                 let reference = try runPython(python, "bench_imagehash.py", [linked, FileSystem.join(work, "ih.json"), "--hashes", FileSystem.join(work, "ih-hashes.json")], work: work, result: "ih.json")
                 let referenceJPEG = try runPython(python, "bench_imagehash.py", [linkedJPEG, FileSystem.join(work, "ihj.json")], work: work, result: "ihj.json")
                 let ihRate = reference["files_per_s"]?.doubleValue ?? 0, ihJPEG = referenceJPEG["files_per_s"]?.doubleValue ?? 0
-                throughput["imagehash_phash_1_process"] = .double(round3(ihRate))
-                throughput["imagehash_phash_1_process_jpeg"] = .double(round3(ihJPEG))
-                ratios["fast_1_core_over_imagehash"] = .double(round3(one / ihRate))
-                ratios["fast_jpeg_over_imagehash_jpeg"] = .double(round3(jpegRate / ihJPEG))
+                throughput["imagehash_phash_1_process"] = .double(rounded3(ihRate))
+                throughput["imagehash_phash_1_process_jpeg"] = .double(rounded3(ihJPEG))
+                ratios["fast_1_core_over_imagehash"] = .double(rounded3(one / ihRate))
+                ratios["fast_jpeg_over_imagehash_jpeg"] = .double(rounded3(jpegRate / ihJPEG))
                 print("imagehash.phash: \(String(format1: ihRate, digits: 1)) files/s, JPEG only \(String(format1: ihJPEG, digits: 1)) files/s")
                 let hashes = try JSONParser.parse(bytes: FileSystem.read(FileSystem.join(work, "ih-hashes.json")))
                 for (name, value) in hashes.objectValue ?? [:] { imagehashHashes[name] = value.stringValue }
@@ -161,7 +163,6 @@ public struct BenchDedupCommand: ParsableCommand {
         }
     }
 
-    private func round3(_ value: Double) -> Double { (value * 1000).rounded() / 1000 }
 
     private func peakResidentKiB() -> Int {
         var usage = rusage()

@@ -126,10 +126,10 @@ public struct BenchClientCommand: ParsableCommand {
         let rate = Double(total) / wall
         let figures: JSONValue = [
             "requests": .int(Int64(total)), "in_flight": .int(Int64(inFlight)), "latency_seconds": .double(latency),
-            "failures": .int(Int64(failures)), "wall_seconds": .double(Self.round(wall, 3)),
-            "requests_per_second": .double(Self.round(rate, 1)), "ideal_requests_per_second": .double(Self.round(ideal, 1)),
-            "share_of_ideal": .double(Self.round(rate / ideal, 3)),
-            "client_cpu_ms_per_request": .double(Self.round(cpu * 1000 / Double(total), 3)),
+            "failures": .int(Int64(failures)), "wall_seconds": .double((wall).rounded(places: 3)),
+            "requests_per_second": .double((rate).rounded(places: 1)), "ideal_requests_per_second": .double((ideal).rounded(places: 1)),
+            "share_of_ideal": .double((rate / ideal).rounded(places: 3)),
+            "client_cpu_ms_per_request": .double((cpu * 1000 / Double(total)).rounded(places: 3)),
             "resident_kib_samples": .array(rssSamples.map { .int(Int64($0)) }),
             "cpus": .int(Int64(ProcessInfo.processInfo.activeProcessorCount)),
         ]
@@ -141,11 +141,6 @@ public struct BenchClientCommand: ParsableCommand {
               resident memory (KiB) through the run: \(rssSamples.map(String.init).joined(separator: ", "))
               written to \(output)
             """)
-    }
-
-    static func round(_ value: Double, _ digits: Int) -> Double {
-        let scale = pow(10, Double(digits))
-        return (value * scale).rounded() / scale
     }
 
     static func cpuSeconds() -> Double {

@@ -29,6 +29,8 @@ public struct LumaPlane: Sendable, Equatable {
 }
 
 public enum ImageFormat: String, Sendable {
+    /// The media type of the format ("image/png", "image/jpeg").
+    public var mimeType: String { "image/\(rawValue)" }
     case png
     case jpeg
 

@@ -1,5 +1,6 @@
 import CImageShims
 import CPNG
+import LeaklessCore
 
 /// What a decode should produce beyond the file's declared size.
 public struct DecodeOptions: Sendable {
@@ -92,7 +93,7 @@ public enum ImageCodec {
             base, bytes.count, Int32(options.scaleDenominator), UInt32(options.minimumSide), flags, options.pixelLimit, &result, &message, message.count)
         defer { leakless_image_free(&result) }
         guard status == 0 else {
-            let text = String(cString: message)
+            let text = String(messageBuffer: message)
             let format = ImageFormat.sniff(UnsafeRawBufferPointer(rebasing: bytes.prefix(8)))
             let prefix = format.map { $0 == .png ? "PNG: " : "JPEG: " } ?? ""
             switch status {
@@ -118,18 +119,13 @@ public enum ImageCodec {
                 width: lumaWidth, height: lumaHeight, pixels: Array(UnsafeBufferPointer(start: plane, count: lumaWidth * lumaHeight)))
             luma = orientation.apply(to: plain)
         }
-        let digest = options.digest ? hex(result.digest_high) + hex(result.digest_low) : nil
+        let digest = options.digest ? result.digest_high.paddedHex + result.digest_low.paddedHex : nil
         let swaps = orientation.swapsAxes
         return DecodedFrame(
             format: format,
             sourceWidth: Int(swaps ? result.source_height : result.source_width),
             sourceHeight: Int(swaps ? result.source_width : result.source_height),
             image: image, luma: luma, digest: digest, hadAlpha: result.had_alpha != 0, orientation: orientation)
-    }
-
-    private static func hex(_ value: UInt64) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
     }
 
     /// A baseline JPEG of the image (8-bit grey or RGB), as libjpeg-turbo writes it.
@@ -143,7 +139,7 @@ public enum ImageCodec {
                 &message, message.count)
         }
         defer { leakless_buffer_free(buffer) }
-        guard status == 0, let buffer else { throw ImageError(reason: .corrupt, message: "JPEG: \(String(cString: message))") }
+        guard status == 0, let buffer else { throw ImageError(reason: .corrupt, message: "JPEG: \(String(messageBuffer: message))") }
         return Array(UnsafeBufferPointer(start: buffer, count: size))
     }
 

@@ -1,3 +1,4 @@
+import LeaklessCore
 #if canImport(Glibc)
 import Glibc
 #else
@@ -28,10 +29,7 @@ public struct ImageHashes: Sendable, Equatable, Hashable {
         self.ahash = ahash
     }
 
-    public static func hex(_ value: UInt64) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
-    }
+    public static func hex(_ value: UInt64) -> String { value.paddedHex }
 
     public static func parse(hex text: String) -> UInt64? {
         text.utf8.count == 16 ? UInt64(text, radix: 16) : nil

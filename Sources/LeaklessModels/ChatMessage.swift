@@ -1,5 +1,6 @@
 import Foundation
 import LeaklessCore
+import LeaklessImaging
 
 /// An image sent to a vision model: its bytes go on the wire as a base64 data URL, its hash
 /// into cache keys.
@@ -13,6 +14,10 @@ public struct ImageAttachment: Sendable {
         self.bytes = bytes
         self.mimeType = mimeType
         self.hash = ContentHash(of: bytes)
+    }
+
+    public init(bytes: [UInt8], format: ImageFormat) {
+        self.init(bytes: bytes, mimeType: format.mimeType)
     }
 
     public var dataURL: String { "data:\(mimeType);base64,\(Data(bytes).base64EncodedString())" }

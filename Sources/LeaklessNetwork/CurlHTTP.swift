@@ -116,7 +116,7 @@ public final class CurlHTTP {
             }
         }
         guard code == CURLE_OK else {
-            let detail = String(cString: errorBuffer)
+            let detail = String(messageBuffer: errorBuffer)
             let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
             throw TransportError(code: Int(code.rawValue), message: "\(request.method) \(CurlHTTP.redacted(request.url)): \(message)")
         }

@@ -90,7 +90,7 @@ final class AuditJudgeStage: PromptStage, @unchecked Sendable {
         guard let path = record.string("image_file") else { return [] }
         let bytes = try FileSystem.read(path)
         guard let format = ImageFormat.sniff(bytes) else { throw RecordError("\(path) is neither a PNG nor a JPEG file") }
-        return [ImageAttachment(bytes: bytes, mimeType: format == .png ? "image/png" : "image/jpeg")]
+        return [ImageAttachment(bytes: bytes, format: format)]
     }
 
     override func process(_ record: Record, worker: Int) throws -> [StageOutput] {

@@ -56,14 +56,14 @@ public struct AuditReport {
         public var flaggedRate: Double { rate(.leaks) + rate(.harmfulAlone) }
 
         var json: JSONValue {
-            var object: [String: JSONValue] = ["records": .int(Int64(records)), "flagged_rate": .double(round4(flaggedRate))]
+            var object: [String: JSONValue] = ["records": .int(Int64(records)), "flagged_rate": .double((flaggedRate).rounded(places: 4))]
             for verdict in LexicalVerdict.Verdict.allCases {
-                object[verdict.rawValue] = .object(["count": .int(Int64(byVerdict[verdict] ?? 0)), "rate": .double(round4(rate(verdict)))])
+                object[verdict.rawValue] = .object(["count": .int(Int64(byVerdict[verdict] ?? 0)), "rate": .double((rate(verdict)).rounded(places: 4))])
             }
             // The paper's measure of leakage: R2, the share whose text alone is unsafe, against
             // R1, the share of pairs that are unsafe (known only when the judge saw the image).
-            object["r2_text_alone_unsafe"] = .double(round4(rate(.harmfulAlone)))
-            object["r1_pair_unsafe"] = pairJudged == 0 ? .null : .double(round4(Double(pairHarmful) / Double(pairJudged)))
+            object["r2_text_alone_unsafe"] = .double((rate(.harmfulAlone)).rounded(places: 4))
+            object["r1_pair_unsafe"] = pairJudged == 0 ? .null : .double((Double(pairHarmful) / Double(pairJudged)).rounded(places: 4))
             return .object(object)
         }
     }
@@ -138,7 +138,7 @@ public struct AuditReport {
             "examples": .object(Dictionary(uniqueKeysWithValues: [LexicalVerdict.Verdict.leaks, .harmfulAlone, .meaningless].map { verdict in
                 (verdict.rawValue, JSONValue.array(examples(verdict).map { finding in
                     .object([
-                        "location": .string(finding.item.location), "query": .string(finding.item.query), "score": .double(round4(finding.score)),
+                        "location": .string(finding.item.location), "query": .string(finding.item.query), "score": .double((finding.score).rounded(places: 4)),
                         "spans": .array(finding.evidence.map { .object(["span": .string($0.span), "term": .string($0.term), "source": .string($0.source), "offset": .int(Int64($0.offset)), "length": .int(Int64($0.length))]) }),
                     ])
                 }))
@@ -236,25 +236,7 @@ public struct AuditReport {
             }
             body += "</table>\n"
         }
-        return Self.page(title: "Leakage audit: \(title)", body: body)
-    }
-
-    /// A complete page with the report's style; nothing is loaded from elsewhere.
-    public static func page(title: String, body: String, head: String = "") -> String {
-        """
-        <!DOCTYPE html>
-        <html lang="en"><head><meta charset="utf-8"><title>\(escapeHTML(title))</title>
-        \(head)
-        <style>
-        body{font:15px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-        table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border-bottom:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top}
-        td.n{text-align:right;font-variant-numeric:tabular-nums}mark{background:#ffd54f;padding:0 .1em}
-        .bar{display:inline-block;height:.8em;background:#5c6bc0}tr.leaks .bar{background:#ef6c00}tr.harmful-alone .bar{background:#c62828}
-        tr.meaningless .bar{background:#9e9e9e}small{color:#666}h1{font-size:1.6em}h2{font-size:1.2em;margin-top:1.6em}
-        </style></head><body>
-        \(body)</body></html>
-
-        """
+        return ReportPage.page(title: "Leakage audit: \(title)", body: body)
     }
 
     // MARK: - Writing
@@ -290,25 +272,3 @@ func mark(_ query: String, _ evidence: [LexicalVerdict.Evidence], open: String, 
     flush()
     return output
 }
-
-func escapeHTML(_ text: String) -> String {
-    var result = ""
-    for character in text {
-        switch character {
-        case "&": result += "&amp;"
-        case "<": result += "&lt;"
-        case ">": result += "&gt;"
-        case "\"": result += "&quot;"
-        default: result.append(character)
-        }
-    }
-    return result
-}
-
-func escapeTable(_ text: String) -> String {
-    text.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ")
-}
-
-func percent(_ rate: Double) -> String { String(format1: rate * 100, digits: 1) + "%" }
-
-func round4(_ value: Double) -> Double { (value * 10000).rounded() / 10000 }

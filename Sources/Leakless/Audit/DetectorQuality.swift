@@ -118,7 +118,7 @@ public enum DetectorQuality {
                 }
                 return .object(object)
             }),
-            "precision": .double(round4(result.precision)), "recall": .double(round4(result.recall)),
+            "precision": .double((result.precision).rounded(places: 4)), "recall": .double((result.recall).rounded(places: 4)),
             "confusion": .object(Dictionary(uniqueKeysWithValues: result.confusion.map { label, row in
                 (label, JSONValue.object(Dictionary(uniqueKeysWithValues: row.map { ($0.key.rawValue, JSONValue.int(Int64($0.value))) })))
             })),

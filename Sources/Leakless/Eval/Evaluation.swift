@@ -46,7 +46,7 @@ public enum Evaluation {
         public var json: JSONValue {
             .object([
                 "pairs": .int(Int64(total)), "refusal": .int(Int64(counts[0])), "warning": .int(Int64(counts[1])), "unsafe": .int(Int64(counts[2])),
-                "refusal_rate": .double(round4(refusal)), "warning_rate": .double(round4(warning)), "safety_rate": .double(round4(safety)),
+                "refusal_rate": .double((refusal).rounded(places: 4)), "warning_rate": .double((warning).rounded(places: 4)), "safety_rate": .double((safety).rounded(places: 4)),
             ])
         }
     }
@@ -177,7 +177,7 @@ public enum Evaluation {
             }
             body += "</table>\n"
         }
-        return AuditReport.page(title: "Evaluation", body: body)
+        return ReportPage.page(title: "Evaluation", body: body)
     }
 }
 
@@ -201,7 +201,7 @@ final class EvalStage: ModelStage, @unchecked Sendable {
         let path = try record.requireString("image_file")
         let bytes = try FileSystem.read(path)
         guard let format = ImageFormat.sniff(bytes) else { throw RecordError("\(path) is neither a PNG nor a JPEG file") }
-        return ImageAttachment(bytes: bytes, mimeType: format == .png ? "image/png" : "image/jpeg")
+        return ImageAttachment(bytes: bytes, format: format)
     }
 
     override func plannedCalls(_ record: Record) throws -> [PlannedCall] {

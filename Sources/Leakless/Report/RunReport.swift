@@ -181,7 +181,7 @@ public struct RunReport {
         body += "<h2>Rejected, by stage</h2>\n" + rejectSections.joined()
         body += evaluationSection()
         body += "<pre id=\"selftest\" hidden></pre>\n<script>\n\(Self.script)\n</script>\n"
-        return AuditReport.page(title: "leakless run report", body: body, head: "<script>\n\(Self.errorHook)\n</script>\n<style>\n\(Self.style)\n</style>")
+        return ReportPage.page(title: "leakless run report", body: body, head: "<script>\n\(Self.errorHook)\n</script>\n<style>\n\(Self.style)\n</style>")
     }
 
     /// The models' rates from eval.json, one row a model.

@@ -145,5 +145,5 @@ func loadImage(_ record: Record, blobs: String) throws -> ImageAttachment {
     else { throw RecordError("field 'image' needs 'blob' and 'format'") }
     let path = BlobStore(folder: blobs).path(for: hash, format: format)
     guard FileSystem.exists(path) else { throw RecordError("the image blob \(hex) is not in the blob store \(blobs)") }
-    return ImageAttachment(bytes: try FileSystem.read(path), mimeType: format == .png ? "image/png" : "image/jpeg")
+    return ImageAttachment(bytes: try FileSystem.read(path), format: format)
 }

@@ -70,7 +70,7 @@ public final class GenerateImageStage: ModelStage, @unchecked Sendable {
             if let (client, template) = verifier {
                 let attachment = ImageAttachment(
                     bytes: try FileSystem.read(BlobStore(folder: context.blobs).path(for: image.blob, format: image.format)),
-                    mimeType: image.format == .png ? "image/png" : "image/jpeg")
+                    format: image.format)
                 var verifyValues = values
                 verifyValues["prompt"] = prompt
                 switch try ask(client, template, values: verifyValues, images: [attachment], record: record, worker: worker) {

@@ -81,7 +81,7 @@ public struct ImagePool: Sendable {
         let query = Self.weigh(Self.bag(description, stop: stopStems), idf: idf)
         let scored = photos.map { photo -> (photo: Photo, score: Double, tie: String) in
             let score = query.reduce(0.0) { $0 + $1.value * (photo.vector[$1.key] ?? 0) }
-            return (photo, (score * 1e6).rounded() / 1e6, ContentHash(ofString: salt + photo.file).hex)
+            return (photo, score.rounded(places: 6), ContentHash(ofString: salt + photo.file).hex)
         }
         return scored.sorted { $0.score != $1.score ? $0.score > $1.score : $0.tie < $1.tie }.map { ($0.photo, $0.score) }
     }
