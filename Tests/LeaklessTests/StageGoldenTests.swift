@@ -1,0 +1,102 @@
+import Foundation
+import XCTest
+
+@testable import Leakless
+@testable import LeaklessCore
+@testable import LeaklessModels
+
+/// Each stage, called in memory on a committed input (`Fixtures/stages/<stage>/input.jsonl`;
+/// for extract, the small taxonomy beside them), must write exactly `expected.jsonl` and
+/// `expected.rejects.jsonl`. The fixtures form a chain: a stage's expected output is the next
+/// stage's input. `LEAKLESS_UPDATE_GOLDEN=1 swift test --filter StageGoldenTests` rewrites them
+/// from the current code (then read the diff before committing it).
+final class StageGoldenTests: XCTestCase {
+    static let fixtures = FileSystem.join(projectRoot, "Tests/LeaklessTests/Fixtures/stages")
+    static var updating: Bool { ProcessInfo.processInfo.environment["LEAKLESS_UPDATE_GOLDEN"] == "1" }
+
+    /// Small settings, so the fixtures stay small; paths point into the project.
+    static let parameters: [String: [String: JSONValue]] = [
+        "extract": ["queries_per_element": 2, "seed": 1],
+        "detect": ["lexicon": .string(FileSystem.join(projectRoot, "data/lexicon.yaml"))],
+        "image": ["pool": .string(FileSystem.join(projectRoot, "data/pool")), "lexicon": .string(FileSystem.join(projectRoot, "data/lexicon.yaml"))],
+        "filter": ["lexicon": .string(FileSystem.join(projectRoot, "data/lexicon.yaml"))],
+        "dedup": ["max_queries_per_image": 2],
+    ]
+
+    func testExtract() throws { try check("extract") }
+    func testRewrite() throws { try check("rewrite") }
+    func testDetect() throws { try check("detect") }
+    func testImage() throws { try check("image") }
+    func testFilter() throws { try check("filter") }
+    func testDedup() throws { try check("dedup") }
+    func testExport() throws { try check("export") }
+
+    /// With LEAKLESS_UPDATE_GOLDEN=1: every stage in order, each writing the next one's input.
+    func testUpdateChain() throws {
+        guard Self.updating else { return }
+        for definition in StageRegistry.definitions { try check(definition.name, update: true) }
+    }
+
+    func testEveryStageHasGoldenFixtures() {
+        XCTAssertEqual(StageRegistry.definitions.map(\.name), ["extract", "rewrite", "detect", "image", "filter", "dedup", "export"],
+                       "a new stage needs its golden test here")
+    }
+
+    func check(_ stage: String, update: Bool = false) throws {
+        if Self.updating && !update { return }
+        let folder = FileSystem.join(Self.fixtures, stage)
+        let work = try temporaryFolder(self)
+        // The pool's photos in the blob store, as the image stage left them for the stages after it.
+        let blobs = FileSystem.join(work, "blobs")
+        let pool = try ImagePool.load(folder: FileSystem.join(projectRoot, "data/pool"), stopWords: [])
+        for photo in pool.photos { try BlobStore(folder: blobs).store(photo.bytes, format: photo.format) }
+
+        let definition = try XCTUnwrap(StageRegistry.definition(named: stage))
+        let input = definition.inputKinds.isEmpty ? FileSystem.join(Self.fixtures, "taxonomy.yaml") : FileSystem.join(folder, "input.jsonl")
+        let exportFolder = FileSystem.join(work, "export")
+        let request = StageRunRequest(
+            stage: stage, input: input, output: FileSystem.join(work, "out.jsonl"), rejects: FileSystem.join(work, "rejects.jsonl"),
+            stats: nil, folder: definition.writesFolder ? exportFolder : nil, templates: FileSystem.join(projectRoot, "stages", stage),
+            blobs: blobs, cache: FileSystem.join(work, "cache"), parameters: Self.parameters[stage] ?? [:])
+        let sink = MemorySink()
+        try StageRegistry.run(request, sink: sink)
+
+        let output = sink.records.map { JSONWriter.canonical($0.json) + "\n" }.joined()
+        let rejects = sink.rejects.map { JSONWriter.canonical($0) + "\n" }.joined()
+        var files = [("expected.jsonl", output), ("expected.rejects.jsonl", rejects)]
+        if definition.writesFolder {
+            files.append(("expected.data.json", String(decoding: try FileSystem.read(FileSystem.join(exportFolder, "data.json")), as: UTF8.self)))
+        }
+        if update {
+            for (name, text) in files { try write(text, to: FileSystem.join(folder, name)) }
+            let index = StageRegistry.definitions.firstIndex { $0.name == stage }!
+            if index + 1 < StageRegistry.definitions.count {
+                try write(output, to: FileSystem.join(Self.fixtures, StageRegistry.definitions[index + 1].name, "input.jsonl"))
+            }
+            return
+        }
+        XCTAssertFalse(sink.records.isEmpty, "the fixture should exercise the stage")
+        for (name, text) in files {
+            let expected = String(decoding: try FileSystem.read(FileSystem.join(folder, name)), as: UTF8.self)
+            if expected != text {
+                XCTFail("\(stage)/\(name) differs:\n" + (try unifiedDiff(expected: expected, actual: text, in: work)))
+            }
+        }
+    }
+
+    /// `diff -u` of the two texts, cut to a readable length.
+    func unifiedDiff(expected: String, actual: String, in folder: String) throws -> String {
+        let left = FileSystem.join(folder, "expected"), right = FileSystem.join(folder, "actual")
+        try write(expected, to: left)
+        try write(actual, to: right)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/diff")
+        process.arguments = ["-u", left, right]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(String(decoding: data, as: UTF8.self).prefix(6000))
+    }
+}
