@@ -107,4 +107,112 @@ final class DriverTests: XCTestCase {
         XCTAssertFalse(FileSystem.exists(FileSystem.join(folder, "out.jsonl")))
         XCTAssertFalse(FileSystem.exists(FileSystem.join(folder, "rejects.jsonl")))
     }
+
+    /// Every value out of its type or range is an error when pipeline.yaml loads, at its line, with
+    /// the value as written: never null, never found after paid stages.
+    func testABadValueOfAnyStageFailsBeforeTheFirstStageRuns() throws {
+        let cases: [(from: String, to: String, expected: String)] = [
+            ("queries_per_element: 3", "queries_per_element: 300", "pipeline.yaml:14: 'queries_per_element' must be an integer from 1 to 20, found integer 300"),
+            ("format: vlsbench", "format: csv", "pipeline.yaml:33: 'format' must be one of 'vlsbench', 'imagefolder', found 'csv'"),
+            ("max_queries_per_image: 12", "max_queries_per_image: 0", "pipeline.yaml:31: 'max_queries_per_image' must be an integer from 1 to 1000000, found integer 0"),
+            ("min_content_words: 2", "min_content_words: 2.5", "pipeline.yaml:22: 'min_content_words' must be an integer from 0 to 20, found number 2.5"),
+            ("kind: builtin", "kind: builtin\n    max_in_flight: 0", "pipeline.yaml:9: unknown key 'max_in_flight' in backend 'builtin' of kind 'builtin' (expected one of: kind)"),
+        ]
+        for (from, to, expected) in cases {
+            let folder = try projectCopy(self)
+            let pipeline = FileSystem.join(folder, "pipeline.yaml")
+            let text = try FileSystem.readText(pipeline)
+            XCTAssertTrue(text.contains(from), from)
+            try write(text.replacingOccurrences(of: from, with: to), to: pipeline)
+            let result = try runExecutable("leakless", ["run"], in: folder)
+            XCTAssertEqual(result.status, 1, to)
+            XCTAssertEqual(result.stderr, "leakless: \(expected)\n")
+            XCTAssertFalse(FileSystem.exists(FileSystem.join(folder, "out/store")), "no stage ran for \(to)")
+        }
+    }
+
+    func testABackendSettingOutOfRangeIsAnErrorAtItsLine() throws {
+        let folder = try projectCopy(self)
+        try write("""
+        backends:
+          gpt:
+            kind: openai-chat
+            base_url: http://127.0.0.1:9/v1
+            model: m
+            json_mode: bogus
+        stages:
+          extract:
+            backend: gpt
+
+        """, to: FileSystem.join(folder, "p.yaml"))
+        let result = try runExecutable("leakless", ["run", "--pipeline", "p.yaml"], in: folder)
+        XCTAssertEqual(result.stderr, "leakless: p.yaml:6: 'json_mode' must be one of 'auto', 'json_schema', 'json_object', 'text', found 'bogus'\n")
+        for (setting, expected) in [("max_in_flight: 0", "an integer from 1 to 1024, found integer 0"), ("max_retries: 1000", "an integer from 0 to 100, found integer 1000")] {
+            try write(try FileSystem.readText(FileSystem.join(folder, "p.yaml")).replacingOccurrences(of: "json_mode: bogus", with: setting)
+                        .replacingOccurrences(of: "max_in_flight: 0", with: setting), to: FileSystem.join(folder, "q.yaml"))
+            let run = try runExecutable("leakless", ["run", "--pipeline", "q.yaml"], in: folder)
+            XCTAssertEqual(run.stderr, "leakless: q.yaml:6: '\(setting.split(separator: ":")[0])' must be \(expected)\n")
+        }
+    }
+
+    func testAMissingAPIKeyIsReportedBeforeTheFirstStage() throws {
+        let folder = try projectCopy(self)
+        try write("""
+        backends:
+          gpt:
+            kind: openai-chat
+            base_url: http://127.0.0.1:9/v1
+            model: m
+            api_key_env: LEAKLESS_TEST_UNSET_KEY
+          builtin:
+            kind: builtin
+        stages:
+          extract:
+            backend: builtin
+          rewrite:
+            backend: gpt
+
+        """, to: FileSystem.join(folder, "p.yaml"))
+        let result = try runExecutable("leakless", ["run", "--pipeline", "p.yaml"], in: folder)
+        XCTAssertEqual(result.status, 1)
+        XCTAssertEqual(result.stderr, "leakless: p.yaml:12: stage 'rewrite' uses backend 'gpt', whose API key variable LEAKLESS_TEST_UNSET_KEY is not set\n")
+        XCTAssertFalse(FileSystem.exists(FileSystem.join(folder, "out/store")), "not even the builtin extract ran")
+    }
+
+    /// A stage never reads an input whose writer did not finish (its stats, the completion
+    /// marker, missing): `--only` refuses instead of running on part of the records.
+    func testOnlyRefusesAnInputWhoseStageDidNotFinish() throws {
+        let folder = try projectCopy(self)
+        XCTAssertEqual(try runExecutable("leakless", ["run", "--only", "extract"], in: folder).status, 0)
+        XCTAssertEqual(try runExecutable("leakless", ["run", "--only", "rewrite"], in: folder).status, 0)
+        // As after Ctrl-C: the output of what finished is there, the marker is not.
+        try FileSystem.remove(try storeFile(folder, "rewrite-", ".stats.json"))
+        let result = try runExecutable("leakless", ["run", "--only", "detect"], in: folder)
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.contains("stage 'detect' needs the output of the stage before it, which did not finish"), result.stderr)
+        XCTAssertNil(try storeFileIfAny(folder, "detect-", ".jsonl"))
+    }
+
+    func testTwoRunsOnOneWorkdirAreRefusedWhileTheFirstHoldsTheLock() throws {
+        let folder = try projectCopy(self)
+        try FileSystem.createDirectory(FileSystem.join(folder, "out"))
+        let lock = try WorkdirLock(workdir: FileSystem.join(folder, "out"))
+        let result = try runExecutable("leakless", ["run"], in: folder)
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.contains("is in use by another leakless run (pid \(ProcessInfo.processInfo.processIdentifier))"), result.stderr)
+        withExtendedLifetime(lock) {}
+    }
+
+    func testStaleTemporaryFilesOfDeadProcessesAreRemoved() throws {
+        let folder = try projectCopy(self)
+        let store = FileSystem.join(folder, "out/store")
+        // pid 2^22 + 1 is above Linux's pid_max: no such process.
+        let dead = FileSystem.join(store, ".extract-abc.jsonl.tmp-4194305-1")
+        let live = FileSystem.join(store, ".extract-abc.jsonl.tmp-\(ProcessInfo.processInfo.processIdentifier)-1")
+        try write("partial", to: dead)
+        try write("in progress", to: live)
+        XCTAssertEqual(try runExecutable("leakless", ["run", "--only", "extract"], in: folder).status, 0)
+        XCTAssertFalse(FileSystem.exists(dead))
+        XCTAssertTrue(FileSystem.exists(live), "a running process's file is left alone")
+    }
 }

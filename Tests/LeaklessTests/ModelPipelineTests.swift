@@ -228,16 +228,4 @@ final class ModelPipelineTests: XCTestCase {
         XCTAssertEqual(error("backends:\n  gpt:\n    kind: openai-chat\n    base_url: http://x/v1\n    model: m\nstages:\n  extract:\n    backend: gpt\n  rewrite:\n    backend: gpt\n  detect:\n    backend: gpt\n  image:\n    backend: gpt\n"),
                        "p.yaml:14: stage 'image': 'backend' (retrieval from the pool (builtin) or a text-to-image endpoint) takes a backend of kind builtin or openai-images or sd-webui, but 'gpt' is 'openai-chat'")
     }
-
-    func storeFileIfAny(_ folder: String, _ prefix: String, _ suffix: String) throws -> String? {
-        let store = FileSystem.join(folder, "out/store")
-        let names = try FileManager.default.contentsOfDirectory(atPath: store)
-            .filter { $0.hasPrefix(prefix) && $0.hasSuffix(suffix) && ($0.hasSuffix(".stats.json") || !$0.contains(".rejects.") && !$0.contains(".stats.") && !$0.contains(".config.")) }
-        return names.first.map { FileSystem.join(store, $0) }
-    }
-
-    func storeFile(_ folder: String, _ prefix: String, _ suffix: String) throws -> String {
-        guard let path = try storeFileIfAny(folder, prefix, suffix) else { throw RecordError("no \(prefix)*\(suffix) in the store") }
-        return path
-    }
 }

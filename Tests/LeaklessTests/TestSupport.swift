@@ -63,3 +63,16 @@ func runExecutable(_ name: String, _ arguments: [String], in folder: String, env
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
 }
+
+/// The one file in the workdir's store whose name starts and ends so, or nil.
+func storeFileIfAny(_ folder: String, _ prefix: String, _ suffix: String) throws -> String? {
+    let store = FileSystem.join(folder, "out/store")
+    let names = try FileManager.default.contentsOfDirectory(atPath: store)
+        .filter { $0.hasPrefix(prefix) && $0.hasSuffix(suffix) && ($0.hasSuffix(".stats.json") || !$0.contains(".rejects.") && !$0.contains(".stats.") && !$0.contains(".request.")) }
+    return names.first.map { FileSystem.join(store, $0) }
+}
+
+func storeFile(_ folder: String, _ prefix: String, _ suffix: String) throws -> String {
+    guard let path = try storeFileIfAny(folder, prefix, suffix) else { throw RecordError("no \(prefix)*\(suffix) in the store") }
+    return path
+}

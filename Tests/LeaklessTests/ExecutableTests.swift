@@ -1,0 +1,82 @@
+import Foundation
+import XCTest
+
+@testable import Leakless
+@testable import LeaklessCore
+@testable import LeaklessModels
+
+/// One smoke test per executable: it runs, and its exit code and output are what a user sees.
+final class ExecutableTests: XCTestCase {
+    /// Each stage executable by hand on its golden input writes its golden output.
+    func testEveryStageExecutableRunsByHandOnItsGoldenInput() throws {
+        let fixtures = StageGoldenTests.fixtures
+        for definition in StageRegistry.definitions where !definition.writesFolder {
+            let folder = try temporaryFolder(self)
+            let blobs = FileSystem.join(folder, "blobs")
+            let pool = try ImagePool.load(folder: FileSystem.join(projectRoot, "data/pool"), stopWords: [])
+            for photo in pool.photos { try BlobStore(folder: blobs).store(photo.bytes, format: photo.format) }
+            let config = FileSystem.join(folder, "config.json")
+            try AtomicFile.write(JSONWriter.canonical(.object(StageGoldenTests.parameters[definition.name] ?? [:])), to: config)
+            let input = definition.inputKinds.isEmpty
+                ? FileSystem.join(fixtures, "taxonomy.yaml") : FileSystem.join(fixtures, definition.name, "input.jsonl")
+            let output = FileSystem.join(folder, "out.jsonl")
+            let result = try runExecutable(definition.executableName, [
+                "--input", input, "--output", output, "--rejects", FileSystem.join(folder, "rejects.jsonl"),
+                "--config", config, "--templates", FileSystem.join(projectRoot, "stages", definition.name),
+                "--blobs", blobs, "--cache", FileSystem.join(folder, "cache"),
+            ], in: folder)
+            XCTAssertEqual(result.status, 0, "\(definition.name): \(result.stderr)")
+            XCTAssertEqual(try FileSystem.read(output), try FileSystem.read(FileSystem.join(fixtures, definition.name, "expected.jsonl")),
+                           definition.name)
+        }
+    }
+
+    func testTheExportExecutableWritesTheBenchmarkFolder() throws {
+        let folder = try temporaryFolder(self)
+        let blobs = FileSystem.join(folder, "blobs")
+        let pool = try ImagePool.load(folder: FileSystem.join(projectRoot, "data/pool"), stopWords: [])
+        for photo in pool.photos { try BlobStore(folder: blobs).store(photo.bytes, format: photo.format) }
+        let result = try runExecutable("leakless-export", [
+            "--input", FileSystem.join(StageGoldenTests.fixtures, "export/input.jsonl"), "--output", "out.jsonl",
+            "--rejects", "rejects.jsonl", "--blobs", blobs, "--folder", "bench", "--templates", FileSystem.join(projectRoot, "stages/export"),
+        ], in: folder)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(try FileSystem.read(FileSystem.join(folder, "bench/data.json")),
+                       try FileSystem.read(FileSystem.join(StageGoldenTests.fixtures, "export/expected.data.json")))
+    }
+
+    func testAStageExecutableWithoutItsFilesSaysWhatItNeeds() throws {
+        let result = try runExecutable("leakless-rewrite", ["--input", "x.jsonl"], in: try temporaryFolder(self))
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("give '--request FILE', or '--input', '--output' and '--rejects'"), result.stderr)
+    }
+
+    func testAByHandConfigWithABadValueIsOneLine() throws {
+        let folder = try temporaryFolder(self)
+        try write("{\"variants_per_query\": 9}", to: FileSystem.join(folder, "c.json"))
+        let result = try runExecutable("leakless-rewrite", [
+            "--input", FileSystem.join(StageGoldenTests.fixtures, "rewrite/input.jsonl"), "--output", "o.jsonl", "--rejects", "r.jsonl",
+            "--config", "c.json", "--templates", FileSystem.join(projectRoot, "stages/rewrite"),
+        ], in: folder)
+        XCTAssertEqual(result.status, 1)
+        XCTAssertEqual(result.stderr, "leakless-rewrite: rewrite: 'variants_per_query' must be an integer from 1 to 3, found 9\n")
+        XCTAssertEqual(try FileSystem.files(under: folder), ["c.json"])
+    }
+
+    func testTheDriverListsItsStagesFromTheRegistry() throws {
+        let result = try runExecutable("leakless", ["stages"], in: try temporaryFolder(self))
+        XCTAssertEqual(result.status, 0)
+        XCTAssertEqual(result.stdout, StageTable.markdown())
+        // README's table is this output.
+        let readme = String(decoding: try FileSystem.read(FileSystem.join(projectRoot, "README.md")), as: UTF8.self)
+        XCTAssertTrue(readme.contains(StageTable.markdown()), "README.md's stage tables are out of date: paste 'leakless stages'")
+    }
+
+    func testTheDevelopmentToolsAreTheirOwnExecutable() throws {
+        let result = try runExecutable("leakless-dev", ["--help"], in: try temporaryFolder(self))
+        XCTAssertEqual(result.status, 0)
+        for command in ["mock-server", "bench-client", "bench-dedup"] { XCTAssertTrue(result.stdout.contains(command), command) }
+        let main = try runExecutable("leakless", ["--help"], in: try temporaryFolder(self))
+        XCTAssertFalse(main.stdout.contains("mock-server"))
+    }
+}
