@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import LeaklessCore
 import LeaklessMockServer
 import LeaklessModels
@@ -85,42 +86,27 @@ public struct BenchClientCommand: ParsableCommand {
         let client = session.chat(backend)
 
         let total = requests
-        final class Shared: @unchecked Sendable {
-            let lock = NSLock()
-            var next = 0
-            var failures = 0
-            var rssSamples: [Int] = []
-        }
-        let shared = Shared()
+        let shared = Mutex((next: 0, failures: 0, rssSamples: [Int]()))
         let before = Self.cpuSeconds()
         let started = Date()
-        let done = DispatchGroup()
-        for worker in 0..<inFlight {
-            done.enter()
-            let thread = Thread {
-                while true {
-                    shared.lock.lock()
-                    let index = shared.next
-                    shared.next += 1
-                    if index > 0 && index % max(1, total / 8) == 0 { shared.rssSamples.append(Self.residentKiB()) }
-                    shared.lock.unlock()
-                    guard index < total else { break }
-                    let messages = [ChatMessage(role: "user", text: "Benchmark request \(index): reply OK.")]
-                    do {
-                        _ = try client.complete(messages, http: session.http(worker))
-                    } catch {
-                        shared.lock.lock()
-                        shared.failures += 1
-                        shared.lock.unlock()
-                    }
+        WorkerPool.run(workers: inFlight) { worker in
+            while true {
+                let index = shared.withLock { state -> Int in
+                    defer { state.next += 1 }
+                    if state.next > 0 && state.next % max(1, total / 8) == 0 { state.rssSamples.append(Self.residentKiB()) }
+                    return state.next
                 }
-                done.leave()
+                guard index < total else { break }
+                let messages = [ChatMessage(role: "user", text: "Benchmark request \(index): reply OK.")]
+                do {
+                    _ = try client.complete(messages, http: session.http(worker))
+                } catch {
+                    shared.withLock { $0.failures += 1 }
+                }
             }
-            thread.start()
         }
-        done.wait()
         let wall = Date().timeIntervalSince(started)
-        let failures = shared.failures, rssSamples = shared.rssSamples
+        let (failures, rssSamples) = shared.withLock { ($0.failures, $0.rssSamples) }
         let cpu = Self.cpuSeconds() - before
         let ideal = Double(inFlight) / latency
         let rate = Double(total) / wall

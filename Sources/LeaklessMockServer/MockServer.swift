@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import LeaklessCore
 
 #if canImport(Glibc)
@@ -33,18 +34,20 @@ public enum MockAction: Sendable {
 /// An HTTP/1.1 server on 127.0.0.1 for tests and benchmarks: a thread per connection,
 /// keep-alive, Content-Length bodies, and a handler that decides each answer. It keeps a log of
 /// every request it read.
-public final class MockServer: @unchecked Sendable {
-    public private(set) var port: Int = 0
+public final class MockServer: Sendable {
+    public let port: Int
     private let listener: Int32
     private let handler: @Sendable (MockRequest) -> MockAction
-    private let lock = NSLock()
-    private var log: [MockRequest] = []
-    private var stopped = false
-    private var connections = Set<Int32>()
+    private struct State {
+        var log: [MockRequest] = []
+        var stopped = false
+        var connections = Set<Int32>()
+    }
+    private let state = Mutex(State())
 
     public init(port: Int = 0, handler: @escaping @Sendable (MockRequest) -> MockAction) throws {
         self.handler = handler
-        listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard listener >= 0 else { throw RecordError("cannot open a socket") }
         var yes: Int32 = 1
         setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
@@ -64,33 +67,24 @@ public final class MockServer: @unchecked Sendable {
         _ = withUnsafeMutablePointer(to: &actual) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
         }
+        self.listener = listener
         self.port = Int(UInt16(bigEndian: actual.sin_port))
-        let thread = Thread { [self] in self.acceptLoop() }
-        thread.start()
+        _ = WorkerPool(workers: 1) { [self] _ in self.acceptLoop() }
     }
 
     deinit { stop() }
 
     public var baseURL: String { "http://127.0.0.1:\(port)" }
 
-    public var requests: [MockRequest] {
-        lock.lock()
-        defer { lock.unlock() }
-        return log
-    }
+    public var requests: [MockRequest] { state.withLock { $0.log } }
 
-    public func clearLog() {
-        lock.lock()
-        log.removeAll()
-        lock.unlock()
-    }
+    public func clearLog() { state.withLock { $0.log.removeAll() } }
 
     public func stop() {
-        lock.lock()
-        let wasStopped = stopped
-        stopped = true
-        let open = connections
-        lock.unlock()
+        let (wasStopped, open) = state.withLock { state -> (Bool, Set<Int32>) in
+            defer { state.stopped = true }
+            return (state.stopped, state.connections)
+        }
         guard !wasStopped else { return }
         shutdown(listener, Int32(SHUT_RDWR))
         close(listener)
@@ -101,26 +95,17 @@ public final class MockServer: @unchecked Sendable {
         while true {
             let connection = accept(listener, nil, nil)
             if connection < 0 {
-                lock.lock()
-                let done = stopped
-                lock.unlock()
-                if done { return }
+                if state.withLock({ $0.stopped }) { return }
                 continue
             }
             var yes: Int32 = 1
             setsockopt(connection, Int32(IPPROTO_TCP), TCP_NODELAY, &yes, socklen_t(MemoryLayout<Int32>.size))
-            lock.lock()
-            connections.insert(connection)
-            lock.unlock()
-            let thread = Thread { [self] in
+            state.withLock { _ = $0.connections.insert(connection) }
+            _ = WorkerPool(workers: 1, stackSize: 1 << 20) { [self] _ in
                 self.serve(connection)
-                self.lock.lock()
-                self.connections.remove(connection)
-                self.lock.unlock()
+                self.state.withLock { _ = $0.connections.remove(connection) }
                 close(connection)
             }
-            thread.stackSize = 1 << 20
-            thread.start()
         }
     }
 
@@ -159,9 +144,7 @@ public final class MockServer: @unchecked Sendable {
                 method: String(requestLine[0]), path: String(requestLine[1]), headers: headers,
                 body: Array(buffer[bodyStart..<(bodyStart + length)]))
             buffer.removeFirst(bodyStart + length)
-            lock.lock()
-            log.append(request)
-            lock.unlock()
+            state.withLock { $0.log.append(request) }
 
             switch handler(request) {
             case .drop(let delay):

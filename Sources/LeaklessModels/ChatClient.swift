@@ -30,6 +30,8 @@ public enum StructuredOutcome: Sendable {
 /// A client for the OpenAI-compatible `/chat/completions` wire format (OpenAI, vLLM, SGLang,
 /// Ollama, llama.cpp's server, LM Studio): request bodies, replies, token usage, the reply cache
 /// and the JSON mode the endpoint accepts.
+/// `@unchecked Sendable`: the JSON mode learned from the endpoint is its one mutable field, read
+/// and written only with `lock` held.
 public final class ChatClient: @unchecked Sendable {
     public enum JSONMode: String, Sendable, CaseIterable {
         case jsonSchema = "json_schema"

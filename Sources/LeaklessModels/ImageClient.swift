@@ -17,7 +17,7 @@ public struct GeneratedImage: Sendable {
 /// Text-to-image over the two wire formats in common use: the OpenAI images API
 /// (`POST {base}/images/generations`, b64_json) and Stable Diffusion WebUI's
 /// (`POST {base}/sdapi/v1/txt2img`, as AUTOMATIC1111 and Forge serve it).
-public final class ImageClient: @unchecked Sendable {
+public final class ImageClient: Sendable {
     public let backend: BackendConfig
     public let endpoint: Endpoint
     public let cache: ReplyCache

@@ -5,6 +5,7 @@ import LeaklessNetwork
 /// Everything a model-backed stage shares across its workers: one connection per worker, one
 /// endpoint (rate budget, in-flight limit, retries) per backend, the reply cache, and the usage
 /// meter with the run's remaining budget.
+/// `@unchecked Sendable`: its tables of clients and its failure are touched only with `lock` held.
 public final class ModelSession: @unchecked Sendable {
     public let cache: ReplyCache
     public let meter: UsageMeter

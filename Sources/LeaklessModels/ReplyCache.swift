@@ -6,7 +6,7 @@ import LeaklessCore
 /// so a rerun, or a run resumed after the process was killed, never asks twice. The key is
 /// built from what decides the reply (model, messages with images by hash, sampling
 /// parameters, schema, template), never from the endpoint's address or credentials.
-public final class ReplyCache: @unchecked Sendable {
+public final class ReplyCache: Sendable {
     public let folder: String
 
     public init(folder: String) { self.folder = folder }
@@ -30,6 +30,8 @@ public final class ReplyCache: @unchecked Sendable {
 /// What one stage spent on models, counted across its workers, and the budget it must stay
 /// within. A request is reserved at its estimated size before it goes; when the reservation
 /// would pass the budget the stage stops taking new records.
+/// `@unchecked Sendable`: counts, reservations and the budget state change only with `lock` held
+/// (one lock, since a reservation must check and book in one step).
 public final class UsageMeter: @unchecked Sendable {
     private let lock = NSLock()
     private var counts: [String: Int] = [:]

@@ -59,6 +59,8 @@ public struct RetryPolicy: Sendable {
 /// A model endpoint over HTTP: JSON POSTs with the API key, the rate budget, and retries. The
 /// key goes into the Authorization header and nowhere else: every message that leaves this
 /// type has it scrubbed, in case a server echoes it.
+/// `@unchecked Sendable`: its counters and limiter lock themselves; `shouldStop` is set before the
+/// endpoint is shared and only read afterwards.
 public final class Endpoint: @unchecked Sendable {
     public let baseURL: String
     private let apiKey: String?

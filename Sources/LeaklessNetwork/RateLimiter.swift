@@ -3,6 +3,7 @@ import Foundation
 /// Requests-per-minute and tokens-per-minute budgets of one endpoint, as two token buckets that
 /// refill continuously and hold at most ten seconds' worth, so a burst cannot spend a whole
 /// minute's allowance at once. Shared by every worker of a stage; `acquire` blocks the caller.
+/// `@unchecked Sendable`: the credits and the clock are read and written only with `lock` held.
 public final class RateLimiter: @unchecked Sendable {
     private let lock = NSLock()
     private let requestsPerSecond: Double
