@@ -76,3 +76,16 @@ func storeFile(_ folder: String, _ prefix: String, _ suffix: String) throws -> S
     guard let path = try storeFileIfAny(folder, prefix, suffix) else { throw RecordError("no \(prefix)*\(suffix) in the store") }
     return path
 }
+
+/// A seed record of the taxonomy's loaded-handgun element with this harmful query.
+func handgunSeed(query: String) -> Record {
+    Record([
+        "kind": "seed", "category": "Violent", "sub_category": "Weapon-Related Violence", "source": "generation",
+        "element": [
+            "name": "a loaded handgun", "kind": "object", "terms": ["handgun", "pistol", "gun", "loaded"],
+            "refer": ["this device", "the object shown"], "scene": "A loaded handgun on a table.", "safety": "Risky.",
+        ],
+        "image_description": "A loaded handgun on a table.", "safety_reason": "Risky.", "query": .string(query),
+        "template": "", "parents": ["0123"],
+    ])
+}

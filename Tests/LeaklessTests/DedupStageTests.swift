@@ -7,7 +7,7 @@ import XCTest
 
 /// The near-duplicate search against brute force, the clustering, damaged files, and the
 /// dedup stage over stored images.
-final class DedupTests: XCTestCase {
+final class DedupStageTests: XCTestCase {
     func assertSamePairs(_ hashes: [UInt64], radius: Int, file: StaticString = #filePath, line: UInt = #line) {
         let expected = HammingSearch.bruteForce(hashes, radius: radius)
         for threads in [1, 3] {
