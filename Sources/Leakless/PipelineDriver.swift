@@ -43,6 +43,19 @@ public struct PipelineDriver {
     /// Model replies by request hash.
     public var cache: String { FileSystem.join(pipeline.workdirPath, "cache") }
     public var manifestPath: String { FileSystem.join(pipeline.workdirPath, "manifest.json") }
+    /// What model calls have cost in this workdir, over every run: the budget is the workdir's.
+    public var ledgerPath: String { FileSystem.join(pipeline.workdirPath, "spent.json") }
+
+    /// The workdir's spending so far (nothing when it never paid).
+    public func spentSoFar() throws -> Budget {
+        guard FileSystem.exists(ledgerPath) else { return Budget() }
+        do {
+            return try JSONParser.parse(bytes: try FileSystem.read(ledgerPath)).decode(Budget.self)
+        } catch {
+            throw LocatedError(path: ledgerPath, line: nil, message: "not a spending ledger: \(error)")
+        }
+    }
+
     /// A link to the newest export.
     public var benchmarkLink: String { FileSystem.join(pipeline.workdirPath, "benchmark") }
 
@@ -150,7 +163,7 @@ public struct PipelineDriver {
         Interruption.forwardToChildren()
 
         var reports: [StageReport] = []
-        var spent = Budget()
+        var spent = try spentSoFar()
         for stage in plan {
             guard toRun.contains(where: { $0.name == stage.name }) else {
                 reports.append(StageReport(stage: stage, ran: false, stats: try? StageStats.load(path: stage.files.stats), wallSeconds: 0))
@@ -159,10 +172,9 @@ public struct PipelineDriver {
             try checkInputComplete(stage)
             let remaining = try remainingBudget(after: spent, before: stage)
             let started = Progress.now()
+            defer { try? record(spending: stage, into: &spent) }
             try execute(stage, budget: remaining, after: plan.prefix { $0.name != stage.name }.map(\.files.stats))
             let stats = try StageStats.load(path: stage.files.stats)
-            let used = Budget(json: stats.extra["model"]?["spent"])
-            spent = Budget(usd: spent.usd + used.usd, requests: spent.requests + used.requests, tokens: spent.tokens + used.tokens)
             reports.append(StageReport(stage: stage, ran: true, stats: stats, wallSeconds: Progress.now() - started))
         }
         try writeManifest(reports)
@@ -183,6 +195,16 @@ public struct PipelineDriver {
         }
     }
 
+    /// Adds what a stage process spent (finished, stopped or killed after writing it) to the ledger.
+    private func record(spending stage: PlannedStage, into spent: inout Budget) throws {
+        let file = stage.files.spent
+        guard FileSystem.exists(file) else { return }
+        let used = Budget(json: try JSONParser.parse(bytes: try FileSystem.read(file)))
+        spent = Budget(usd: spent.usd + used.usd, requests: spent.requests + used.requests, tokens: spent.tokens + used.tokens)
+        try AtomicFile.write(JSONWriter.pretty(spent.json), to: ledgerPath)
+        try FileSystem.remove(file)
+    }
+
     /// What the run may still spend when `stage` starts; an error when a limit is used up and
     /// the stage would call a model.
     func remainingBudget(after spent: Budget, before stage: PlannedStage) throws -> Budget {
@@ -194,7 +216,7 @@ public struct PipelineDriver {
             tokens: budget.tokens > 0 ? budget.tokens - spent.tokens : 0)
         if stage.config.usesModels && ((budget.usd > 0 && remaining.usd <= 0) || (budget.requests > 0 && remaining.requests <= 0)
             || (budget.tokens > 0 && remaining.tokens <= 0)) {
-            throw DriverError("the budget in \(pipeline.path) is spent (\(String(format1: spent.usd, digits: 4)) USD, \(spent.requests) requests, \(spent.tokens) tokens); stage '\(stage.name)' was not run")
+            throw DriverError("the budget in \(pipeline.path) is spent in \(pipeline.workdirPath) (\(String(format1: spent.usd, digits: 4)) USD, \(spent.requests) requests, \(spent.tokens) tokens so far, see \(ledgerPath)); stage '\(stage.name)' was not run: raise the budget to go on")
         }
         return remaining
     }
@@ -209,7 +231,7 @@ public struct PipelineDriver {
             blobs: absolute(blobs), cache: absolute(cache), parameters: resolvedParameters(stage.config),
             backends: stage.config.backends, budget: budget,
             // The export's card and provenance read what the stages before it wrote.
-            upstream: writesFolder ? upstream.map(absolute) : [])
+            upstream: writesFolder ? upstream.map(absolute) : [], spentFile: stage.config.usesModels ? absolute(stage.files.spent) : nil)
     }
 
     private func execute(_ stage: PlannedStage, budget: Budget, after upstream: [String]) throws {

@@ -112,6 +112,14 @@ public struct StatusCommand: ParsableCommand {
             }
             print(RunSummary.table(reports, statusOnly: true))
             print("store: \(driver.store)")
+            let spent = try driver.spentSoFar()
+            let budget = driver.pipeline.budget
+            var line = "spent on models in this workdir: \(String(format1: spent.usd, digits: 4)) USD, \(spent.requests) requests, \(spent.tokens) tokens"
+            if budget.isLimited {
+                line += " (budget: " + [budget.usd > 0 ? "\(budget.usd) USD" : nil, budget.requests > 0 ? "\(budget.requests) requests" : nil,
+                                       budget.tokens > 0 ? "\(budget.tokens) tokens" : nil].compactMap { $0 }.joined(separator: ", ") + ")"
+            }
+            print(line)
         }
     }
 }

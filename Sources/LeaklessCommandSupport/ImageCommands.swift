@@ -68,6 +68,9 @@ public struct HashCommand: ParsableCommand {
                 print(JSONWriter.canonical(.object(line)))
             }
             progress.finish("\(files.count) files, \(failed) unreadable, in \(formatSeconds(progress.elapsed))")
+            if files.isEmpty { throw ValidationError("no PNG or JPEG file in \(paths.joined(separator: ", "))") }
+            // Like sha256sum: every file gets its line, and the status says whether any could not be read.
+            if failed > 0 { throw ExitCode.failure }
         }
     }
 }

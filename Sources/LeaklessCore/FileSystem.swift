@@ -46,6 +46,32 @@ public enum FileSystem {
         }
     }
 
+    /// `relative` inside `folder`, or why it is not: an absolute path, or one that leaves the
+    /// folder once `..` and symbolic links are resolved, is refused, and nothing there is opened.
+    public static func resolve(_ relative: String, inside folder: String) -> Result<String, RecordError> {
+        guard !relative.hasPrefix("/") else { return .failure(RecordError("'\(relative)' is an absolute path, outside \(folder)")) }
+        guard let root = realpath(folder, nil) else { return .failure(RecordError("the folder \(folder) does not exist")) }
+        defer { free(root) }
+        let rootPath = String(cString: root)
+        let joined = join(rootPath, relative)
+        guard let resolved = realpath(joined, nil) else {
+            // Not there: judge by the words alone, without following anything.
+            let parts = relative.split(separator: "/")
+            var depth = 0
+            for part in parts {
+                depth += part == ".." ? -1 : (part == "." ? 0 : 1)
+                if depth < 0 { return .failure(RecordError("'\(relative)' leaves \(folder)")) }
+            }
+            return .failure(RecordError("'\(relative)' does not exist in \(folder)"))
+        }
+        defer { free(resolved) }
+        let path = String(cString: resolved)
+        guard path.hasPrefix(rootPath.hasSuffix("/") ? rootPath : rootPath + "/") else {
+            return .failure(RecordError("'\(relative)' leaves \(folder) (it resolves to a path outside it)"))
+        }
+        return .success(path)
+    }
+
     public static func read(_ path: String) throws -> [UInt8] {
         guard let data = FileManager.default.contents(atPath: path) else {
             let reason = exists(path) ? "cannot read" : "no such file"

@@ -12,9 +12,16 @@ public final class LineReader {
     private var start = 0
     private var chunk = [UInt8](repeating: 0, count: 1 << 16)
     private var atEnd = false
+    /// How far past `start` the buffer is known to hold no newline.
+    private var scanned = 0
     public private(set) var lineNumber = 0
+    /// The longest line read; a longer one is an error, not gigabytes of memory.
+    public let maximumLineBytes: Int
 
-    public init(path: String) throws {
+    public static let defaultMaximumLineBytes = 16 << 20
+
+    public init(path: String, maximumLineBytes: Int = LineReader.defaultMaximumLineBytes) throws {
+        self.maximumLineBytes = maximumLineBytes
         guard let file = fopen(path, "rb") else {
             throw LocatedError(path: path, line: nil, message: "cannot open: \(String(cString: strerror(errno)))")
         }
@@ -27,13 +34,18 @@ public final class LineReader {
     /// The next line without its terminator (`\n` or `\r\n`), or nil at the end of the file.
     public func nextLine() throws -> ArraySlice<UInt8>? {
         while true {
-            if let newline = buffer[start...].firstIndex(of: 0x0A) {
+            if let newline = buffer[(start + scanned)...].firstIndex(of: 0x0A) {
                 var end = newline
                 if end > start, buffer[end - 1] == 0x0D { end -= 1 }
                 let line = buffer[start..<end]
                 start = newline + 1
+                scanned = 0
                 lineNumber += 1
                 return line
+            }
+            scanned = buffer.count - start
+            if scanned > maximumLineBytes {
+                throw LocatedError(path: path, line: lineNumber + 1, message: "the line is longer than \(maximumLineBytes >> 20) MiB: not a record")
             }
             if atEnd {
                 guard start < buffer.count else { return nil }

@@ -66,6 +66,8 @@ public struct StageFiles: Sendable {
     public var rejects: String { FileSystem.join(folder, "\(baseName).rejects.jsonl") }
     /// Written last: its presence marks the run complete.
     public var stats: String { FileSystem.join(folder, "\(baseName).stats.json") }
+    /// What a model stage spent in its last process, until the driver books it in the ledger.
+    public var spent: String { FileSystem.join(folder, "\(baseName).spent.json") }
     /// What the stage executable was given (StageRunRequest).
     public var request: String { FileSystem.join(folder, "\(baseName).request.json") }
 }

@@ -24,11 +24,14 @@ public struct StageRunRequest: Codable, Sendable, Equatable {
     public var budget: Budget
     /// The stats files of the stages run before this one, in order (the export reads them).
     public var upstream: [String]
+    /// Where a stage that calls models writes what it spent when it ends, finished or stopped,
+    /// so the workdir's ledger counts every paid request.
+    public var spentFile: String?
 
     public init(
         stage: String, input: String, output: String, rejects: String, stats: String?, folder: String?, templates: String,
         blobs: String, cache: String, parameters: [String: JSONValue], backends: [String: BackendConfig] = [:],
-        budget: Budget = Budget(), upstream: [String] = []
+        budget: Budget = Budget(), upstream: [String] = [], spentFile: String? = nil
     ) {
         self.stage = stage
         self.input = input
@@ -43,6 +46,7 @@ public struct StageRunRequest: Codable, Sendable, Equatable {
         self.backends = backends
         self.budget = budget
         self.upstream = upstream
+        self.spentFile = spentFile
     }
 
     public static func load(path: String) throws -> StageRunRequest {

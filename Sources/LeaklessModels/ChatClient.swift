@@ -130,6 +130,12 @@ public final class ChatClient: @unchecked Sendable {
                 meter.add("cached_completion_tokens", reply.completionTokens)
                 return reply
             }
+            // The same request in flight on another worker: wait for its reply, then read the cache.
+            guard cache.inFlight.lead(key) else {
+                meter.add("shared_in_flight")
+                continue
+            }
+            defer { cache.inFlight.finish(key) }
             var body: [String: JSONValue] = parameters
             body["model"] = .string(model)
             body["messages"] = .array(messages.map(\.wire))
@@ -221,7 +227,8 @@ public final class ChatClient: @unchecked Sendable {
                 meter.add("refusals")
                 return .refusal(reply.text, reply: reply)
             } else {
-                problem = reply.finishReason == "length" ? "the reply was cut off at max_tokens before the JSON ended" : "the reply holds no JSON object"
+                problem = reply.finishReason == "length" ? "the reply was cut off at max_tokens before the JSON ended"
+                    : StructuredReply.syntaxProblem(reply.text) ?? "the reply holds no JSON object"
             }
             guard attempts <= maxReasks else {
                 meter.add("invalid_replies")

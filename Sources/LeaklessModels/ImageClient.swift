@@ -66,9 +66,22 @@ public final class ImageClient: Sendable {
     }
 
     public func generate(prompt: String, http: CurlHTTP) throws -> GeneratedImage {
+        let key = ContentHash(ofJSON: .object(["wire": .string(backend.kind), "settings": settings, "prompt": .string(prompt)]))
+        while true {
+            if let image = cached(prompt: prompt, key: key) { return image }
+            // One generation per distinct prompt: another worker drawing it now is waited for.
+            if cache.inFlight.lead(key) { break }
+            meter.add("shared_in_flight")
+        }
+        defer { cache.inFlight.finish(key) }
+        if let image = cached(prompt: prompt, key: key) { return image }
+        return try draw(prompt: prompt, key: key, http: http)
+    }
+
+    /// The image this request drew before, from the cache and the blob store.
+    private func cached(prompt: String, key: ContentHash) -> GeneratedImage? {
         var generation: [String: JSONValue] = settings.objectValue ?? [:]
         generation["prompt"] = .string(prompt)
-        let key = ContentHash(ofJSON: .object(["wire": .string(backend.kind), "settings": settings, "prompt": .string(prompt)]))
         let store = BlobStore(folder: blobFolder)
         if let stored = cache.lookup(key), let hex = stored["blob"]?.stringValue,
             let format = stored["format"]?.stringValue.flatMap(ImageFormat.init(rawValue:)),
@@ -79,6 +92,13 @@ public final class ImageClient: Sendable {
             return GeneratedImage(blob: hash, format: format, width: Int(stored["width"]?.intValue ?? 0),
                                   height: Int(stored["height"]?.intValue ?? 0), generation: .object(generation), cached: true)
         }
+        return nil
+    }
+
+    private func draw(prompt: String, key: ContentHash, http: CurlHTTP) throws -> GeneratedImage {
+        var generation: [String: JSONValue] = settings.objectValue ?? [:]
+        generation["prompt"] = .string(prompt)
+        let store = BlobStore(folder: blobFolder)
         let price = backend.double("price_image")
         guard meter.reserve(tokens: 0, cost: price) else { throw EndpointError.stopped }
         let response: HTTPResponse

@@ -8,6 +8,8 @@ import LeaklessCore
 /// parameters, schema, template), never from the endpoint's address or credentials.
 public final class ReplyCache: Sendable {
     public let folder: String
+    /// The requests being sent now, so an identical one waits for its reply instead of going too.
+    public let inFlight = SingleFlight()
 
     public init(folder: String) { self.folder = folder }
 

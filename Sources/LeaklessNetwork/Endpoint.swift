@@ -92,6 +92,28 @@ public final class Endpoint: @unchecked Sendable {
         return text.replacingOccurrences(of: apiKey, with: "[redacted]")
     }
 
+    /// The response with every occurrence of the API key replaced.
+    func scrubbed(_ response: HTTPResponse) -> HTTPResponse {
+        guard let apiKey, apiKey.count >= 4 else { return response }
+        let key = Array(apiKey.utf8)
+        guard let first = key.first, response.body.contains(first) else { return response }
+        var body: [UInt8] = []
+        body.reserveCapacity(response.body.count)
+        var index = 0, found = false
+        let bytes = response.body
+        while index < bytes.count {
+            if bytes[index] == first, index + key.count <= bytes.count, bytes[index..<index + key.count].elementsEqual(key) {
+                body += Array("[redacted]".utf8)
+                index += key.count
+                found = true
+            } else {
+                body.append(bytes[index])
+                index += 1
+            }
+        }
+        return found ? HTTPResponse(status: response.status, headers: response.headers, body: body) : response
+    }
+
     /// Sends `body` to `path` until a 2xx answer, retrying 408, 409, 429, 5xx, timeouts and
     /// dropped connections; other statuses fail at once with the endpoint's own message.
     public func post(_ path: String, body: [UInt8], estimatedTokens: Int, using http: CurlHTTP) throws -> HTTPResponse {
@@ -111,7 +133,8 @@ public final class Endpoint: @unchecked Sendable {
                 let exchanged = Result { try http.perform(request) }
                 slots.signal()
                 let response = try exchanged.get()
-                if (200..<300).contains(response.status) { return response }
+                // A key echoed in a good reply must not reach the cache, records or reports either.
+                if (200..<300).contains(response.status) { return scrubbed(response) }
                 let message = scrub(Self.errorMessage(response))
                 guard [408, 409, 429].contains(response.status) || response.status >= 500 else {
                     counters.add("http_rejected")

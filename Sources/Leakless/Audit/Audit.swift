@@ -76,8 +76,10 @@ final class AuditJudgeStage: PromptStage, @unchecked Sendable {
             "image_info": .string(info.isEmpty ? "nothing is known" : info.joined(separator: "; ")), "parents": [],
         ]
         if let images, let image = item.image {
-            let path = FileSystem.join(images, image)
-            if FileSystem.exists(path) { fields["image_file"] = .string(path) }
+            switch FileSystem.resolve(image, inside: images) {
+            case .success(let path): fields["image_file"] = .string(path)
+            case .failure(let problem): fields["image_refused"] = .string(problem.description)
+            }
         }
         return Record(fields)
     }
@@ -94,6 +96,15 @@ final class AuditJudgeStage: PromptStage, @unchecked Sendable {
     }
 
     override func process(_ record: Record, worker: Int) throws -> [StageOutput] {
+        // An item whose image cannot be sent is not judged, and says why; the audit goes on.
+        if let refused = record.string("image_refused") {
+            return [.reject(record, reason: "image-refused", detail: refused)]
+        }
+        do {
+            _ = try images(record)
+        } catch {
+            return [.reject(record, reason: "image-unreadable", detail: "\(error)")]
+        }
         switch try ask(record, worker: worker) {
         case .failure(let rejection): return rejection.output(record)
         case .success(let (judgement, provenance)):

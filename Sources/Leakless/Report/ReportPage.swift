@@ -1,13 +1,26 @@
+import Foundation
 import LeaklessCore
 
 /// What the HTML and Markdown the project writes share (the run report, the audit, the
 /// evaluation): one page frame and style, escaping, and percentages.
 public enum ReportPage {
+    /// Whether `folder` may be replaced by a new report: absent, empty, or a report written
+    /// before (only `index.html`, made by leakless, and `thumbs/`). Anything else is a user's.
+    public static func mayReplace(_ folder: String) -> Bool {
+        guard FileSystem.exists(folder) else { return true }
+        guard FileSystem.isDirectory(folder), let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return false }
+        if names.isEmpty { return true }
+        guard Set(names).isSubset(of: ["index.html", "thumbs"]), names.contains("index.html"),
+            let page = try? FileSystem.readText(FileSystem.join(folder, "index.html"))
+        else { return false }
+        return page.contains("<meta name=\"generator\" content=\"leakless\">")
+    }
+
     /// A complete page with the report's style; nothing is loaded from elsewhere.
     public static func page(title: String, body: String, head: String = "") -> String {
         """
         <!DOCTYPE html>
-        <html lang="en"><head><meta charset="utf-8"><title>\(escapeHTML(title))</title>
+        <html lang="en"><head><meta charset="utf-8"><meta name="generator" content="leakless"><title>\(escapeHTML(title))</title>
         \(head)
         <style>
         body{font:15px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}

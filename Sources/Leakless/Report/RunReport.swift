@@ -44,6 +44,9 @@ public struct RunReport {
         guard let export = stages.last, export.config.definition.writesFolder else {
             throw RecordError("the pipeline has no export stage: the report shows an exported benchmark")
         }
+        guard ReportPage.mayReplace(folder) else {
+            throw RecordError("\(folder) holds files that are not a leakless report; nothing was written: give an empty or new folder with --output")
+        }
         let temporary = TemporaryName.beside(folder)
         try FileSystem.remove(temporary)
         try FileSystem.createDirectory(FileSystem.join(temporary, "thumbs"))

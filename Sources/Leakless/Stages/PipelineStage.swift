@@ -80,6 +80,12 @@ extension PipelineStage {
             return try runner.run(twoPass: &stage, source: { try source(parameters, input: request.input) }, sink: sink)
         case .concurrent(let stage):
             Interruption.install()
+            // What was paid for is recorded however the run ends.
+            defer {
+                if let spentFile = request.spentFile, let spent = stage.extraStats["model"]?["spent"] {
+                    try? AtomicFile.write(JSONWriter.canonical(spent), to: spentFile)
+                }
+            }
             return try runner.run(concurrent: stage, source: try source(parameters, input: request.input), sink: sink)
         }
     }
