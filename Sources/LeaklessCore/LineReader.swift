@@ -53,6 +53,7 @@ public final class LineReader {
                 if buffer[end - 1] == 0x0D { end -= 1 }
                 let line = buffer[start..<end]
                 start = buffer.count
+                scanned = 0
                 lineNumber += 1
                 return line
             }

@@ -42,7 +42,7 @@ final class ModelClientTests: XCTestCase {
         let reask = server.requests.last!.json!["messages"]!.arrayValue!
         XCTAssertEqual(reask.count, 4)
         XCTAssertEqual(reask[2]["content"], "{answer: broken")
-        XCTAssertTrue(MockModel.lastUserText(reask).contains("holds no JSON object"))
+        XCTAssertTrue(MockModel.lastUserText(reask).contains("the reply is not valid JSON"), MockModel.lastUserText(reask))
 
         guard case .invalid(let raw, let problem, 3) = try chat.structured(template, values: ["task": "[[never]]"], http: http) else { return XCTFail("never") }
         XCTAssertEqual(raw, #"{"wrong": 1}"#)
