@@ -9,6 +9,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Leakless", targets: ["Leakless"]),
+        .library(name: "LeaklessCore", targets: ["LeaklessCore"]),
+        .library(name: "LeaklessImaging", targets: ["LeaklessImaging"]),
+        .library(name: "LeaklessModels", targets: ["LeaklessModels"]),
         .executable(name: "leakless", targets: ["leakless"]),
         .executable(name: "leakless-dev", targets: ["leakless-dev"]),
     ] + stageExecutables.map { .executable(name: "leakless-\($0)", targets: ["leakless-\($0)"]) },

@@ -159,7 +159,7 @@ public struct PipelineDriver {
 
         let lock = try WorkdirLock(workdir: pipeline.workdirPath)
         defer { withExtendedLifetime(lock) {} }
-        for folder in [pipeline.workdirPath, store] { try TemporaryName.removeStale(in: folder) }
+        try TemporaryName.removeStale(under: pipeline.workdirPath)
         Interruption.forwardToChildren()
 
         var reports: [StageReport] = []

@@ -129,22 +129,22 @@ public enum TemporaryName {
         return FileSystem.join(FileSystem.parent(of: path), ".\(FileSystem.lastComponent(of: path)).tmp-\(getpid())-\(number)")
     }
 
-    /// Removes, directly in `folder`, the temporary files and folders of processes that are no
-    /// longer running; returns how many.
+    /// Removes, anywhere under `folder`, the temporary files and folders of processes that are
+    /// no longer running (a kill -9 leaves them); returns how many.
     @discardableResult
-    public static func removeStale(in folder: String) throws -> Int {
-        guard FileSystem.isDirectory(folder) else { return 0 }
-        var removed = 0
-        for name in try FileManager.default.contentsOfDirectory(atPath: folder) where name.hasPrefix(".") {
-            guard let marker = name.range(of: ".tmp-", options: .backwards),
+    public static func removeStale(under folder: String) throws -> Int {
+        guard FileSystem.isDirectory(folder), let walker = FileManager.default.enumerator(atPath: folder) else { return 0 }
+        var stale: [String] = []
+        for case let relative as String in walker {
+            let name = FileSystem.lastComponent(of: relative)
+            guard name.hasPrefix("."), let marker = name.range(of: ".tmp-", options: .backwards),
                 let pid = Int32(name[marker.upperBound...].prefix(while: { $0 != "-" })), pid > 0
             else { continue }
+            walker.skipDescendants()
             // kill(pid, 0) fails with ESRCH only when no such process exists.
-            if kill(pid, 0) != 0 && errno == ESRCH {
-                try FileSystem.remove(FileSystem.join(folder, name))
-                removed += 1
-            }
+            if kill(pid, 0) != 0 && errno == ESRCH { stale.append(FileSystem.join(folder, relative)) }
         }
-        return removed
+        for path in stale { try FileSystem.remove(path) }
+        return stale.count
     }
 }

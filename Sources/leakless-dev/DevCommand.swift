@@ -8,5 +8,5 @@ struct DevCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "leakless-dev",
         abstract: "leakless development tools: a local stand-in model server and the benchmarks.",
-        subcommands: [MockServerCommand.self, BenchClientCommand.self, BenchDedupCommand.self])
+        subcommands: [MockServerCommand.self, BenchClientCommand.self, BenchDedupCommand.self, CrashHarnessCommand.self])
 }

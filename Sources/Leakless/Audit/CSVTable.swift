@@ -67,6 +67,10 @@ public struct CSVTable {
         if !field.isEmpty || !row.isEmpty || fieldWasQuoted { endRow() }
         guard let header = records.first else { throw LocatedError(path: path, line: 1, message: "the file is empty: expected a header row") }
         columns = header.fields.map { $0.trimmingCharacters(in: .whitespaces) }
+        var seen = Set<String>()
+        for column in columns where !seen.insert(column).inserted {
+            throw LocatedError(path: path, line: header.line, message: "the header names the column '\(column)' twice")
+        }
         var table: [(line: Int, fields: [String: String])] = []
         for record in records.dropFirst() {
             guard record.fields.count == columns.count else {
