@@ -63,6 +63,9 @@ public struct RunCommand: ParsableCommand {
         try reportingErrors {
             let driver = try options.driver()
             if dryRun {
+                for missing in driver.missingKeys(try driver.plan().filter { !$0.isCached }) {
+                    FileHandleOutput.standardError("leakless: warning: \(missing)\n")
+                }
                 guard let report = try driver.dryRun() else {
                     print("leakless: every stage's output exists; nothing to plan")
                     return

@@ -170,15 +170,22 @@ final class ReliabilityTests: XCTestCase {
         """
     }
 
-    /// SIGTERM to the driver alone (as `timeout` sends it): the stage stops, writes what finished,
-    /// and nothing keeps sending; the next run resumes without asking a finished item again.
-    func testATerminatedDriverStopsItsStageAndTheNextRunResumes() throws {
+    /// `leakless run` on the slow pipeline, started and left running until the server has had
+    /// ten requests.
+    func runUntilTenRequests() throws -> (MockServer, String, Process) {
         let server = try MockServer(handler: MockModel(latency: 0.05).handle)
         addTeardownBlock { server.stop() }
         let folder = try projectCopy(self)
         try write(slowPipeline(server.baseURL), to: FileSystem.join(folder, "pipeline.yaml"))
         let driver = try startExecutable("leakless", ["run"], in: folder)
         while server.requests.count < 10 { Thread.sleep(forTimeInterval: 0.01) }
+        return (server, folder, driver)
+    }
+
+    /// SIGTERM to the driver alone (as `timeout` sends it): the stage stops, writes what finished,
+    /// and nothing keeps sending; the next run resumes without asking a finished item again.
+    func testATerminatedDriverStopsItsStageAndTheNextRunResumes() throws {
+        let (server, folder, driver) = try runUntilTenRequests()
         kill(driver.processIdentifier, SIGTERM)
         driver.waitUntilExit()
         XCTAssertNotEqual(driver.terminationStatus, 0)
@@ -196,12 +203,7 @@ final class ReliabilityTests: XCTestCase {
 
     /// kill -9 of the driver: the stage it started ends too.
     func testAStageEndsWhenItsDriverIsKilled() throws {
-        let server = try MockServer(handler: MockModel(latency: 0.05).handle)
-        addTeardownBlock { server.stop() }
-        let folder = try projectCopy(self)
-        try write(slowPipeline(server.baseURL), to: FileSystem.join(folder, "pipeline.yaml"))
-        let driver = try startExecutable("leakless", ["run"], in: folder)
-        while server.requests.count < 10 { Thread.sleep(forTimeInterval: 0.01) }
+        let (server, folder, driver) = try runUntilTenRequests()
         kill(driver.processIdentifier, SIGKILL)
         driver.waitUntilExit()
         Thread.sleep(forTimeInterval: 0.3)
