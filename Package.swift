@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "LeaklessCore", targets: ["LeaklessCore"]),
         .library(name: "LeaklessImaging", targets: ["LeaklessImaging"]),
         .library(name: "LeaklessModels", targets: ["LeaklessModels"]),
+        .library(name: "LeaklessEmbedding", targets: ["LeaklessEmbedding"]),
         .executable(name: "leakless", targets: ["leakless"]),
         .executable(name: "leakless-dev", targets: ["leakless-dev"]),
     ] + stageExecutables.map { .executable(name: "leakless-\($0)", targets: ["leakless-\($0)"]) },
@@ -25,6 +26,7 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // Typed wrappers for what Swift cannot call, one target per boundary: signals and the
         // popcount loop (no library); variadic curl_easy_setopt; libjpeg's and libpng's longjmp
         // errors (the image decoders, with their row handling, live there for that reason).
@@ -36,9 +38,11 @@ let package = Package(
         .target(name: "LeaklessImaging", dependencies: ["LeaklessCore", "CPNG", "CJPEG", "CImageShims"]),
         .target(name: "LeaklessNetwork", dependencies: ["LeaklessCore", "CCurl", "CCurlShims"]),
         .target(name: "LeaklessModels", dependencies: ["LeaklessCore", "LeaklessImaging", "LeaklessNetwork"]),
-        .target(name: "Leakless", dependencies: ["LeaklessCore", "LeaklessImaging", "LeaklessNetwork", "LeaklessModels"]),
+        // Sentence embeddings (all-MiniLM-L6-v2) in Swift over OpenBLAS.
+        .target(name: "LeaklessEmbedding", dependencies: ["LeaklessCore", "COpenBLAS"]),
+        .target(name: "Leakless", dependencies: ["LeaklessCore", "LeaklessImaging", "LeaklessNetwork", "LeaklessModels", "LeaklessEmbedding"]),
         .target(name: "LeaklessCommandSupport", dependencies: [
-            "Leakless", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Leakless", "LeaklessEmbedding", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "leakless", dependencies: ["LeaklessCommandSupport"]),
 

@@ -1,0 +1,213 @@
+import COpenBLAS
+import Foundation
+import LeaklessCore
+
+/// A BERT encoder (Hugging Face's BertModel, post-layer-norm, absolute positions, exact GELU)
+/// over weights read in place from a safetensors file, with matrix products through OpenBLAS.
+/// The tokens of several sentences are packed into one matrix for the dense layers, and
+/// attention runs per sentence, so nothing is spent on padding.
+/// `@unchecked Sendable`: the weights are read-only views into the mapping it keeps alive.
+public final class BertEncoder: @unchecked Sendable {
+    public struct Shape: Sendable {
+        public var hidden = 384
+        public var layers = 6
+        public var heads = 12
+        public var intermediate = 1536
+        public var vocabulary = 30522
+        public var positions = 512
+        public var layerNormEpsilon: Float = 1e-12
+        public init() {}
+    }
+
+    struct Dense {
+        let weight: UnsafeBufferPointer<Float>
+        let bias: UnsafeBufferPointer<Float>
+        let inputs: Int
+        let outputs: Int
+    }
+
+    struct Norm {
+        let gamma: UnsafeBufferPointer<Float>
+        let beta: UnsafeBufferPointer<Float>
+    }
+
+    struct Layer {
+        let query: Dense, key: Dense, value: Dense, attentionOutput: Dense
+        let attentionNorm: Norm
+        let intermediate: Dense, output: Dense
+        let outputNorm: Norm
+    }
+
+    public let shape: Shape
+    private let tensors: SafeTensors
+    private let words: UnsafeBufferPointer<Float>
+    private let positions: UnsafeBufferPointer<Float>
+    private let tokenTypes: UnsafeBufferPointer<Float>
+    private let embeddingNorm: Norm
+    private let layers: [Layer]
+
+    public init(weights path: String, shape: Shape = Shape()) throws {
+        let tensors = try SafeTensors(path: path)
+        self.tensors = tensors
+        self.shape = shape
+        let h = shape.hidden
+        // Some exports prefix every name with the model type.
+        let prefix = tensors.tensors["bert.embeddings.word_embeddings.weight"] != nil ? "bert." : ""
+        func dense(_ name: String, _ inputs: Int, _ outputs: Int) throws -> Dense {
+            Dense(weight: try tensors.floats(prefix + name + ".weight", shape: [outputs, inputs]),
+                  bias: try tensors.floats(prefix + name + ".bias", shape: [outputs]), inputs: inputs, outputs: outputs)
+        }
+        func norm(_ name: String) throws -> Norm {
+            Norm(gamma: try tensors.floats(prefix + name + ".weight", shape: [h]), beta: try tensors.floats(prefix + name + ".bias", shape: [h]))
+        }
+        words = try tensors.floats(prefix + "embeddings.word_embeddings.weight", shape: [shape.vocabulary, h])
+        positions = try tensors.floats(prefix + "embeddings.position_embeddings.weight", shape: [shape.positions, h])
+        tokenTypes = try tensors.floats(prefix + "embeddings.token_type_embeddings.weight", shape: [2, h])
+        embeddingNorm = try norm("embeddings.LayerNorm")
+        layers = try (0..<shape.layers).map { index in
+            let base = "encoder.layer.\(index)."
+            return Layer(
+                query: try dense(base + "attention.self.query", h, h), key: try dense(base + "attention.self.key", h, h),
+                value: try dense(base + "attention.self.value", h, h), attentionOutput: try dense(base + "attention.output.dense", h, h),
+                attentionNorm: try norm(base + "attention.output.LayerNorm"),
+                intermediate: try dense(base + "intermediate.dense", h, shape.intermediate),
+                output: try dense(base + "output.dense", shape.intermediate, h), outputNorm: try norm(base + "output.LayerNorm"))
+        }
+    }
+
+    /// Scratch matrices of one thread, grown as needed.
+    final class Scratch {
+        var hidden: [Float] = [], query: [Float] = [], key: [Float] = [], value: [Float] = []
+        var context: [Float] = [], projected: [Float] = [], intermediate: [Float] = [], scores: [Float] = []
+    }
+
+    /// The mean-pooled, L2-normalised embedding of each token sequence (each at most
+    /// `shape.positions` long), computed as one packed batch.
+    func embed(_ sequences: [[Int32]], scratch: Scratch) -> [[Float]] {
+        let h = shape.hidden
+        let total = sequences.reduce(0) { $0 + $1.count }
+        func fit(_ array: inout [Float], _ count: Int) { if array.count < count { array = [Float](repeating: 0, count: count) } }
+        fit(&scratch.hidden, total * h); fit(&scratch.query, total * h); fit(&scratch.key, total * h); fit(&scratch.value, total * h)
+        fit(&scratch.context, total * h); fit(&scratch.projected, total * h); fit(&scratch.intermediate, total * shape.intermediate)
+        let longest = sequences.map(\.count).max() ?? 0
+        fit(&scratch.scores, longest * longest)
+
+        // Embeddings: word + position + token type 0, then layer norm.
+        scratch.hidden.withUnsafeMutableBufferPointer { hidden in
+            var row = 0
+            for sequence in sequences {
+                for (position, id) in sequence.enumerated() {
+                    let word = Int(id) * h, place = position * h, out = row * h
+                    for i in 0..<h { hidden[out + i] = words[word + i] + positions[place + i] + tokenTypes[i] }
+                    row += 1
+                }
+            }
+            layerNorm(hidden.baseAddress!, rows: total, embeddingNorm)
+        }
+        for layer in layers { run(layer, sequences: sequences, total: total, scratch: scratch) }
+
+        // Mean over each sequence's tokens, then unit length.
+        var result: [[Float]] = []
+        result.reserveCapacity(sequences.count)
+        scratch.hidden.withUnsafeBufferPointer { hidden in
+            var row = 0
+            for sequence in sequences {
+                var sum = [Float](repeating: 0, count: h)
+                for r in row..<row + sequence.count { for i in 0..<h { sum[i] += hidden[r * h + i] } }
+                row += sequence.count
+                var norm: Float = 0
+                for i in 0..<h {
+                    sum[i] /= Float(sequence.count)
+                    norm += sum[i] * sum[i]
+                }
+                let scale = 1 / max(norm.squareRoot(), 1e-12)
+                result.append(sum.map { $0 * scale })
+            }
+        }
+        return result
+    }
+
+    private func run(_ layer: Layer, sequences: [[Int32]], total: Int, scratch: Scratch) {
+        let h = shape.hidden, heads = shape.heads, size = h / heads
+        let scale = 1 / Float(size).squareRoot()
+        scratch.hidden.withUnsafeMutableBufferPointer { hidden in
+        scratch.query.withUnsafeMutableBufferPointer { query in
+        scratch.key.withUnsafeMutableBufferPointer { key in
+        scratch.value.withUnsafeMutableBufferPointer { value in
+        scratch.context.withUnsafeMutableBufferPointer { context in
+        scratch.projected.withUnsafeMutableBufferPointer { projected in
+        scratch.intermediate.withUnsafeMutableBufferPointer { intermediate in
+        scratch.scores.withUnsafeMutableBufferPointer { scores in
+            let x = hidden.baseAddress!
+            linear(x, rows: total, layer.query, into: query.baseAddress!)
+            linear(x, rows: total, layer.key, into: key.baseAddress!)
+            linear(x, rows: total, layer.value, into: value.baseAddress!)
+            var start = 0
+            for sequence in sequences {
+                let n = sequence.count
+                for head in 0..<heads {
+                    let offset = start * h + head * size
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(size), scale,
+                                query.baseAddress! + offset, Int32(h), key.baseAddress! + offset, Int32(h), 0, scores.baseAddress!, Int32(n))
+                    softmaxRows(scores.baseAddress!, rows: n, columns: n)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(size), Int32(n), 1,
+                                scores.baseAddress!, Int32(n), value.baseAddress! + offset, Int32(h), 0, context.baseAddress! + offset, Int32(h))
+                }
+                start += n
+            }
+            // Attention output, residual, norm.
+            linear(context.baseAddress!, rows: total, layer.attentionOutput, into: projected.baseAddress!)
+            for i in 0..<total * h { projected[i] += x[i] }
+            layerNorm(projected.baseAddress!, rows: total, layer.attentionNorm)
+            // Feed-forward with exact GELU, residual, norm.
+            linear(projected.baseAddress!, rows: total, layer.intermediate, into: intermediate.baseAddress!)
+            let half: Float = 0.5, root: Float = 1 / Float(2).squareRoot()
+            for i in 0..<total * shape.intermediate {
+                let v = intermediate[i]
+                intermediate[i] = half * v * (1 + erff(v * root))
+            }
+            linear(intermediate.baseAddress!, rows: total, layer.output, into: x)
+            for i in 0..<total * h { x[i] += projected[i] }
+            layerNorm(x, rows: total, layer.outputNorm)
+        }}}}}}}}
+    }
+
+    /// y = x W^T + b, for `rows` rows of x.
+    private func linear(_ x: UnsafePointer<Float>, rows: Int, _ dense: Dense, into y: UnsafeMutablePointer<Float>) {
+        for r in 0..<rows { (y + r * dense.outputs).update(from: dense.bias.baseAddress!, count: dense.outputs) }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(dense.outputs), Int32(dense.inputs), 1,
+                    x, Int32(dense.inputs), dense.weight.baseAddress!, Int32(dense.inputs), 1, y, Int32(dense.outputs))
+    }
+
+    private func layerNorm(_ x: UnsafeMutablePointer<Float>, rows: Int, _ norm: Norm) {
+        let h = shape.hidden
+        for r in 0..<rows {
+            let row = x + r * h
+            var mean: Float = 0
+            for i in 0..<h { mean += row[i] }
+            mean /= Float(h)
+            var variance: Float = 0
+            for i in 0..<h {
+                let d = row[i] - mean
+                variance += d * d
+            }
+            let inverse = 1 / (variance / Float(h) + shape.layerNormEpsilon).squareRoot()
+            for i in 0..<h { row[i] = (row[i] - mean) * inverse * norm.gamma[i] + norm.beta[i] }
+        }
+    }
+
+    private func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+        for r in 0..<rows {
+            let row = x + r * columns
+            var largest = -Float.infinity
+            for i in 0..<columns { largest = max(largest, row[i]) }
+            var sum: Float = 0
+            for i in 0..<columns {
+                row[i] = expf(row[i] - largest)
+                sum += row[i]
+            }
+            let inverse = 1 / sum
+            for i in 0..<columns { row[i] *= inverse }
+        }
+    }
+}
