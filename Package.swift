@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "LeaklessNetwork", dependencies: ["LeaklessCore", "CCurl", "CCurlShims"]),
         .target(name: "LeaklessModels", dependencies: ["LeaklessCore", "LeaklessImaging", "LeaklessNetwork"]),
         // Sentence embeddings (all-MiniLM-L6-v2) in Swift over OpenBLAS.
-        .target(name: "LeaklessEmbedding", dependencies: ["LeaklessCore", "COpenBLAS"]),
+        .target(name: "LeaklessEmbedding", dependencies: ["LeaklessCore", "CCoreShims", "COpenBLAS"]),
         .target(name: "Leakless", dependencies: ["LeaklessCore", "LeaklessImaging", "LeaklessNetwork", "LeaklessModels", "LeaklessEmbedding"]),
         .target(name: "LeaklessCommandSupport", dependencies: [
             "Leakless", "LeaklessEmbedding", .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -49,7 +49,7 @@ let package = Package(
         // Development only: a local server speaking the model wire formats (tests, benchmarks,
         // offline trials) and the benchmark commands, in `leakless-dev`.
         .target(name: "LeaklessMockServer", dependencies: ["Leakless"]),
-        .target(name: "LeaklessDevCommands", dependencies: ["LeaklessCommandSupport", "LeaklessMockServer"]),
+        .target(name: "LeaklessDevCommands", dependencies: ["LeaklessCommandSupport", "LeaklessMockServer", "LeaklessEmbedding"]),
         .executableTarget(name: "leakless-dev", dependencies: ["LeaklessDevCommands"]),
 
         .testTarget(name: "LeaklessTests", dependencies: ["Leakless", "LeaklessMockServer"], resources: [.copy("Fixtures")]),

@@ -74,6 +74,7 @@ public struct StageOptions: ParsableArguments {
 
     /// Runs the stage; a failure prints one line and exits non-zero, leaving no output behind.
     public func run(stage: String) throws {
+        prepareProcess()
         // Started by the driver: end with it, so no stage runs on unwatched.
         if let driver = ProcessInfo.processInfo.environment["LEAKLESS_DRIVER_PID"].flatMap(Int32.init),
             !Interruption.endWithParent(driver) {

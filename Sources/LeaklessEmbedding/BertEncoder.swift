@@ -1,3 +1,4 @@
+import CCoreShims
 import COpenBLAS
 import Foundation
 import LeaklessCore
@@ -161,11 +162,7 @@ public final class BertEncoder: @unchecked Sendable {
             layerNorm(projected.baseAddress!, rows: total, layer.attentionNorm)
             // Feed-forward with exact GELU, residual, norm.
             linear(projected.baseAddress!, rows: total, layer.intermediate, into: intermediate.baseAddress!)
-            let half: Float = 0.5, root: Float = 1 / Float(2).squareRoot()
-            for i in 0..<total * shape.intermediate {
-                let v = intermediate[i]
-                intermediate[i] = half * v * (1 + erff(v * root))
-            }
+            leakless_gelu(intermediate.baseAddress!, total * shape.intermediate)
             linear(intermediate.baseAddress!, rows: total, layer.output, into: x)
             for i in 0..<total * h { x[i] += projected[i] }
             layerNorm(x, rows: total, layer.outputNorm)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import LeaklessCommandSupport
 import LeaklessDevCommands
 
 /// Development tools: the local stand-in model server and the benchmarks. Not part of the
@@ -8,5 +9,10 @@ struct DevCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "leakless-dev",
         abstract: "leakless development tools: a local stand-in model server and the benchmarks.",
-        subcommands: [MockServerCommand.self, BenchClientCommand.self, BenchDedupCommand.self, CrashHarnessCommand.self])
+        subcommands: [MockServerCommand.self, BenchClientCommand.self, BenchDedupCommand.self, BenchEmbedCommand.self, CrashHarnessCommand.self])
+
+    static func main() {
+        prepareProcess()
+        main(nil)
+    }
 }

@@ -10,4 +10,9 @@ struct LeaklessCommand: ParsableCommand {
             RunCommand.self, StatusCommand.self, ValidateCommand.self, HashCommand.self, StagesCommand.self, EmbedCommand.self,
             AuditCommand.self, DetectorQualityCommand.self, EvalCommand.self, ReportCommand.self,
         ])
+
+    static func main() {
+        prepareProcess()
+        main(nil)
+    }
 }
