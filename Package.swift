@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "LeaklessModels", dependencies: ["LeaklessCore", "LeaklessImaging", "LeaklessNetwork"]),
         // Sentence embeddings (all-MiniLM-L6-v2) in Swift over OpenBLAS.
         .target(name: "LeaklessEmbedding", dependencies: ["LeaklessCore", "CCoreShims", "COpenBLAS"]),
-        .target(name: "Leakless", dependencies: ["LeaklessCore", "LeaklessImaging", "LeaklessNetwork", "LeaklessModels", "LeaklessEmbedding"]),
+        .target(name: "Leakless", dependencies: ["LeaklessCore", "LeaklessImaging", "LeaklessNetwork", "LeaklessModels", "LeaklessEmbedding", "COpenBLAS"]),
         .target(name: "LeaklessCommandSupport", dependencies: [
             "Leakless", "LeaklessEmbedding", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

@@ -48,8 +48,12 @@ public struct LexicalVerdict: Sendable, Equatable {
     public let evidence: [Evidence]
     public let contentWords: Int
     /// How strongly the query names the risk: 1 for each lexicon, element or key-phrase match,
-    /// `descriptionWeight` for each content word it shares with the image description.
+    /// `descriptionWeight` for each content word it shares with the image description (the
+    /// lexicon); the larger head probability (the embedding detector).
     public let score: Double
+    /// The embedding detector's heads: the text alone is unsafe; the text names what the image shows.
+    public var harmProbability: Double? = nil
+    public var leakProbability: Double? = nil
 }
 
 /// The builtin lexical VSIL detector.

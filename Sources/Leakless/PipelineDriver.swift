@@ -102,7 +102,7 @@ public struct PipelineDriver {
     func resolvedParameters(_ stage: StageConfig) -> [String: JSONValue] {
         var parameters = stage.parameters
         for parameter in stage.definition.parameters {
-            if case .path = parameter.type, let path = parameters[parameter.name]?.stringValue {
+            if parameter.type.isPath, let path = parameters[parameter.name]?.stringValue {
                 parameters[parameter.name] = .string(absolute(pipeline.resolve(path)))
             }
         }

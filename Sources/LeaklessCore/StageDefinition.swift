@@ -8,6 +8,16 @@ public enum ParameterType: Sendable, CustomStringConvertible {
     case stringList
     /// A file or folder of the project; the stage key covers its bytes, not its path.
     case path
+    /// A path that may be absent (a model a user may not have fetched): the key covers its
+    /// bytes when it is there, and its absence when it is not; the stage says whether it needs it.
+    case optionalPath
+
+    public var isPath: Bool {
+        switch self {
+        case .path, .optionalPath: return true
+        default: return false
+        }
+    }
 
     public var description: String {
         switch self {
@@ -17,7 +27,7 @@ public enum ParameterType: Sendable, CustomStringConvertible {
         case .string: return "a string"
         case .choice(let options): return "one of " + options.map { "'\($0)'" }.joined(separator: ", ")
         case .stringList: return "a list of strings"
-        case .path: return "a path"
+        case .path, .optionalPath: return "a path"
         }
     }
 
@@ -33,7 +43,7 @@ public enum ParameterType: Sendable, CustomStringConvertible {
             guard let number = value.doubleValue, number.isFinite, range.contains(number) else { return no() }
             return .success(.double(number))
         case (.boolean, .bool): return .success(value)
-        case (.string, .string), (.path, .string): return .success(value)
+        case (.string, .string), (.path, .string), (.optionalPath, .string): return .success(value)
         case (.choice(let options), .string(let text)): return options.contains(text) ? .success(value) : no()
         case (.stringList, _): return value.stringArray != nil ? .success(value) : no()
         default: return no()

@@ -15,9 +15,13 @@ public struct StageKey: Sendable {
         var parameters: [String: JSONValue] = [:]
         for parameter in stage.definition.parameters {
             let value = stage.parameters[parameter.name] ?? parameter.defaultValue
-            if case .path = parameter.type, case .string(let path) = value {
+            if parameter.type.isPath, case .string(let path) = value {
                 // The bytes decide, not where they live.
-                parameters[parameter.name] = .string(try Self.hashPath(pipeline.resolve(path), stage: stage, pipeline: pipeline, parameter: parameter.name))
+                if case .optionalPath = parameter.type, !FileSystem.exists(pipeline.resolve(path)) {
+                    parameters[parameter.name] = "absent"
+                } else {
+                    parameters[parameter.name] = .string(try Self.hashPath(pipeline.resolve(path), stage: stage, pipeline: pipeline, parameter: parameter.name))
+                }
             } else {
                 parameters[parameter.name] = value
             }

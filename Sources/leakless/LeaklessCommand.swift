@@ -7,7 +7,7 @@ struct LeaklessCommand: ParsableCommand {
         commandName: "leakless",
         abstract: "Build multimodal safety benchmarks free of visual safety information leakage.",
         subcommands: [
-            RunCommand.self, StatusCommand.self, ValidateCommand.self, HashCommand.self, StagesCommand.self, EmbedCommand.self,
+            RunCommand.self, StatusCommand.self, ValidateCommand.self, HashCommand.self, StagesCommand.self, EmbedCommand.self, TrainDetectorCommand.self,
             AuditCommand.self, DetectorQualityCommand.self, EvalCommand.self, ReportCommand.self,
         ])
 

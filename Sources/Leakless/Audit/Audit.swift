@@ -26,6 +26,14 @@ public enum AuditJudge {
         }
     }
 
+    /// The embedding detector, its queries embedded in batches.
+    public static func embedding(_ items: [AuditItem], detector: EmbeddingDetector, known: [String: [Float]] = [:]) -> [AuditFinding] {
+        let verdicts = detector.judge(items.map { ($0.query, $0.context) }, known: known)
+        return zip(items, verdicts).map { item, result in
+            AuditFinding(item: item, verdict: result.verdict, score: result.score, evidence: result.evidence, pairHarmful: nil, reason: nil)
+        }
+    }
+
     /// The LLM judge (`stages/detect/audit.prompt`). Items go through the concurrent stage
     /// runner as records, in memory. An item the judge could not
     /// answer (refusal, invalid reply) is left out of the findings and counted by the caller.

@@ -11,7 +11,12 @@ public enum DetectorQuality {
             self.items = items
             self.goal = goal
             self.labelled = labelled
+            let prefixes = ["VLSBench": "vlsbench", "MM-SafetyBench": "mm-safetybench", "VLGuard": "vlguard", "MM-HarmfulBench": "mm-harmfulbench", "LVLM-SafeR": "lvlm-safer"]
+            source = prefixes.first { name.hasPrefix($0.key) }?.value
         }
+
+        /// The benchmark the set comes from (what a leave-one-benchmark-out run leaves out).
+        public let source: String?
 
         public let name: String
         public let items: [AuditItem]
@@ -47,9 +52,32 @@ public enum DetectorQuality {
             }, goal: nil, labelled: false),
             QuerySet(name: "MM-SafetyBench Question, scenarios 08 and 10-13", items: try mm("Question", harmful: false), goal: nil, labelled: false),
             QuerySet(name: "VLGuard unsafe_instruction (safe images)", items: guardItems.filter { $0.label == "harmful" }, goal: nil, labelled: false),
-            QuerySet(name: "VLGuard safe_instruction (safe images)", items: guardItems.filter { $0.label == "clean" }, goal: nil, labelled: false),
+            QuerySet(name: "VLGuard safe_instruction (safe images)", items: guardItems.filter { $0.label == "clean" }, goal: (true, 0.05), labelled: false),
             QuerySet(name: "VLGuard instruction (unsafe images)", items: guardItems.filter { $0.label == nil }, goal: nil, labelled: false),
-        ]
+        ] + (try otherSets(benchmarks))
+    }
+
+    /// Benchmarks read only to report on: MM-HarmfulBench's questions (harmful with their picture)
+    /// and LVLM-SafeR's ambiguous prompts (harmless as text).
+    static func otherSets(_ benchmarks: String) throws -> [QuerySet] {
+        var sets: [QuerySet] = []
+        let harmful = FileSystem.join(benchmarks, "mm-harmfulbench/questions.jsonl")
+        if FileSystem.exists(harmful) {
+            let items = try BenchmarkImporter.read(harmful, format: .jsonl, options: ImportOptions(mapping: ["query": "question"]))
+            sets.append(QuerySet(name: "MM-HarmfulBench question (harmful with the picture)", items: items, goal: nil, labelled: false))
+        }
+        let safer = FileSystem.join(benchmarks, "lvlm-safer")
+        if FileSystem.isDirectory(safer) {
+            var items: [AuditItem] = []
+            for file in try FileSystem.files(under: safer).sorted() where file.hasPrefix("1-") || file.hasPrefix("2-") {
+                for (index, record) in (try JSONParser.parse(bytes: try FileSystem.read(FileSystem.join(safer, file))).arrayValue ?? []).enumerated() {
+                    guard let prompt = record["prompt"]?.stringValue else { continue }
+                    items.append(AuditItem(id: "\(file):\(index)", query: prompt, location: "\(file): record \(index + 1)"))
+                }
+            }
+            sets.append(QuerySet(name: "LVLM-SafeR ambiguous prompt (harmless as text)", items: items, goal: nil, labelled: false))
+        }
+        return sets
     }
 
     public struct Row {
@@ -75,10 +103,15 @@ public enum DetectorQuality {
     }
 
     public static func evaluate(_ sets: [QuerySet], judgeName: String, judge: ([AuditItem]) throws -> [AuditFinding]) rethrows -> Result {
+        try evaluate(sets, judgeName: judgeName, judgeSet: { try judge($0.items) })
+    }
+
+    /// The same, with a judge that knows which set it judges (leave-one-benchmark-out).
+    public static func evaluate(_ sets: [QuerySet], judgeName: String, judgeSet: (QuerySet) throws -> [AuditFinding]) rethrows -> Result {
         var rows: [Row] = []
         var confusion: [String: [LexicalVerdict.Verdict: Int]] = [:]
         for set in sets {
-            let findings = try judge(set.items)
+            let findings = try judgeSet(set)
             var counts = AuditReport.Counts()
             for finding in findings {
                 counts.add(finding)

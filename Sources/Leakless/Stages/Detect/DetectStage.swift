@@ -1,13 +1,20 @@
 import LeaklessCore
+import LeaklessEmbedding
 
 /// detect: the VSIL detector. Rejects rewritten queries that still name the risk, ask for the
 /// harm in words alone, or lost their meaning.
 public enum DetectStage: PipelineStage {
     public static let definition = StageDefinition(
-        name: "detect", version: 2, summary: "VSIL detector: rejects queries that still name the risk, and empty ones",
+        name: "detect", version: 3, summary: "VSIL detector: rejects queries that still name the risk, and empty ones",
         input: .records(["query"]), output: .records("query"),
         roles: [BackendRole("backend", serves: ["builtin", "chat"], required: true, "the VSIL judge")],
         parameters: [
+            StageParameter("detector", .choice(["embedding", "lexicon"]), default: "embedding", "embedding: the learned heads on sentence embeddings, explained by the lexicon; lexicon: the word lists alone"),
+            StageParameter("model", .optionalPath, default: "models/all-MiniLM-L6-v2", "the sentence-embedding model folder (scripts/setup fetches it)"),
+            StageParameter("heads", .path, default: "data/detector/heads.json", "the trained heads (leakless train-detector)"),
+            StageParameter("taxonomy", .path, default: "data/taxonomy.yaml", "its harmful elements are the concepts a flagged query is explained by"),
+            StageParameter("harm_threshold", .number(0...1), default: 0.5, "harm-head probability from which a query is harmful alone"),
+            StageParameter("leak_threshold", .number(0...1), default: 0.5, "leak-head probability from which a query names what the image shows"),
             StageParameter("lexicon", .path, default: "data/lexicon.yaml", "risk, intent, stop and reference word lists"),
             StageParameter("min_content_words", .integer(0...20), default: 2, "fewer content words than this is meaningless"),
             StageParameter("element_terms", .boolean, default: true, "also reject a query that names its element's own terms"),
@@ -16,6 +23,12 @@ public enum DetectStage: PipelineStage {
         ])
 
     public struct Parameters: Decodable, Sendable {
+        public var detector: String
+        public var model: String
+        public var heads: String
+        public var taxonomy: String
+        public var harmThreshold: Double
+        public var leakThreshold: Double
         public var lexicon: String
         public var minContentWords: Int
         public var elementTerms: Bool
@@ -28,6 +41,12 @@ public enum DetectStage: PipelineStage {
             return .concurrent(try ModelDetectStage(context: context))
         }
         return .sequential(try BuiltinDetectStage(parameters: parameters))
+    }
+
+    public static func validate(_ parameters: Parameters) throws {
+        if parameters.detector == "embedding" && !SentenceEmbedder.available(in: parameters.model) {
+            throw RecordError("the embedding model is not in \(parameters.model): run ./scripts/setup, or set 'detector: lexicon'")
+        }
     }
 
     public static func provenance(of pair: Record) -> JSONValue? { pair["detection"] }

@@ -1,0 +1,72 @@
+import ArgumentParser
+import Foundation
+import Leakless
+import LeaklessCore
+import LeaklessEmbedding
+
+public struct TrainDetectorCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "train-detector",
+        abstract: "Train the detector's two heads on sentence embeddings of the development benchmarks and the project's own seeds and rewrites; measure them leave-one-benchmark-out; write the heads and the table.")
+
+    @Option(help: "The folder of the development benchmarks.")
+    var benchmarks: String = "../shared/benchmarks"
+
+    @Option(help: "The sentence-embedding model folder.")
+    var model: String = SentenceEmbedder.defaultFolder
+
+    @Option(help: "Where to write the heads (JSON).")
+    var output: String = "data/detector/heads.json"
+
+    @Option(help: "Where to write the leave-one-benchmark-out figures (JSON; the table goes beside it as .md).")
+    var quality: String = "bench/detector-quality-embedding.json"
+
+    public init() {}
+
+    public func run() throws {
+        try reportingErrors {
+            let embedder = try SentenceEmbedder(folder: model)
+            let examples = try DetectorTraining.examples(benchmarks: benchmarks, project: ".")
+            let vectors = DetectorTraining.embed(examples, with: embedder)
+            let (harm, leak) = DetectorTraining.train(examples, vectors: vectors)
+            var counts: [String: JSONValue] = [:]
+            for (source, group) in Dictionary(grouping: examples, by: \.source).sorted(by: { $0.key < $1.key }) {
+                counts[source] = [
+                    "harmful": .int(Int64(group.filter { $0.harmful == true }.count)), "not_harmful": .int(Int64(group.filter { $0.harmful == false }.count)),
+                    "leaks": .int(Int64(group.filter { $0.leaks == true }.count)), "no_leak": .int(Int64(group.filter { $0.leaks == false }.count)),
+                ]
+            }
+            var files: [String: JSONValue] = [:]
+            for file in try FileSystem.files(under: benchmarks).sorted() where file.hasSuffix(".json") || file.hasSuffix(".jsonl") {
+                files[file] = .string(try FileSystem.contentHash(of: FileSystem.join(benchmarks, file)).hex)
+            }
+            // The table: each benchmark's sets judged by heads trained without it.
+            let lexicon = try Lexicon.load(path: "data/lexicon.yaml")
+            let lexical = LexicalDetector(lexicon: lexicon, minContentWords: 2)
+            let taxonomy = try Taxonomy.load(path: "data/taxonomy.yaml")
+            let concepts = EmbeddingDetector(embedder: embedder, heads: .init(harm: harm, leak: leak), lexical: lexical, taxonomy: taxonomy).concepts
+            let result = DetectorTraining.leaveOneBenchmarkOut(
+                examples, vectors: vectors, sets: try DetectorQuality.standardSets(benchmarks: benchmarks)
+            ) { heads in
+                EmbeddingDetector(embedder: embedder, heads: heads, lexical: lexical, taxonomy: nil, concepts: concepts)
+            }
+            let heads: JSONValue = [
+                "model": .string(FileSystem.lastComponent(of: model)), "features": [
+                    "harm": "the query's embedding (384)",
+                    "leak": "the query's embedding times the embedding of what the image shows (384), and their cosine",
+                ],
+                "harm_threshold": 0.5, "leak_threshold": 0.5, "harm": harm.json, "leak": leak.json,
+                "trained_on": ["examples": .object(counts), "files": .object(files)],
+                "leave_one_benchmark_out": DetectorQuality.json(result),
+            ]
+            try FileSystem.createDirectory(FileSystem.parent(of: output))
+            try AtomicFile.write(JSONWriter.pretty(heads), to: output)
+            let table = DetectorQuality.markdown(result)
+            try FileSystem.createDirectory(FileSystem.parent(of: quality))
+            try AtomicFile.write(JSONWriter.pretty(DetectorQuality.json(result)), to: quality)
+            try AtomicFile.write(table, to: quality.hasSuffix(".json") ? String(quality.dropLast(5)) + ".md" : quality + ".md")
+            print(table, terminator: "")
+            print("\(examples.count) examples; heads written to \(output), figures to \(quality)")
+        }
+    }
+}
