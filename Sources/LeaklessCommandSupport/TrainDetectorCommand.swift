@@ -21,6 +21,9 @@ public struct TrainDetectorCommand: ParsableCommand {
     @Option(help: "Where to write the leave-one-benchmark-out figures (JSON; the table goes beside it as .md).")
     var quality: String = "bench/detector-quality-embedding.json"
 
+    @Option(help: "Also write the examples and their embeddings here (examples.jsonl, vectors.f32), to study them elsewhere.")
+    var dump: String?
+
     public init() {}
 
     public func run() throws {
@@ -29,6 +32,23 @@ public struct TrainDetectorCommand: ParsableCommand {
             let examples = try DetectorTraining.examples(benchmarks: benchmarks, project: ".")
             let vectors = DetectorTraining.embed(examples, with: embedder)
             let (harm, leak) = DetectorTraining.train(examples, vectors: vectors)
+            if let dump {
+                var texts: [String] = [], lines: [String] = []
+                var index: [String: Int] = [:]
+                for text in examples.flatMap({ [$0.text, $0.context].compactMap { $0 } }) where index[text] == nil {
+                    index[text] = texts.count
+                    texts.append(text)
+                }
+                for example in examples {
+                    lines.append(JSONWriter.canonical([
+                        "text": .int(Int64(index[example.text]!)), "context": example.context.map { .int(Int64(index[$0]!)) } ?? .null,
+                        "harmful": example.harmful.map(JSONValue.bool) ?? .null, "leaks": example.leaks.map(JSONValue.bool) ?? .null,
+                        "source": .string(example.source),
+                    ]))
+                }
+                try AtomicFile.write(lines.joined(separator: "\n") + "\n", to: FileSystem.join(dump, "examples.jsonl"))
+                try AtomicFile.write(texts.flatMap { vectors[$0]!.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) } }, to: FileSystem.join(dump, "vectors.f32"))
+            }
             var counts: [String: JSONValue] = [:]
             for (source, group) in Dictionary(grouping: examples, by: \.source).sorted(by: { $0.key < $1.key }) {
                 counts[source] = [

@@ -9,7 +9,7 @@ public enum DetectStage: PipelineStage {
         input: .records(["query"]), output: .records("query"),
         roles: [BackendRole("backend", serves: ["builtin", "chat"], required: true, "the VSIL judge")],
         parameters: [
-            StageParameter("detector", .choice(["embedding", "lexicon"]), default: "embedding", "embedding: the learned heads on sentence embeddings, explained by the lexicon; lexicon: the word lists alone"),
+            StageParameter("detector", .choice(["lexicon", "embedding"]), default: "lexicon", "lexicon: the word lists; embedding: the learned heads on sentence embeddings, explained by the lexicon (see README: its leave-one-benchmark-out figures)"),
             StageParameter("model", .optionalPath, default: "models/all-MiniLM-L6-v2", "the sentence-embedding model folder (scripts/setup fetches it)"),
             StageParameter("heads", .path, default: "data/detector/heads.json", "the trained heads (leakless train-detector)"),
             StageParameter("taxonomy", .path, default: "data/taxonomy.yaml", "its harmful elements are the concepts a flagged query is explained by"),
