@@ -28,3 +28,7 @@ CURLcode leakless_curl_setopt_callback(CURL *handle, CURLoption option, leakless
 CURLcode leakless_curl_getinfo_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);
 }
+
+CURLcode leakless_curl_setopt_debug(CURL *handle, leakless_curl_debug_callback callback) {
+    return curl_easy_setopt(handle, CURLOPT_DEBUGFUNCTION, callback);
+}

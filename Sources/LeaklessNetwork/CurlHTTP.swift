@@ -24,6 +24,9 @@ public struct HTTPResponse: Sendable {
     /// Header names in lower case.
     public let headers: [String: String]
     public let body: [UInt8]
+    /// Times libcurl itself sent the request again on a fresh connection after a kept-alive one
+    /// had died: sends the endpoint saw that no retry of ours counts.
+    public var transparentRetries = 0
 }
 
 public struct TransportError: Error, CustomStringConvertible {
@@ -57,6 +60,7 @@ public final class CurlHTTP {
     private final class Exchange {
         var body: [UInt8] = []
         var headers: [String: String] = [:]
+        var transparentRetries = 0
     }
 
     private func check(_ code: CURLcode) throws {
@@ -107,6 +111,18 @@ public final class CurlHTTP {
                         return size * count
                     })
                     try check(leakless_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, context))
+                    // libcurl's own resend on a dead kept-alive connection shows only in its
+                    // informational text ("Connection died, retrying a fresh connect").
+                    try check(leakless_curl_setopt_long(handle, CURLOPT_VERBOSE, 1))
+                    try check(leakless_curl_setopt_debug(handle) { _, type, data, size, context in
+                        guard type == CURLINFO_TEXT, let data, let context else { return 0 }
+                        let text = String(decoding: UnsafeRawBufferPointer(start: data, count: size), as: UTF8.self)
+                        if text.contains("retrying a fresh connect") {
+                            Unmanaged<Exchange>.fromOpaque(context).takeUnretainedValue().transparentRetries += 1
+                        }
+                        return 0
+                    })
+                    try check(leakless_curl_setopt_pointer(handle, CURLOPT_DEBUGDATA, context))
                 } catch let error as TransportError {
                     return CURLcode(UInt32(error.code))
                 } catch {
@@ -122,7 +138,9 @@ public final class CurlHTTP {
         }
         var status = 0
         try check(leakless_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status))
-        return HTTPResponse(status: status, headers: exchange.headers, body: exchange.body)
+        var response = HTTPResponse(status: status, headers: exchange.headers, body: exchange.body)
+        response.transparentRetries = exchange.transparentRetries
+        return response
     }
 
     /// The URL without user information or query, for messages: credentials never reach a log.

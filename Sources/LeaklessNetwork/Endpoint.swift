@@ -133,6 +133,7 @@ public final class Endpoint: @unchecked Sendable {
                 let exchanged = Result { try http.perform(request) }
                 slots.signal()
                 let response = try exchanged.get()
+                if response.transparentRetries > 0 { counters.add("dropped_connections_resent_by_libcurl", response.transparentRetries) }
                 // A key echoed in a good reply must not reach the cache, records or reports either.
                 if (200..<300).contains(response.status) { return scrubbed(response) }
                 let message = scrub(Self.errorMessage(response))

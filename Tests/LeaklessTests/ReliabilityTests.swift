@@ -147,6 +147,25 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertTrue(status.stdout.contains("(budget: 5 requests)"), status.stdout)
     }
 
+    /// A kept-alive connection the server closes under a request: libcurl sends it again on a
+    /// fresh connection by itself; that second send is counted too.
+    func testADropThatLibcurlResendsIsCounted() throws {
+        let server = try scriptedServer(self) { _, marker, count in
+            marker == "again" && count == 0 ? .drop(delay: 0) : chatAnswer("ok")
+        }
+        let backend = testBackend(.openAIChat, baseURL: server.baseURL + "/v1", ["max_retries": 3])
+        let session = try ModelSession(backends: [backend], cache: try temporaryFolder(self), budget: Budget())
+        let chat = session.chat(backend)
+        let http = session.http(0)
+        _ = try chat.complete([ChatMessage(role: "user", text: "[[first]]")], http: http)
+        _ = try chat.complete([ChatMessage(role: "user", text: "[[again]]")], http: http)
+        XCTAssertEqual(server.requests.count, 3)
+        XCTAssertEqual(chat.endpoint.counters["dropped_connections_resent_by_libcurl"], 1, "\(chat.endpoint.counters.snapshot)")
+        XCTAssertEqual(chat.endpoint.counters["dropped_connections_resent_by_libcurl"] + chat.endpoint.counters["dropped_connections"], 1,
+                       "every send the server saw is accounted for")
+        XCTAssertEqual(chat.endpoint.counters["http_requests"] + chat.endpoint.counters["dropped_connections_resent_by_libcurl"], 3)
+    }
+
     // MARK: - Stages never outlive the driver
 
     func slowPipeline(_ url: String) -> String {

@@ -14,5 +14,7 @@ CURLcode leakless_curl_setopt_off(CURL *handle, CURLoption option, curl_off_t va
 typedef size_t (*leakless_curl_data_callback)(char *data, size_t size, size_t count, void *context);
 CURLcode leakless_curl_setopt_callback(CURL *handle, CURLoption option, leakless_curl_data_callback callback);
 CURLcode leakless_curl_getinfo_long(CURL *handle, CURLINFO info, long *value);
+typedef int (*leakless_curl_debug_callback)(CURL *handle, curl_infotype type, char *data, size_t size, void *context);
+CURLcode leakless_curl_setopt_debug(CURL *handle, leakless_curl_debug_callback callback);
 
 #endif
