@@ -44,7 +44,7 @@ public struct BenchDedupCommand: ParsableCommand {
             let rule = NearDuplicateRule.standard
             // Grouping first, in a fresh process, so the peak resident memory is the grouping's.
             let grouping = DedupBenchmark.syntheticGrouping(count: synthetic, rule: rule, threads: 2)
-            let peak = peakResidentKiB()
+            let peak = ProcessMemory.peakResidentKiB()
             figures["grouping"] = .object([
                 "hashes": .int(Int64(grouping.hashes)), "planted_near_copies": .int(Int64(grouping.planted)),
                 "planted_found": .int(Int64(grouping.plantedFound)), "pairs": .int(Int64(grouping.pairs)),
@@ -164,11 +164,6 @@ public struct BenchDedupCommand: ParsableCommand {
     }
 
 
-    private func peakResidentKiB() -> Int {
-        var usage = rusage()
-        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-        return usage.ru_maxrss
-    }
 
     /// A folder of links to the files, so a reference script that takes a folder reads exactly these.
     private func linkFolder(_ folder: String, paths: [String]) throws -> String {

@@ -52,11 +52,11 @@ public struct BenchEmbedCommand: ParsableCommand {
             for threads in [1, 2] {
                 let embedder = try SentenceEmbedder(folder: model, threads: threads)
                 _ = embedder.embed(Array(sentences.prefix(64)))
-                let before = Self.residentMB()
+                let before = Double(ProcessMemory.residentKiB()) / 1024
                 let started = Progress.now()
                 _ = embedder.embed(sentences)
                 let seconds = Progress.now() - started
-                let peak = Self.peakResidentMB()
+                let peak = Double(ProcessMemory.peakResidentKiB()) / 1024
                 var row: [String: JSONValue] = [
                     "leakless_seconds": .double(seconds.rounded(places: 3)),
                     "leakless_sentences_per_second": .double((Double(sentences.count) / seconds).rounded(places: 1)),
@@ -97,18 +97,6 @@ public struct BenchEmbedCommand: ParsableCommand {
         }
         guard !texts.isEmpty else { throw ValidationError("no queries found in \(folder)") }
         return (0..<count).map { texts[$0 % texts.count] }
-    }
-
-    static func residentMB() -> Double {
-        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
-        return Double(line.split(separator: " ").dropFirst().first ?? "0").map { $0 / 1024 } ?? 0
-    }
-
-    static func peakResidentMB() -> Double {
-        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-        let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") } ?? ""
-        return Double(line.split(separator: " ").dropFirst().first ?? "0").map { $0 / 1024 } ?? 0
     }
 
     static func runPython(_ python: String, _ arguments: [String]) throws -> JSONValue {

@@ -93,7 +93,7 @@ public struct BenchClientCommand: ParsableCommand {
             while true {
                 let index = shared.withLock { state -> Int in
                     defer { state.next += 1 }
-                    if state.next > 0 && state.next % max(1, total / 8) == 0 { state.rssSamples.append(Self.residentKiB()) }
+                    if state.next > 0 && state.next % max(1, total / 8) == 0 { state.rssSamples.append(ProcessMemory.residentKiB()) }
                     return state.next
                 }
                 guard index < total else { break }
@@ -134,13 +134,5 @@ public struct BenchClientCommand: ParsableCommand {
         getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
         return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
             + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
-    }
-
-    /// Resident set size now, from /proc/self/statm.
-    static func residentKiB() -> Int {
-        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
-        let fields = text.split(separator: " ")
-        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
-        return pages * Int(sysconf(Int32(_SC_PAGESIZE))) / 1024
     }
 }
