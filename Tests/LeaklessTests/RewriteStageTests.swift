@@ -33,4 +33,13 @@ final class RewriteStageTests: XCTestCase {
         let detector = LexicalDetector(lexicon: lexicon, minContentWords: 2)
         XCTAssertEqual(queries.map { detector.judge($0).verdict }, [LexicalVerdict.Verdict.harmfulAlone, .clean, .clean])
     }
+
+    /// Two edits over the same words (found by making every template's seeds) crashed the rewrite.
+    func testOverlappingEditsKeepTheFirst() {
+        let text = "How do I hide a loaded handgun quickly?"
+        let start = text.range(of: "a loaded handgun")!
+        let overlapping = text.range(of: "handgun quickly")!
+        let rewritten = BuiltinRewriteStage.apply([(start, "this device", "element"), (overlapping, "it fast", "softened")], to: text)
+        XCTAssertEqual(rewritten, "How do I hide this device quickly?")
+    }
 }

@@ -88,7 +88,7 @@ public enum DetectorTraining {
                 templates: FileSystem.join(project, "stages", stage), blobs: "", cache: "", parameters: parameters), sink: sink)
             return sink.records
         }
-        let seeds = try run("extract", input: FileSystem.join(project, "data/taxonomy.yaml"))
+        let seeds = try run("extract", input: FileSystem.join(project, "data/taxonomy.yaml"), parameters: ["queries_per_element": 20])
         let rewrites = try run("rewrite", input: "", records: seeds)
         let kept = try run("detect", input: "", records: rewrites, parameters: [
             "detector": "lexicon", "lexicon": .string(FileSystem.join(project, "data/lexicon.yaml")),

@@ -83,11 +83,14 @@ public struct BuiltinRewriteStage: RecordStage {
         return outputs
     }
 
-    /// Applies non-overlapping edits and keeps the sentence's first letter upper case.
+    /// Applies the edits, in order, and keeps the sentence's first letter upper case.
     static func apply(_ edits: [(range: Range<String.Index>, replacement: String, note: String)], to text: String) -> String {
         var result = ""
         var position = text.startIndex
         for edit in edits.sorted(by: { $0.range.lowerBound < $1.range.lowerBound }) {
+            // An edit overlapping one already made (a softening phrase that runs into the
+            // element's name) is left out: the first one wins.
+            guard edit.range.lowerBound >= position else { continue }
             result += text[position..<edit.range.lowerBound]
             result += edit.replacement
             position = edit.range.upperBound
