@@ -138,7 +138,8 @@ public enum BenchmarkImporter {
     }
 
     static func mossbench(_ path: String, query: String) throws -> [AuditItem] {
-        try jsonArray(path, format: "mossbench", required: ["pid", query]) { record, location in
+        // The release's information.json is an object keyed by pid; an array of records is read too.
+        try jsonArray(path, format: "mossbench", required: ["pid", query], keyedBy: "pid") { record, location in
             var item = AuditItem(id: try record.text("pid") ?? location, query: try record.string(query), location: location)
             item.image = try record.text("image")
             item.description = try record.text("description") ?? record.text("short description")
@@ -280,13 +281,36 @@ public enum BenchmarkImporter {
         }
     }
 
-    static func jsonArray(_ path: String, format: String, required: [String], _ make: (SourceRecord, String) throws -> [AuditItem]) throws -> [AuditItem] {
-        guard case .array(let entries) = try parseJSON(path) else {
-            throw LocatedError(path: path, line: nil, message: "not a \(format) file: expected a JSON array of records")
+    /// A JSON array of records; with `keyedBy`, also an object of records keyed by that field
+    /// (the key fills the field where a record leaves it out), in key order, numbers by value.
+    static func jsonArray(_ path: String, format: String, required: [String], keyedBy: String? = nil,
+                          _ make: (SourceRecord, String) throws -> [AuditItem]) throws -> [AuditItem] {
+        var entries: [(location: String, value: JSONValue)] = []
+        switch try parseJSON(path) {
+        case .array(let list):
+            entries = list.enumerated().map { ("record \($0.offset + 1)", $0.element) }
+        case .object(let keyed) where keyedBy != nil:
+            let keys = keyed.keys.sorted { left, right in
+                switch (Int(left), Int(right)) {
+                case let (l?, r?): return l < r
+                case (_?, nil): return true
+                case (nil, _?): return false
+                default: return left < right
+                }
+            }
+            for key in keys {
+                var value = keyed[key]!
+                if case .object(var fields) = value, fields[keyedBy!] == nil {
+                    fields[keyedBy!] = .string(key)
+                    value = .object(fields)
+                }
+                entries.append(("record '\(key)'", value))
+            }
+        default:
+            throw LocatedError(path: path, line: nil, message: "not a \(format) file: expected a JSON array of records\(keyedBy.map { " or an object of them keyed by \($0)" } ?? "")")
         }
         var items: [AuditItem] = []
-        for (index, entry) in entries.enumerated() {
-            let location = "record \(index + 1)"
+        for (location, entry) in entries {
             guard let object = entry.objectValue else { throw LocatedError(path: path, line: nil, message: "\(location): expected an object, found \(entry.typeName)") }
             if let missing = required.first(where: { object[$0] == nil }) {
                 throw LocatedError(path: path, line: nil, message: "\(location): missing field '\(missing)' (a \(format) record has \(required.joined(separator: ", ")))")
