@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Leakless
 import LeaklessCore
+import LeaklessEmbedding
 
 extension BenchmarkFormat: ExpressibleByArgument {}
 
@@ -18,8 +19,14 @@ func chatBackend(_ name: String, option: String, in config: PipelineConfig) thro
 
 /// What audit and detector-quality share: the judge and where its settings come from.
 public struct JudgeOptions: ParsableArguments {
-    @Option(help: "'builtin' (the lexical detector) or the name of a chat backend in the pipeline file.")
+    @Option(help: "'builtin' (the lexical detector), 'embedding' (the learned heads on sentence embeddings) or the name of a chat backend in the pipeline file.")
     var judge: String = "builtin"
+
+    @Option(help: "The embedding judge's model folder and heads.")
+    var model: String = SentenceEmbedder.defaultFolder
+
+    @Option(help: "The embedding judge's trained heads.")
+    var heads: String = "data/detector/heads.json"
 
     @Option(help: "The pipeline file whose 'backends' name the judge.")
     var pipeline: String = "pipeline.yaml"
@@ -48,6 +55,16 @@ public struct JudgeOptions: ParsableArguments {
             detector.threshold = threshold
             let chosen = detector
             return ("builtin lexical detector (\(lexicon), threshold \(threshold))", { (AuditJudge.builtin($0, detector: chosen), []) })
+        }
+        if judge == "embedding" {
+            guard SentenceEmbedder.available(in: model) else {
+                throw ValidationError("the embedding model is not in \(model): run ./scripts/setup (or use '--judge builtin')")
+            }
+            let detector = EmbeddingDetector(
+                embedder: try SentenceEmbedder(folder: model), heads: try EmbeddingDetector.Heads.load(path: heads),
+                lexical: LexicalDetector(lexicon: try Lexicon.load(path: lexicon), minContentWords: minContentWords),
+                taxonomy: try Taxonomy.load(path: "data/taxonomy.yaml"))
+            return ("embedding heads (\(heads)) on \(FileSystem.lastComponent(of: model))", { (AuditJudge.embedding($0, detector: detector), []) })
         }
         let backend = try chatBackend(judge, option: "judge", in: try PipelineConfig.load(path: pipeline, definitions: StageRegistry.definitions))
         var run = 0
@@ -110,7 +127,7 @@ public struct AuditCommand: ParsableCommand {
             let duplicates = report.duplicateGroups
             print("\(report.distinctQueries) distinct queries, \(report.emptyQueries.count) empty, \(duplicates.count) repeated (\(duplicates.reduce(0) { $0 + $1.count - 1 }) extra copies)")
             if !unjudged.isEmpty { print("\(unjudged.count) not judged (see \(folder)/work)") }
-            print("written to \(folder)/audit.json, audit.md, audit.html")
+            print("written to \(folder)/audit.jsonl, audit.json, audit.md, audit.html")
         }
     }
 }

@@ -158,6 +158,13 @@ final class AuditTests: XCTestCase {
                          "--lexicon", FileSystem.join(projectRoot, "data/lexicon.yaml")], in: folder)
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertTrue(result.stdout.hasPrefix("2 records: clean 1, leaks 0, harmful-alone 0, meaningless 1; flagged 0.0%"), result.stdout)
+        // One line per record, in the file's order, to filter the benchmark by.
+        let lines = try FileSystem.readText(FileSystem.join(folder, "report/audit.jsonl")).split(separator: "\n")
+            .map { try JSONParser.parse(bytes: Array($0.utf8)) }
+        XCTAssertEqual(lines.map { $0["index"]?.intValue }, [1, 2])
+        XCTAssertEqual(Set(lines.compactMap { $0["verdict"]?.stringValue }), ["clean", "meaningless"])
+        XCTAssertTrue(lines[0]["location"]?.stringValue?.hasSuffix("msts.csv:2") == true, "\(lines[0])")
+        XCTAssertNotNil(lines[0]["evidence"]?.arrayValue)
         let bad = try runExecutable("leakless", ["audit", auditFixture("broken.csv"), "--format", "figstep"], in: folder)
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertEqual(bad.stderr, "leakless: \(auditFixture("broken.csv")):2: a quoted field is never closed\n")

@@ -241,9 +241,41 @@ public struct AuditReport {
 
     // MARK: - Writing
 
-    /// Writes audit.json, audit.md and audit.html into `folder`.
+    /// One line per audited record, in the benchmark's order: where it was read (`FILE:LINE` or
+    /// `FILE: record N`), its id, the query, and the judge's verdict, score and evidence (or why
+    /// it was not judged), so a user can filter the benchmark by it.
+    public var recordLines: [String] {
+        var byLocation: [String: AuditFinding] = [:]
+        for finding in findings { byLocation[finding.item.location] = finding }
+        var notJudged: [String: String] = [:]
+        for (item, why) in unjudged { notJudged[item.location] = why }
+        return items.enumerated().map { index, item in
+            var line: [String: JSONValue] = [
+                "index": .int(Int64(index + 1)), "id": .string(item.id), "location": .string(item.location), "query": .string(item.query),
+            ]
+            if let finding = byLocation[item.location] {
+                line["verdict"] = .string(finding.verdict.rawValue)
+                line["flagged"] = .bool(finding.flagged)
+                line["score"] = .double(finding.score.rounded(places: 4))
+                line["evidence"] = .array(finding.evidence.map { evidence in
+                    ["span": .string(evidence.span), "term": .string(evidence.term), "source": .string(evidence.source),
+                     "offset": .int(Int64(evidence.offset)), "length": .int(Int64(evidence.length))]
+                })
+                if let pair = finding.pairHarmful { line["pair_harmful"] = .bool(pair) }
+                if let reason = finding.reason { line["reason"] = .string(reason) }
+            } else {
+                line["verdict"] = "not-judged"
+                line["reason"] = .string(notJudged[item.location] ?? "no verdict")
+            }
+            line["judge"] = .string(judge)
+            return JSONWriter.canonical(.object(line))
+        }
+    }
+
+    /// Writes audit.jsonl, audit.json, audit.md and audit.html into `folder`.
     public func write(to folder: String) throws {
         try FileSystem.createDirectory(folder)
+        try AtomicFile.write(recordLines.map { $0 + "\n" }.joined(), to: FileSystem.join(folder, "audit.jsonl"))
         try AtomicFile.write(Array(JSONWriter.pretty(json).utf8), to: FileSystem.join(folder, "audit.json"))
         try AtomicFile.write(Array(markdown.utf8), to: FileSystem.join(folder, "audit.md"))
         try AtomicFile.write(Array(html.utf8), to: FileSystem.join(folder, "audit.html"))
