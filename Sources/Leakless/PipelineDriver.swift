@@ -14,6 +14,16 @@ public struct PlannedStage: Sendable {
     /// The stats file of the stage that wrote `input`, or nil when the input is a data file.
     public let inputMarker: String?
 
+    /// For `status`: cached; incomplete (stopped: output without its completion marker); stale
+    /// (it ran, under other inputs or settings); or not run.
+    public var state: String {
+        if isCached { return "cached" }
+        if FileSystem.exists(files.output) { return "incomplete (stopped; run again to resume)" }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: files.folder)) ?? []
+        if names.contains(where: { $0.hasPrefix(name + "-") && $0.hasSuffix(".stats.json") }) { return "stale (inputs or settings changed)" }
+        return "not run"
+    }
+
     /// Complete when the stats file, written last, is there (and the folder, for export).
     public var isCached: Bool {
         FileSystem.exists(files.stats) && FileSystem.exists(files.output)

@@ -7,7 +7,7 @@ public enum RunSummary {
         for report in reports {
             let state: String
             if statusOnly {
-                state = report.stage.isCached ? "cached" : "stale"
+                state = report.stage.state
             } else {
                 state = report.ran ? "ran \(formatSeconds(report.wallSeconds))" : (report.stage.isCached ? "cached" : "not run")
             }

@@ -215,4 +215,22 @@ final class DriverTests: XCTestCase {
         XCTAssertFalse(FileSystem.exists(dead))
         XCTAssertTrue(FileSystem.exists(live), "a running process's file is left alone")
     }
+
+    /// `status` tells a stage that never ran from one whose inputs changed and one that stopped.
+    func testStatusNamesEachStagesState() throws {
+        let folder = try projectCopy(self)
+        let fresh = try runExecutable("leakless", ["status"], in: folder)
+        XCTAssertEqual(fresh.stdout.components(separatedBy: "not run").count - 1, 7, fresh.stdout)
+        XCTAssertFalse(fresh.stdout.contains("stale"))
+        XCTAssertEqual(try runExecutable("leakless", ["run", "--only", "extract"], in: folder).status, 0)
+        XCTAssertEqual(try runExecutable("leakless", ["run", "--only", "rewrite"], in: folder).status, 0)
+        try FileSystem.remove(try storeFile(folder, "rewrite-", ".stats.json"))
+        let pipeline = FileSystem.join(folder, "pipeline.yaml")
+        try write(try FileSystem.readText(pipeline).replacingOccurrences(of: "seed: 1", with: "seed: 2"), to: pipeline)
+        let status = try runExecutable("leakless", ["status"], in: folder).stdout
+        XCTAssertTrue(status.contains("stale (inputs or settings changed)"), status)
+        try write(try FileSystem.readText(pipeline).replacingOccurrences(of: "seed: 2", with: "seed: 1"), to: pipeline)
+        let stopped = try runExecutable("leakless", ["status"], in: folder).stdout
+        XCTAssertTrue(stopped.contains("incomplete (stopped; run again to resume)"), stopped)
+    }
 }
