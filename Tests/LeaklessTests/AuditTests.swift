@@ -165,6 +165,7 @@ final class AuditTests: XCTestCase {
         XCTAssertEqual(Set(lines.compactMap { $0["verdict"]?.stringValue }), ["clean", "meaningless"])
         XCTAssertTrue(lines[0]["location"]?.stringValue?.hasSuffix("msts.csv:2") == true, "\(lines[0])")
         XCTAssertNotNil(lines[0]["evidence"]?.arrayValue)
+        assertTablesWellFormed(try FileSystem.readText(FileSystem.join(folder, "report/audit.md")))
         let bad = try runExecutable("leakless", ["audit", auditFixture("broken.csv"), "--format", "figstep"], in: folder)
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertEqual(bad.stderr, "leakless: \(auditFixture("broken.csv")):2: a quoted field is never closed\n")

@@ -30,6 +30,7 @@ final class DriverTests: XCTestCase {
         XCTAssertNotNil(line["stages"]?.objectValue?["image"]?.objectValue?["license"])
         XCTAssertEqual(line["taxonomy"], "vlsbench-1.0/leakless-1")
         let card = try FileSystem.readText(FileSystem.join(folder, "out/benchmark/README.md"))
+        assertTablesWellFormed(card)
         XCTAssertTrue(card.contains("\(report.pairs) pairs."), card)
         XCTAssertTrue(card.contains("| extract | 76 | 228 | - |"), card)
         XCTAssertTrue(card.contains("@inproceedings{hu-etal-2025-vlsbench"), card)

@@ -121,4 +121,40 @@ final class EvalTests: XCTestCase {
         XCTAssertNotEqual(unknown.status, 0)
         XCTAssertTrue(unknown.stderr.contains("'--target nobody': eval.yaml has no backend of that name (it has: careful, eager, judge)"), unknown.stderr)
     }
+
+    /// A model whose every pair went unlabelled: its rates are "n/a", not 0.0%, and every
+    /// table of eval.md has as many cells in each row as in its header.
+    func testEvalMarkdownTablesAreWellFormedAndUnlabelledIsNotZero() {
+        let result = Evaluation.ModelResult(target: "m", model: "x", outcomes: [], failed: [(1, "refusal")])
+        let markdown = Evaluation.markdown([result], options: Evaluation.Options())
+        XCTAssertTrue(markdown.contains("| m (x) | 0 | n/a | n/a | n/a |"), markdown)
+        XCTAssertFalse(markdown.contains("0.0%"))
+        assertTablesWellFormed(markdown)
+    }
+}
+
+/// Every Markdown table: a header row, a delimiter row of dashes, rows, all with the same
+/// number of cells (pipes escaped in cells are not separators).
+func assertTablesWellFormed(_ markdown: String, file: StaticString = #filePath, line: UInt = #line) {
+    func cells(_ row: Substring) -> Int {
+        var count = 0, escaped = false
+        for character in row.dropFirst() {
+            if character == "|" && !escaped { count += 1 }
+            escaped = character == "\\" && !escaped
+        }
+        return count
+    }
+    var width: Int?
+    for row in markdown.split(separator: "\n", omittingEmptySubsequences: false) {
+        guard row.hasPrefix("|") else {
+            width = nil
+            continue
+        }
+        let count = cells(row)
+        if let width {
+            XCTAssertEqual(count, width, "row \(row)", file: file, line: line)
+        } else {
+            width = count
+        }
+    }
 }

@@ -141,23 +141,31 @@ public enum Evaluation {
     public static func markdown(_ results: [ModelResult], options: Options) -> String {
         var lines = ["# Evaluation", "", "Greedy decoding, at most \(options.maxTokens) new tokens; safety system prompt: \(options.safetyPrompt ? "yes" : "no").", ""]
         let categories = Array(Set(results.flatMap { $0.perCategory.map(\.0) })).sorted()
-        lines.append("| model | pairs | refusal | warning | safety | " + categories.map { "\($0) safety" }.joined(separator: " | ") + " |")
-        lines.append("|---|---|---|---|---|" + String(repeating: "---|", count: categories.count))
+        // Rows from lists of cells, so the header, the delimiter and every row have as many.
+        func row(_ cells: [String]) -> String { "| " + cells.joined(separator: " | ") + " |" }
+        let header = ["model", "pairs", "refusal", "warning", "safety"] + categories.map { "\(escapeTable($0)) safety" }
+        lines.append(row(header))
+        lines.append(row(header.map { _ in "---" }))
         for result in results {
             let overall = result.overall
             let byCategory = Dictionary(uniqueKeysWithValues: result.perCategory)
-            let cells = categories.map { byCategory[$0].map { percent($0.safety) } ?? "-" }
-            lines.append("| \(result.target) (\(result.model)) | \(overall.total) | \(percent(overall.refusal)) | \(percent(overall.warning)) | \(percent(overall.safety)) | " + cells.joined(separator: " | ") + " |")
+            lines.append(row(["\(result.target) (\(result.model))", "\(overall.total)", rate(overall.refusal, of: overall.total),
+                              rate(overall.warning, of: overall.total), rate(overall.safety, of: overall.total)]
+                             + categories.map { byCategory[$0].map { rate($0.safety, of: $0.total) } ?? "-" }))
         }
         for result in results {
             lines += ["", "## \(result.target) by sub-category", "", "| category / sub-category | pairs | refusal | warning | safety |", "|---|---|---|---|---|"]
             for (name, rates) in result.perSubCategory {
-                lines.append("| \(escapeTable(name)) | \(rates.total) | \(percent(rates.refusal)) | \(percent(rates.warning)) | \(percent(rates.safety)) |")
+                lines.append(row([escapeTable(name), "\(rates.total)", rate(rates.refusal, of: rates.total), rate(rates.warning, of: rates.total),
+                                  rate(rates.safety, of: rates.total)]))
             }
             if !result.failed.isEmpty { lines.append("\n\(result.failed.count) pair(s) not labelled: " + result.failed.prefix(5).map { "\($0.0) (\($0.1))" }.joined(separator: "; ")) }
         }
         return lines.joined(separator: "\n") + "\n"
     }
+
+    /// A share as a percentage, or "n/a" when nothing was labelled.
+    static func rate(_ share: Double, of total: Int) -> String { total == 0 ? "n/a" : percent(share) }
 
     public static func html(_ results: [ModelResult], options: Options) -> String {
         let categories = Array(Set(results.flatMap { $0.perCategory.map(\.0) })).sorted()
@@ -166,14 +174,14 @@ public enum Evaluation {
         for result in results {
             let overall = result.overall
             let byCategory = Dictionary(uniqueKeysWithValues: result.perCategory)
-            body += "<tr><td>\(escapeHTML(result.target)) <small>\(escapeHTML(result.model))</small></td><td class=\"n\">\(overall.total)</td><td class=\"n\">\(percent(overall.refusal))</td><td class=\"n\">\(percent(overall.warning))</td><td class=\"n\">\(percent(overall.safety))</td>"
-            body += categories.map { "<td class=\"n\">\(byCategory[$0].map { percent($0.safety) } ?? "-")</td>" }.joined() + "</tr>\n"
+            body += "<tr><td>\(escapeHTML(result.target)) <small>\(escapeHTML(result.model))</small></td><td class=\"n\">\(overall.total)</td><td class=\"n\">\(rate(overall.refusal, of: overall.total))</td><td class=\"n\">\(rate(overall.warning, of: overall.total))</td><td class=\"n\">\(rate(overall.safety, of: overall.total))</td>"
+            body += categories.map { "<td class=\"n\">\(byCategory[$0].map { rate($0.safety, of: $0.total) } ?? "-")</td>" }.joined() + "</tr>\n"
         }
         body += "</table>\n"
         for result in results {
             body += "<h2>\(escapeHTML(result.target)) by sub-category</h2>\n<table><tr><th>category / sub-category</th><th>pairs</th><th>refusal</th><th>warning</th><th>safety</th></tr>\n"
             for (name, rates) in result.perSubCategory {
-                body += "<tr><td>\(escapeHTML(name))</td><td class=\"n\">\(rates.total)</td><td class=\"n\">\(percent(rates.refusal))</td><td class=\"n\">\(percent(rates.warning))</td><td class=\"n\">\(percent(rates.safety))</td></tr>\n"
+                body += "<tr><td>\(escapeHTML(name))</td><td class=\"n\">\(rates.total)</td><td class=\"n\">\(rate(rates.refusal, of: rates.total))</td><td class=\"n\">\(rate(rates.warning, of: rates.total))</td><td class=\"n\">\(rate(rates.safety, of: rates.total))</td></tr>\n"
             }
             body += "</table>\n"
         }
