@@ -19,7 +19,7 @@ func chatBackend(_ name: String, option: String, in config: PipelineConfig) thro
 
 /// What audit and detector-quality share: the judge and where its settings come from.
 public struct JudgeOptions: ParsableArguments {
-    @Option(help: "'builtin' (the lexical detector), 'embedding' (the learned heads on sentence embeddings) or the name of a chat backend in the pipeline file.")
+    @Option(help: "'builtin' (the lexical detector), 'embedding' (the learned heads on sentence embeddings), or the name of a backend in the pipeline file: an LLM judge (openai-chat), Llama Guard (llamaguard) or a moderation endpoint (openai-moderation).")
     var judge: String = "builtin"
 
     @Option(help: "The embedding judge's model folder and heads.")
@@ -66,7 +66,13 @@ public struct JudgeOptions: ParsableArguments {
                 taxonomy: try Taxonomy.load(path: "data/taxonomy.yaml"))
             return ("embedding heads (\(heads)) on \(FileSystem.lastComponent(of: model))", { (AuditJudge.embedding($0, detector: detector), []) })
         }
-        let backend = try chatBackend(judge, option: "judge", in: try PipelineConfig.load(path: pipeline, definitions: StageRegistry.definitions))
+        let config = try PipelineConfig.load(path: pipeline, definitions: StageRegistry.definitions)
+        if let reference = config.backends[judge], [BackendKind.llamaGuard.name, BackendKind.openAIModeration.name].contains(reference.kind) {
+            return ("\(reference.kind) '\(judge)' (\(reference.string("model")))", { items in
+                try ReferenceJudge.audit(items, backend: reference, cache: cache, images: images)
+            })
+        }
+        let backend = try chatBackend(judge, option: "judge", in: config)
         var run = 0
         return ("LLM judge '\(judge)' (\(backend.string("model")))", { items in
             run += 1

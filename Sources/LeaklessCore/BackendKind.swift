@@ -74,7 +74,27 @@ public struct BackendKind: Sendable {
         BackendSetting("price_image", .number(0...1_000_000), default: 0, affectsOutput: false, "USD per image"),
     ])
 
-    public static let all = [builtin, openAIChat, openAIImages, sdWebUI]
+    /// Llama Guard (3-8B for text, 3-11B-Vision for text with an image) served behind an
+    /// OpenAI-compatible chat endpoint (vLLM, for one): the conversation goes in as chat
+    /// messages, the model's chat template frames it, and the reply is `safe` or
+    /// `unsafe` with the MLCommons hazard codes on the next line.
+    public static let llamaGuard = BackendKind(name: "llamaguard", serves: "guard", settings: openAIChat.settings.map { setting in
+        switch setting.name {
+        case "json_mode": return BackendSetting("json_mode", .choice(["text"]), default: "text", affectsOutput: true, "Llama Guard answers in its own format")
+        case "max_tokens": return BackendSetting("max_tokens", .integer(1...1024), default: 20, affectsOutput: true, "most tokens per reply")
+        case "vision": return BackendSetting("vision", .boolean, default: false, affectsOutput: false, "the vision model (3-11B-Vision) takes the image itself")
+        case "max_reasks": return BackendSetting("max_reasks", .integer(0...0), default: 0, affectsOutput: true, "no re-asks: the reply is parsed as it is")
+        default: return setting
+        }
+    })
+
+    /// OpenAI's moderation endpoint (`POST {base}/moderations`): text, or text with an image.
+    public static let openAIModeration = BackendKind(name: "openai-moderation", serves: "moderation", settings: transport + [
+        BackendSetting("model", .string, default: "omni-moderation-latest", affectsOutput: true, "the moderation model"),
+        BackendSetting("vision", .boolean, default: true, affectsOutput: false, "whether the model takes images (omni-moderation does)"),
+    ])
+
+    public static let all = [builtin, openAIChat, openAIImages, sdWebUI, llamaGuard, openAIModeration]
 
     public static func named(_ name: String) -> BackendKind? { all.first { $0.name == name } }
 }

@@ -59,6 +59,10 @@ public final class ModelSession: @unchecked Sendable {
         return client
     }
 
+    public func moderation(_ backend: BackendConfig) -> ModerationClient {
+        ModerationClient(backend: backend, endpoint: endpoints[backend.name]!, cache: cache, meter: meter)
+    }
+
     public func images(_ backend: BackendConfig, blobs: String) -> ImageClient {
         lock.lock()
         defer { lock.unlock() }
