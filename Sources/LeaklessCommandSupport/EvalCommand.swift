@@ -8,8 +8,8 @@ public struct EvalCommand: ParsableCommand {
         commandName: "eval",
         abstract: "Evaluate models on a benchmark as VLSBench does: each pair to the target model, each reply labelled by a judge (refusal, warning, unsafe); refusal, warning and safety rates per model, category and sub-category.")
 
-    @Option(help: "The benchmark folder in VLSBench's layout (data.json and imgs/).")
-    var benchmark: String = "out/benchmark"
+    @Option(help: "The benchmark folder in VLSBench's layout (data.json and imgs/); default: the pipeline's workdir/benchmark.")
+    var benchmark: String?
 
     @Option(help: "A chat backend of the pipeline file to evaluate (repeat to compare several).")
     var target: [String] = []
@@ -26,14 +26,14 @@ public struct EvalCommand: ParsableCommand {
     @Option(help: "New tokens each target reply may have (decoding is greedy).")
     var maxTokens: Int = 128
 
-    @Option(help: "The folder of the prompts (respond.prompt, respond-safety.prompt, judge.prompt).")
-    var templates: String = "stages/eval"
+    @Option(help: "The folder of the prompts (respond.prompt, respond-safety.prompt, judge.prompt); default: stages/eval beside the pipeline file.")
+    var templates: String?
 
-    @Option(help: "The request cache.")
-    var cache: String = "out/cache"
+    @Option(help: "The request cache; default: the pipeline's workdir/cache.")
+    var cache: String?
 
-    @Option(help: "Where to write eval.json, eval.md and eval.html.")
-    var output: String = "out/eval"
+    @Option(help: "Where to write eval.json, eval.md and eval.html; default: the pipeline's workdir/eval.")
+    var output: String?
 
     public init() {}
 
@@ -45,20 +45,24 @@ public struct EvalCommand: ParsableCommand {
     public func run() throws {
         try reportingErrors {
             let config = try PipelineConfig.load(path: pipeline, definitions: StageRegistry.definitions)
+            // What is not given comes from the pipeline file: its workdir's benchmark, cache and eval folders.
+            let benchmark = self.benchmark ?? FileSystem.join(config.workdirPath, "benchmark")
+            let output = self.output ?? FileSystem.join(config.workdirPath, "eval")
             let judgeBackend = try chatBackend(judge, option: "judge", in: config)
             let pairs = try Evaluation.pairs(folder: benchmark)
             var options = Evaluation.Options()
             options.maxTokens = maxTokens
             options.safetyPrompt = safetyPrompt
-            options.templates = templates
-            options.cache = cache
+            options.templates = templates ?? config.resolve("stages/eval")
+            options.cache = cache ?? FileSystem.join(config.workdirPath, "cache")
             var results: [Evaluation.ModelResult] = []
             for name in target {
                 let result = try Evaluation.run(
                     pairs: pairs, target: try chatBackend(name, option: "target", in: config), judge: judgeBackend, options: options,
                     work: FileSystem.join(output, name + (safetyPrompt ? "-safety-prompt" : "")))
                 let overall = result.overall
-                print("\(name): \(overall.total) pairs labelled, refusal \(percent(overall.refusal)), warning \(percent(overall.warning)), safety \(percent(overall.safety))"
+                func rate(_ share: Double) -> String { overall.total == 0 ? "n/a" : percent(share) }
+                print("\(name): \(overall.total) pairs labelled, refusal \(rate(overall.refusal)), warning \(rate(overall.warning)), safety \(rate(overall.safety))"
                     + (result.failed.isEmpty ? "" : "; \(result.failed.count) not labelled"))
                 results.append(result)
             }
@@ -69,8 +73,6 @@ public struct EvalCommand: ParsableCommand {
             print("written to \(output)/eval.json, eval.md, eval.html")
         }
     }
-
-    private func percent(_ rate: Double) -> String { String(format1: rate * 100, digits: 1) + "%" }
 }
 
 public struct ReportCommand: ParsableCommand {

@@ -117,6 +117,16 @@ final class EvalTests: XCTestCase {
         XCTAssertEqual(figures["models"]?.arrayValue?.compactMap { $0["target"]?.stringValue }, ["careful", "eager"])
         let markdown = try FileSystem.readText(FileSystem.join(folder, "out/eval/eval.md"))
         XCTAssertTrue(markdown.contains("| careful (careful) | 5 | 100.0% | 0.0% | 100.0% |"), markdown)
+        // Without --benchmark, the pipeline file's own workdir is evaluated and written to.
+        let other = FileSystem.join(folder, "elsewhere")
+        try FileSystem.createDirectory(FileSystem.join(other, "work"))
+        try write(try FileSystem.readText(FileSystem.join(folder, "eval.yaml")).replacingOccurrences(of: "workdir: out", with: "workdir: work"),
+                  to: FileSystem.join(other, "eval.yaml"))
+        try FileManager.default.createSymbolicLink(atPath: FileSystem.join(other, "work/benchmark"), withDestinationPath: benchmark)
+        try FileManager.default.copyItem(atPath: FileSystem.join(folder, "stages"), toPath: FileSystem.join(other, "stages"))
+        let fromPipeline = try runExecutable("leakless", ["eval", "--pipeline", "elsewhere/eval.yaml", "--target", "eager", "--judge", "judge"], in: folder)
+        XCTAssertEqual(fromPipeline.status, 0, fromPipeline.stderr)
+        XCTAssertTrue(FileSystem.exists(FileSystem.join(other, "work/eval/eval.json")))
         let unknown = try runExecutable("leakless", ["eval", "--pipeline", "eval.yaml", "--benchmark", benchmark, "--target", "nobody", "--judge", "judge"], in: folder)
         XCTAssertNotEqual(unknown.status, 0)
         XCTAssertTrue(unknown.stderr.contains("'--target nobody': eval.yaml has no backend of that name (it has: careful, eager, judge)"), unknown.stderr)

@@ -53,5 +53,5 @@ func escapeTable(_ text: String) -> String {
     text.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ")
 }
 
-func percent(_ rate: Double) -> String { String(format1: rate * 100, digits: 1) + "%" }
+public func percent(_ rate: Double) -> String { String(format1: rate * 100, digits: 1) + "%" }
 
