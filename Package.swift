@@ -44,7 +44,7 @@ let package = Package(
         .target(name: "LeaklessCommandSupport", dependencies: [
             "Leakless", "LeaklessEmbedding", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "leakless", dependencies: ["LeaklessCommandSupport"]),
+        .executableTarget(name: "leakless", dependencies: ["Leakless", "LeaklessCommandSupport"]),
 
         // Development only: a local server speaking the model wire formats (tests, benchmarks,
         // offline trials) and the benchmark commands, in `leakless-dev`.

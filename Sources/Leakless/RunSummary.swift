@@ -23,9 +23,18 @@ public enum RunSummary {
         return format(rows)
     }
 
-    public static func categories(dataJSON path: String) throws -> String {
-        let value = try JSONParser.parse(bytes: try FileSystem.read(path))
-        let entries = value.arrayValue ?? []
+    /// The pairs per category of an export: its data.json, or an imagefolder's metadata.jsonl.
+    public static func categories(benchmark folder: String) throws -> String? {
+        let data = FileSystem.join(folder, "data.json"), metadata = FileSystem.join(folder, "metadata.jsonl")
+        if FileSystem.exists(data) { return try categories(entries: try JSONParser.parse(bytes: try FileSystem.read(data)).arrayValue ?? []) }
+        guard FileSystem.exists(metadata) else { return nil }
+        var entries: [JSONValue] = []
+        let reader = try JSONLReader(path: metadata)
+        while let (_, record) = try reader.nextRecord() { entries.append(record.json) }
+        return try categories(entries: entries)
+    }
+
+    static func categories(entries: [JSONValue]) throws -> String {
         var counts: [String: [String: Int]] = [:]
         for entry in entries {
             counts[entry["category"]?.stringValue ?? "?", default: [:]][entry["sub_category"]?.stringValue ?? "?", default: 0] += 1

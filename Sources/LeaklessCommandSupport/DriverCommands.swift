@@ -85,12 +85,12 @@ public struct RunCommand: ParsableCommand {
                 func count(_ name: String) -> Int64 { model[name]?.intValue ?? 0 }
                 print("\(report.stage.name): \(count("requests")) model request(s), \(count("prompt_tokens")) prompt + \(count("completion_tokens")) completion tokens, \(String(format1: model["cost_usd"]?.doubleValue ?? 0, digits: 4)) USD; cache \(count("cache_hits")) hit(s), \(count("cache_misses")) miss(es); \(count("reasks")) re-ask(s), \(count("refusals")) refusal(s)")
             }
-            let data = FileSystem.join(driver.benchmarkLink, "data.json")
-            if only == nil, FileSystem.exists(data) {
+            if only == nil, let table = try RunSummary.categories(benchmark: driver.benchmarkLink) {
                 print("")
-                print(try RunSummary.categories(dataJSON: data))
+                print(table)
                 print("")
-                print("Benchmark: \(driver.benchmarkLink)/ (data.json, imgs/)")
+                let layout = FileSystem.exists(FileSystem.join(driver.benchmarkLink, "data.json")) ? "data.json, imgs/" : "metadata.jsonl, imgs/"
+                print("Benchmark: \(driver.benchmarkLink)/ (\(layout))")
                 print("Rejects:   \(driver.store)/<stage>-<key>.rejects.jsonl; manifest: \(driver.manifestPath)")
             }
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Leakless
 import LeaklessCommandSupport
 
 @main
@@ -6,6 +7,7 @@ struct LeaklessCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "leakless",
         abstract: "Build multimodal safety benchmarks free of visual safety information leakage.",
+        version: LeaklessVersion.current,
         subcommands: [
             RunCommand.self, StatusCommand.self, ValidateCommand.self, HashCommand.self, StagesCommand.self, EmbedCommand.self, TrainDetectorCommand.self,
             AuditCommand.self, DetectorQualityCommand.self, EvalCommand.self, ReportCommand.self,

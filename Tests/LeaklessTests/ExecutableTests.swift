@@ -79,4 +79,10 @@ final class ExecutableTests: XCTestCase {
         let main = try runExecutable("leakless", ["--help"], in: try temporaryFolder(self))
         XCTAssertFalse(main.stdout.contains("mock-server"))
     }
+
+    func testTheDriverSaysItsVersion() throws {
+        let result = try runExecutable("leakless", ["--version"], in: try temporaryFolder(self))
+        XCTAssertEqual(result.status, 0)
+        XCTAssertEqual(result.stdout, LeaklessVersion.current + "\n")
+    }
 }
