@@ -11,65 +11,107 @@ public enum BenchmarkValidator {
         public let images: Int
     }
 
-    /// A folder in VLSBench's layout (data.json), or a Hugging Face imagefolder (metadata.jsonl).
-    public static func validate(folder: String) throws -> Report {
+    /// Every problem found (up to `limit`), one a line, each naming the file and where in it.
+    public struct Problems: Error, CustomStringConvertible {
+        public let lines: [String]
+        public let more: Int
+        public var description: String {
+            (lines + (more > 0 ? ["... and \(more) more"] : [])).joined(separator: "\n") + "\n\(lines.count + more) problem(s)"
+        }
+    }
+
+    public static let limit = 50
+
+    /// A folder in VLSBench's layout (data.json), a Hugging Face imagefolder (metadata.jsonl),
+    /// or the data.json or metadata.jsonl file itself.
+    public static func validate(folder given: String) throws -> Report {
+        var folder = given
+        if !FileSystem.isDirectory(given), ["data.json", "metadata.jsonl"].contains(FileSystem.lastComponent(of: given)) {
+            folder = FileSystem.parent(of: given)
+        }
         let dataPath = FileSystem.join(folder, "data.json"), metadataPath = FileSystem.join(folder, "metadata.jsonl")
         if !FileSystem.exists(dataPath) && FileSystem.exists(metadataPath) {
             let reader = try LineReader(path: metadataPath)
             var entries: [(String, [String: JSONValue])] = []
             while let bytes = try reader.nextLine() {
-                let location = "line \(reader.lineNumber)"
                 guard case .object(let fields)? = try? JSONParser.parse(bytes: Array(bytes)) else {
                     throw LocatedError(path: metadataPath, line: reader.lineNumber, message: "expected a JSON object")
                 }
-                entries.append((location, fields))
+                entries.append(("\(reader.lineNumber)", fields))
             }
             return try check(entries, path: metadataPath, folder: folder, imageField: "file_name")
         }
+        guard FileSystem.exists(dataPath) else {
+            throw LocatedError(path: folder, line: nil, message: "neither data.json nor metadata.jsonl is here: not an exported benchmark")
+        }
+        let bytes = try FileSystem.read(dataPath)
         let value: JSONValue
         do {
-            value = try JSONParser.parse(bytes: try FileSystem.read(dataPath))
+            value = try JSONParser.parse(bytes: bytes)
         } catch let error as JSONParser.SyntaxError {
-            throw LocatedError(path: dataPath, line: nil, message: "invalid JSON: \(error)")
+            // Where a person looks in a pretty-printed file: line and column, not a byte offset.
+            let before = bytes.prefix(error.offset)
+            let line = before.filter { $0 == 0x0A }.count + 1
+            let column = before.count - (before.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0) + 1
+            throw LocatedError(path: dataPath, line: line, message: "column \(column): invalid JSON: \(error.message)")
         }
         guard let array = value.arrayValue else { throw LocatedError(path: dataPath, line: nil, message: "expected a JSON array") }
-        let entries = try array.enumerated().map { index, entry -> (String, [String: JSONValue]) in
-            guard let fields = entry.objectValue else { throw LocatedError(path: dataPath, line: nil, message: "entry \(index): expected an object") }
-            return ("entry \(index)", fields)
-        }
+        let entries = array.enumerated().map { index, entry in ("entry \(index)", entry.objectValue ?? [:]) }
         return try check(entries, path: dataPath, folder: folder, imageField: "image_path")
     }
 
     static func check(_ entries: [(String, [String: JSONValue])], path: String, folder: String, imageField: String) throws -> Report {
         var ids = Set<Int64>()
         var images = Set<String>()
+        var problems: [String] = []
+        var more = 0
         let expected = VLSBenchExporter.fields.map { $0 == "image_path" ? imageField : $0 }
         for (location, fields) in entries {
-            func fail(_ message: String) -> LocatedError {
-                LocatedError(path: path, line: nil, message: "\(location): \(message)")
+            // metadata.jsonl entries are located by line, data.json's by their place and id.
+            let place = location.first?.isNumber == true ? "\(path):\(location)" : "\(path): \(location)"
+            let label = place + (fields["instruction_id"]?.intValue.map { " (instruction_id \($0))" } ?? "")
+            func problem(_ message: String) {
+                if problems.count < limit { problems.append("\(label): \(message)") } else { more += 1 }
             }
-            if let extra = Set(fields.keys).subtracting(expected).sorted().first { throw fail("unexpected field '\(extra)'") }
+            if fields.isEmpty {
+                problem("expected an object with the fields \(expected.joined(separator: ", "))")
+                continue
+            }
+            for extra in Set(fields.keys).subtracting(expected).sorted() { problem("unexpected field '\(extra)'") }
             for name in expected {
-                guard let field = fields[name] else { throw fail("missing field '\(name)'") }
+                guard let field = fields[name] else {
+                    problem("missing field '\(name)'")
+                    continue
+                }
                 if name == "instruction_id" {
-                    guard let id = field.intValue else { throw fail("'instruction_id' must be an integer") }
-                    guard ids.insert(id).inserted else { throw fail("duplicate instruction_id \(id)") }
+                    guard let id = field.intValue else {
+                        problem("'instruction_id' must be an integer")
+                        continue
+                    }
+                    if !ids.insert(id).inserted { problem("duplicate instruction_id \(id)") }
                 } else if field.stringValue?.isEmpty ?? true {
-                    throw fail("'\(name)' must be a non-empty string")
+                    problem("'\(name)' must be a non-empty string")
                 }
             }
-            let imagePath = fields[imageField]!.stringValue!
+            guard let imagePath = fields[imageField]?.stringValue, !imagePath.isEmpty else { continue }
             guard !imagePath.hasPrefix("/"), !imagePath.split(separator: "/").contains("..") else {
-                throw fail("\(imageField) '\(imagePath)' leaves the folder")
+                problem("\(imageField) '\(imagePath)' leaves the folder")
+                continue
             }
             if images.insert(imagePath).inserted {
+                let file = FileSystem.join(folder, imagePath)
+                guard FileSystem.exists(file) else {
+                    problem("\(imageField) '\(imagePath)' does not exist")
+                    continue
+                }
                 do {
-                    _ = try ImageCodec.decode(try FileSystem.read(FileSystem.join(folder, imagePath)))
+                    _ = try ImageCodec.decode(try FileSystem.read(file))
                 } catch let error as ImageError {
-                    throw fail("\(imagePath): \(error.message)")
+                    problem("\(imagePath): \(error.message)")
                 }
             }
         }
+        guard problems.isEmpty else { throw Problems(lines: problems, more: more) }
         return Report(pairs: entries.count, images: images.count)
     }
 }

@@ -131,15 +131,20 @@ public struct ValidateCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "validate", abstract: "Check an exported benchmark folder: data.json's fields and every image.")
 
-    @Argument(help: "The benchmark folder (with data.json and imgs/).")
+    @Argument(help: "The benchmark folder (with data.json and imgs/, or metadata.jsonl), or its data.json.")
     var folder: String
 
     public init() {}
 
     public func run() throws {
         try reportingErrors {
-            let report = try BenchmarkValidator.validate(folder: folder)
-            print("\(folder): \(report.pairs) pairs, \(report.images) images, all valid")
+            do {
+                let report = try BenchmarkValidator.validate(folder: folder)
+                print("\(folder): \(report.pairs) pairs, \(report.images) images, all valid")
+            } catch let problems as BenchmarkValidator.Problems {
+                FileHandleOutput.standardError(problems.description + "\n")
+                throw ExitCode.failure
+            }
         }
     }
 }
