@@ -108,12 +108,13 @@ final class AuditJudgeStage: PromptStage, @unchecked Sendable {
         if let refused = record.string("image_refused") {
             return [.reject(record, reason: "image-refused", detail: refused)]
         }
+        let attachments: [ImageAttachment]
         do {
-            _ = try images(record)
+            attachments = try images(record)
         } catch {
             return [.reject(record, reason: "image-unreadable", detail: "\(error)")]
         }
-        switch try ask(record, worker: worker) {
+        switch try ask(client, template, values: try values(record), images: attachments, record: record, worker: worker) {
         case .failure(let rejection): return rejection.output(record)
         case .success(let (judgement, provenance)):
             return [.record(record.derived { fields in
