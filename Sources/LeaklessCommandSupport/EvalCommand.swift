@@ -23,6 +23,12 @@ public struct EvalCommand: ParsableCommand {
     @Flag(help: "Send a system prompt that asks the model to weigh safety (the paper's ablation).")
     var safetyPrompt = false
 
+    @Flag(help: "Also send each instruction without its image, and report the rates side by side (visual dependence).")
+    var imageBlind = false
+
+    @Option(help: "Evaluate only this many pairs, taken in turn from each category (a quick trial).")
+    var limit: Int?
+
     @Option(help: "New tokens each target reply may have (decoding is greedy).")
     var maxTokens: Int = 128
 
@@ -40,6 +46,7 @@ public struct EvalCommand: ParsableCommand {
     public func validate() throws {
         if target.isEmpty { throw ValidationError("name at least one '--target' backend") }
         if maxTokens < 1 { throw ValidationError("'--max-tokens' must be at least 1") }
+        if let limit, limit < 1 { throw ValidationError("'--limit' must be at least 1") }
     }
 
     public func run() throws {
@@ -49,10 +56,12 @@ public struct EvalCommand: ParsableCommand {
             let benchmark = self.benchmark ?? FileSystem.join(config.workdirPath, "benchmark")
             let output = self.output ?? FileSystem.join(config.workdirPath, "eval")
             let judgeBackend = try chatBackend(judge, option: "judge", in: config)
-            let pairs = try Evaluation.pairs(folder: benchmark)
+            let all = try Evaluation.pairs(folder: benchmark)
+            let pairs = limit.map { Evaluation.stratified(all, limit: $0) } ?? all
             var options = Evaluation.Options()
             options.maxTokens = maxTokens
             options.safetyPrompt = safetyPrompt
+            options.imageBlind = imageBlind
             options.templates = templates ?? config.resolve("stages/eval")
             options.cache = cache ?? FileSystem.join(config.workdirPath, "cache")
             var results: [Evaluation.ModelResult] = []
@@ -64,6 +73,10 @@ public struct EvalCommand: ParsableCommand {
                 func rate(_ share: Double) -> String { overall.total == 0 ? "n/a" : percent(share) }
                 print("\(name): \(overall.total) pairs labelled, refusal \(rate(overall.refusal)), warning \(rate(overall.warning)), safety \(rate(overall.safety))"
                     + (result.failed.isEmpty ? "" : "; \(result.failed.count) not labelled"))
+                if let blind = result.blindOverall {
+                    let difference = overall.total == 0 || blind.total == 0 ? "n/a" : String(format1: (overall.safety - blind.safety) * 100, digits: 1) + " points"
+                    print("\(name) without the image: safety \(blind.total == 0 ? "n/a" : percent(blind.safety)); visual dependence \(difference)")
+                }
                 results.append(result)
             }
             try FileSystem.createDirectory(output)

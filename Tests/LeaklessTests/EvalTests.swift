@@ -132,6 +132,44 @@ final class EvalTests: XCTestCase {
         XCTAssertTrue(unknown.stderr.contains("'--target nobody': eval.yaml has no backend of that name (it has: careful, eager, judge)"), unknown.stderr)
     }
 
+    /// The paper's point, measured: a target that refuses only when it sees the image is safe
+    /// with it and unsafe blind, and the table says by how much.
+    func testImageBlindEvaluationShowsVisualDependence() throws {
+        let server = try scriptedServer(self) { request, _, _ in
+            let body = request.bodyText
+            if body.contains("Label the reply") {
+                return chatAnswer(body.contains("I can't help") ? #"{"label": 1, "explanation": "declined"}"# : #"{"label": 3, "explanation": "answered"}"#)
+            }
+            return chatAnswer(body.contains("image_url") ? "I can't help with that." : "Sure, here is how.")
+        }
+        let folder = try projectCopy(self)
+        let benchmark = try self.benchmark()
+        try write("""
+            backends:
+              seer: {kind: openai-chat, base_url: \(server.baseURL)/v1, model: seer}
+              judge: {kind: openai-chat, base_url: \(server.baseURL)/v1, model: judge}
+            stages:
+              extract: {backend: seer}
+            """, to: FileSystem.join(folder, "eval.yaml"))
+        let result = try runExecutable("leakless", ["eval", "--pipeline", "eval.yaml", "--benchmark", benchmark, "--target", "seer",
+                                                    "--judge", "judge", "--image-blind"], in: folder)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("seer without the image: safety 0.0%; visual dependence 100.0 points"), result.stdout)
+        let markdown = try FileSystem.readText(FileSystem.join(folder, "out/eval/eval.md"))
+        XCTAssertTrue(markdown.contains("| seer | all | 100.0% | 0.0% | 100.0 pt | 100.0% | 0.0% |"), markdown)
+        XCTAssertTrue(markdown.contains("| seer | Violent | 100.0% | 0.0% | 100.0 pt |"), markdown)
+        assertTablesWellFormed(markdown)
+        let figures = try JSONParser.parse(bytes: FileSystem.read(FileSystem.join(folder, "out/eval/eval.json")))
+        XCTAssertEqual(figures["models"]?.arrayValue?.first?["without_image"]?["visual_dependence"]?.doubleValue, 1)
+        // --limit takes pairs in turn from each category.
+        let limited = try runExecutable("leakless", ["eval", "--pipeline", "eval.yaml", "--benchmark", benchmark, "--target", "seer",
+                                                     "--judge", "judge", "--limit", "2"], in: folder)
+        XCTAssertTrue(limited.stdout.contains("seer: 2 pairs labelled"), limited.stdout)
+        let pairs = try Evaluation.pairs(folder: benchmark)
+        XCTAssertEqual(Evaluation.stratified(pairs, limit: 3).map { $0.string("category") ?? "" }, ["Violent", "Violent", "Self-Harm"])
+        XCTAssertEqual(Set(Evaluation.stratified(pairs, limit: 2).map { $0.string("category") ?? "" }), ["Violent", "Self-Harm"])
+    }
+
     /// A model whose every pair went unlabelled: its rates are "n/a", not 0.0%, and every
     /// table of eval.md has as many cells in each row as in its header.
     func testEvalMarkdownTablesAreWellFormedAndUnlabelledIsNotZero() {

@@ -15,6 +15,9 @@ public enum Evaluation {
         public var safetyPrompt = false
         public var templates = "stages/eval"
         public var cache = "out/cache"
+        /// Each instruction also sent without its image (same decoding): how much of a model's
+        /// safety depends on seeing the image.
+        public var imageBlind = false
 
         public init() {}
     }
@@ -58,6 +61,8 @@ public enum Evaluation {
         public let outcomes: [Outcome]
         /// Pairs that got no label (the judge refused or never answered in the schema), with why.
         public let failed: [(Int, String)]
+        /// The same instructions sent without their images (`--image-blind`), or nil.
+        public var blind: [Outcome]? = nil
 
         public var overall: Rates { rates(outcomes) }
         public var perCategory: [(String, Rates)] { grouped { $0.category } }
@@ -73,13 +78,30 @@ public enum Evaluation {
             Dictionary(grouping: outcomes, by: key).map { ($0.key, rates($0.value)) }.sorted { $0.0 < $1.0 }
         }
 
+        public var blindOverall: Rates? { blind.map { rates($0) } }
+
+        /// Per category: (category, with the image, without it).
+        public var blindPerCategory: [(String, Rates, Rates)] {
+            guard let blind else { return [] }
+            let without = Dictionary(grouping: blind) { $0.category }.mapValues { rates($0) }
+            return perCategory.map { ($0.0, $0.1, without[$0.0] ?? Rates()) }
+        }
+
         public var json: JSONValue {
-            .object([
+            var fields: [String: JSONValue] = [
                 "target": .string(target), "model": .string(model), "overall": overall.json,
                 "per_category": .object(Dictionary(uniqueKeysWithValues: perCategory.map { ($0.0, $0.1.json) })),
                 "per_sub_category": .object(Dictionary(uniqueKeysWithValues: perSubCategory.map { ($0.0, $0.1.json) })),
                 "not_labelled": .array(failed.map { .object(["instruction_id": .int(Int64($0.0)), "why": .string($0.1)]) }),
-            ])
+            ]
+            if let blindOverall {
+                fields["without_image"] = [
+                    "overall": blindOverall.json,
+                    "visual_dependence": .double((overall.safety - blindOverall.safety).rounded(places: 4)),
+                    "per_category": .object(Dictionary(uniqueKeysWithValues: blindPerCategory.map { ($0.0, $0.2.json) })),
+                ]
+            }
+            return .object(fields)
         }
     }
 
@@ -115,17 +137,46 @@ public enum Evaluation {
         let context = StageContext(
             templates: options.templates, blobs: FileSystem.join(work, "blobs"),
             backends: ["target": targetConfig, "judge": judge], cache: options.cache)
-        let stage = try EvalStage(context: context, safetyPrompt: options.safetyPrompt)
-        let (labelled, unlabelled) = try ModelBatch.run(pairs, stage: stage, name: "eval-\(target.name)")
-        let outcomes = labelled.map { record in
-            Outcome(
-                index: Int(record["instruction_id"]?.intValue ?? record["position"]?.intValue ?? 0),
-                category: record.string("category") ?? "", subCategory: record.string("sub_category") ?? "",
-                label: Int(record["label"]?.intValue ?? 0), response: record.string("response") ?? "",
-                explanation: record.string("explanation") ?? "")
+        func outcomes(withImage: Bool) throws -> ([Outcome], [ModelBatch.Rejected]) {
+            let stage = try EvalStage(context: context, safetyPrompt: options.safetyPrompt, withImage: withImage)
+            let (labelled, unlabelled) = try ModelBatch.run(pairs, stage: stage, name: "eval-\(target.name)\(withImage ? "" : "-blind")")
+            return (labelled.map(outcome), unlabelled)
         }
+        let (seeing, unlabelled) = try outcomes(withImage: true)
         let failed = unlabelled.map { (Int($0.record["instruction_id"]?.intValue ?? 0), $0.why) }
-        return ModelResult(target: target.name, model: target.string("model"), outcomes: outcomes, failed: failed)
+        var result = ModelResult(target: target.name, model: target.string("model"), outcomes: seeing, failed: failed)
+        if options.imageBlind { result.blind = try outcomes(withImage: false).0 }
+        return result
+    }
+
+    static func outcome(_ record: Record) -> Outcome {
+        Outcome(
+            index: Int(record["instruction_id"]?.intValue ?? record["position"]?.intValue ?? 0),
+            category: record.string("category") ?? "", subCategory: record.string("sub_category") ?? "",
+            label: Int(record["label"]?.intValue ?? 0), response: record.string("response") ?? "",
+            explanation: record.string("explanation") ?? "")
+    }
+
+    /// The first `limit` pairs taken in turn from each category (a quick trial that still covers
+    /// them all), in the benchmark's order.
+    public static func stratified(_ pairs: [Record], limit: Int) -> [Record] {
+        guard limit < pairs.count else { return pairs }
+        var byCategory: [String: [Int]] = [:]
+        var order: [String] = []
+        for (index, pair) in pairs.enumerated() {
+            let category = pair.string("category") ?? ""
+            if byCategory[category] == nil { order.append(category) }
+            byCategory[category, default: []].append(index)
+        }
+        var chosen: [Int] = []
+        var round = 0
+        while chosen.count < limit {
+            for category in order where chosen.count < limit {
+                if let list = byCategory[category], round < list.count { chosen.append(list[round]) }
+            }
+            round += 1
+        }
+        return chosen.sorted().map { pairs[$0] }
     }
 
     // MARK: - Report
@@ -152,6 +203,22 @@ public enum Evaluation {
             lines.append(row(["\(result.target) (\(result.model))", "\(overall.total)", rate(overall.refusal, of: overall.total),
                               rate(overall.warning, of: overall.total), rate(overall.safety, of: overall.total)]
                              + categories.map { byCategory[$0].map { rate($0.safety, of: $0.total) } ?? "-" }))
+        }
+        if results.contains(where: { $0.blind != nil }) {
+            lines += ["", "## Visual dependence", "",
+                      "Each instruction sent with its image and without it (same decoding). On a benchmark with leakage a model is about as safe blind as seeing; on a leak-free one it is not.", ""]
+            let header = ["model", "category", "safety with image", "safety without", "difference", "refusal with image", "refusal without"]
+            lines.append(row(header))
+            lines.append(row(header.map { _ in "---" }))
+            for result in results {
+                guard let blind = result.blindOverall else { continue }
+                let rowsOf = [("all", result.overall, blind)] + result.blindPerCategory
+                for (category, seeing, without) in rowsOf {
+                    let difference = seeing.total == 0 || without.total == 0 ? "n/a" : String(format1: (seeing.safety - without.safety) * 100, digits: 1) + " pt"
+                    lines.append(row([result.target, escapeTable(category), rate(seeing.safety, of: seeing.total), rate(without.safety, of: without.total),
+                                      difference, rate(seeing.refusal, of: seeing.total), rate(without.refusal, of: without.total)]))
+                }
+            }
         }
         for result in results {
             lines += ["", "## \(result.target) by sub-category", "", "| category / sub-category | pairs | refusal | warning | safety |", "|---|---|---|---|---|"]
@@ -196,7 +263,11 @@ final class EvalStage: ModelStage, @unchecked Sendable {
     let respond: PromptTemplate
     let judgePrompt: PromptTemplate
 
-    init(context: StageContext, safetyPrompt: Bool) throws {
+    /// False: the instruction goes without its image (the blind half of `--image-blind`).
+    let withImage: Bool
+
+    init(context: StageContext, safetyPrompt: Bool, withImage: Bool = true) throws {
+        self.withImage = withImage
         let session = try Self.session(context, roles: ["target", "judge"])
         target = session.chat(context.network("target")!)
         judge = session.chat(context.network("judge")!)
@@ -213,11 +284,11 @@ final class EvalStage: ModelStage, @unchecked Sendable {
     }
 
     override func plannedCalls(_ record: Record) throws -> [PlannedCall] {
-        [try planned(target, respond, ["instruction": try record.requireString("instruction")], images: [try image(record)])]
+        [try planned(target, respond, ["instruction": try record.requireString("instruction")], images: withImage ? [try image(record)] : [])]
     }
 
     override func process(_ record: Record, worker: Int) throws -> [StageOutput] {
-        let messages = try respond.render(["instruction": try record.requireString("instruction")], images: [try image(record)])
+        let messages = try respond.render(["instruction": try record.requireString("instruction")], images: withImage ? [try image(record)] : [])
         var response: String
         var declinedByEndpoint = false
         do {
