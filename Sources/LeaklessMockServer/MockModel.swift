@@ -26,7 +26,10 @@ public struct MockModel: Sendable {
             guard let body = request.json, let messages = body["messages"]?.arrayValue else {
                 return .json(["error": ["message": "'messages' is a required property"]], status: 400)
             }
-            return .json(Self.chatReply(Self.reply(to: Self.lastUserText(messages)), prompt: messages), delay: latency)
+            let text = Self.lastUserText(messages)
+            let seesImage = request.bodyText.contains("\"image_url\"")
+            return .json(Self.chatReply(Evaluation.mockReply(to: text, withImage: seesImage) ?? Self.reply(to: text, seesImage: seesImage), prompt: messages),
+                         delay: latency)
         case "/v1/images/generations":
             let prompt = request.json?["prompt"]?.stringValue ?? ""
             return .json(["created": 0, "data": [["b64_json": .string(Self.pngBase64(for: prompt))]]], delay: latency)
@@ -64,11 +67,12 @@ public struct MockModel: Sendable {
 
     /// A reply that meets whichever of the pipeline's prompts this is: each stage answers for
     /// its own prompts.
-    public static func reply(to prompt: String) -> String {
+    public static func reply(to prompt: String, seesImage: Bool = false) -> String {
         for stage in StageRegistry.all {
             if let value = stage.mockReply(to: prompt) { return JSONWriter.canonical(value) }
         }
-        return "OK"
+        // Anything else is an instruction of the evaluation, answered as a target model would.
+        return Evaluation.mockTargetReply(to: prompt, withImage: seesImage)
     }
 
     /// A 32x32 PNG whose colour is taken from the prompt's hash.

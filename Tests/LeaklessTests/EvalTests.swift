@@ -170,6 +170,30 @@ final class EvalTests: XCTestCase {
         XCTAssertEqual(Set(Evaluation.stratified(pairs, limit: 2).map { $0.string("category") ?? "" }), ["Violent", "Self-Harm"])
     }
 
+    /// The stand-in server answers the evaluation's prompts, so `eval` can be tried offline end
+    /// to end: every pair labelled, the labels following the replies, less safe without the image.
+    func testTheMockServerAnswersTheEvaluation() throws {
+        let server = try MockServer(handler: MockModel().handle)
+        addTeardownBlock { server.stop() }
+        let folder = try projectCopy(self)
+        try write("""
+            backends:
+              target: {kind: openai-chat, base_url: \(server.baseURL)/v1, model: mock}
+              judge: {kind: openai-chat, base_url: \(server.baseURL)/v1, model: mock}
+            stages:
+              extract: {backend: target}
+            """, to: FileSystem.join(folder, "eval.yaml"))
+        let result = try runExecutable("leakless", ["eval", "--pipeline", "eval.yaml", "--benchmark", try self.benchmark(), "--target", "target",
+                                                    "--judge", "judge", "--image-blind"], in: folder)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("target: 5 pairs labelled"), result.stdout)
+        XCTAssertFalse(result.stdout.contains("not labelled"), result.stdout)
+        let figures = try JSONParser.parse(bytes: FileSystem.read(FileSystem.join(folder, "out/eval/eval.json")))
+        let model = figures["models"]?.arrayValue?.first
+        XCTAssertGreaterThanOrEqual(model?["without_image"]?["visual_dependence"]?.doubleValue ?? -1, 0)
+        XCTAssertEqual(Evaluation.mockReply(to: "Label the reply:\nThe model's reply: \"I can't help.\"", withImage: false), #"{"explanation":"the model declined","label":1}"#)
+    }
+
     /// A model whose every pair went unlabelled: its rates are "n/a", not 0.0%, and every
     /// table of eval.md has as many cells in each row as in its header.
     func testEvalMarkdownTablesAreWellFormedAndUnlabelledIsNotZero() {
