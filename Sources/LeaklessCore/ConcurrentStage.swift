@@ -13,6 +13,12 @@ public protocol ConcurrentRecordStage: AnyObject, Sendable {
     var extraStats: [String: JSONValue] { get }
     /// Asks the workers to take no new records (one of them failed for good).
     func requestStop(_ reason: String)
+    /// What the progress line adds: requests, cache hits, tokens, spending against the budget.
+    var progressDetail: String { get }
+}
+
+extension ConcurrentRecordStage {
+    public var progressDetail: String { "" }
 }
 
 /// Thrown after a stopped stage wrote the records that finished: its output exists but its
@@ -116,7 +122,7 @@ extension StageRunner {
         var finished = 0
         var stopped: String?
         var exhausted = false
-        return try runLoop(source: source, sink: sink, extraStats: { stage.extraStats }) { emit in
+        return try runLoop(source: source, sink: sink, extraStats: { stage.extraStats }, detail: { "\(min(submitted - emitted, workers)) in flight" + (stage.progressDetail.isEmpty ? "" : ", " + stage.progressDetail) }) { emit in
             while true {
                 // Keep the window full while there is input and no reason to stop.
                 while !exhausted && stopped == nil && submitted - emitted < window {

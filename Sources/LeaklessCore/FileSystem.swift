@@ -46,6 +46,16 @@ public enum FileSystem {
         }
     }
 
+    /// The non-empty lines of a file, read in chunks.
+    public static func countLines(_ path: String) throws -> Int {
+        let reader = try LineReader(path: path)
+        var count = 0
+        while let line = try reader.nextLine() {
+            if !line.isEmpty { count += 1 }
+        }
+        return count
+    }
+
     /// `relative` inside `folder`, or why it is not: an absolute path, or one that leaves the
     /// folder once `..` and symbolic links are resolved, is refused, and nothing there is opened.
     public static func resolve(_ relative: String, inside folder: String) -> Result<String, RecordError> {

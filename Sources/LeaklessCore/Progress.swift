@@ -13,12 +13,26 @@ public final class Progress: Sendable {
     private let started: Double
     private let interactive: Bool
 
-    public init(label: String, interval: Double = 1.0) {
+    /// On a terminal one line updated a few times a second; otherwise (a log) a line every five seconds.
+    public init(label: String, interval: Double? = nil) {
         self.label = label
-        self.interval = interval
+        let interactive = isatty(STDERR_FILENO) != 0
+        self.interactive = interactive
+        self.interval = interval ?? (interactive ? 0.5 : 5)
         self.started = Progress.now()
         self.lastReport = Mutex(started)
-        self.interactive = isatty(STDERR_FILENO) != 0
+    }
+
+    /// "120/684 (17.5%), 40.2/s, ETA 14 s", or "120, 40.2/s" without a known total.
+    public func rate(done: Int, total: Int?) -> String {
+        let seconds = max(elapsed, 1e-9)
+        let perSecond = Double(done) / seconds
+        var text = total.map { total in
+            "\(done)/\(total) (\(String(format1: total == 0 ? 100 : Double(done) * 100 / Double(total), digits: 1))%)"
+        } ?? "\(done)"
+        text += ", \(String(format1: perSecond, digits: 1))/s"
+        if let total, done > 0, done < total { text += ", ETA \(formatSeconds(Double(total - done) / perSecond))" }
+        return text
     }
 
     public static func now() -> Double {
@@ -28,6 +42,12 @@ public final class Progress: Sendable {
     }
 
     public var elapsed: Double { Progress.now() - started }
+
+    /// Whether the next `tick` would report (to skip building a costly message).
+    public var isDue: Bool {
+        let now = Progress.now()
+        return lastReport.withLock { now - $0 >= interval }
+    }
 
     /// Reports `message()` if the interval has passed since the last report.
     public func tick(_ message: @autoclosure () -> String) {

@@ -35,6 +35,12 @@ public protocol TwoPassStage {
 public protocol RecordSource {
     var path: String { get }
     func nextRecord() throws -> (line: Int, record: Record)?
+    /// How many records it holds, when that is known without reading them.
+    var expectedCount: Int? { get }
+}
+
+extension RecordSource {
+    public var expectedCount: Int? { nil }
 }
 
 extension JSONLReader: RecordSource {}
@@ -49,6 +55,8 @@ public final class ArrayRecordSource: RecordSource {
         self.path = path
         self.items = records
     }
+
+    public var expectedCount: Int? { items.count }
 
     public func nextRecord() throws -> (line: Int, record: Record)? {
         guard index < items.count else { return nil }
@@ -122,6 +130,9 @@ public struct StageRunner {
     public let schema: RecordSchema?
     /// Progress lines on stderr (off for in-memory batches inside another command).
     public var showsProgress = true
+    /// The records the input holds, for done/total and an ETA (the stage's source knows, or
+    /// the caller counted the lines).
+    public var expectedRecords: Int?
 
     public init(stageName: String, schema: RecordSchema?) {
         self.stageName = stageName
@@ -170,9 +181,10 @@ public struct StageRunner {
     /// counts one input record; it returns a StageStopped when the stage stopped early, in which
     /// case what finished is committed but no stats are written.
     func runLoop(
-        source: RecordSource, sink: RecordSink, extraStats: () -> [String: JSONValue],
+        source: RecordSource, sink: RecordSink, extraStats: () -> [String: JSONValue], detail: @escaping () -> String = { "" },
         body: (_ emit: ([StageOutput], Int?, Bool) throws -> Void) throws -> StageStopped?
     ) throws -> StageStats {
+        let total = expectedRecords ?? source.expectedCount
         let progress = showsProgress ? Progress(label: stageName) : nil
         var counters = StageStats(stage: stageName)
         let stopped: StageStopped?
@@ -200,8 +212,10 @@ public struct StageRunner {
                         counters.rejectsByReason[reason, default: 0] += 1
                     }
                 }
-                if read {
-                    progress?.tick("\(counters.recordsIn) read, \(counters.recordsOut) written, \(counters.rejected) rejected")
+                if read, let progress, progress.isDue {
+                    let extra = detail()
+                    progress.tick("\(progress.rate(done: counters.recordsIn, total: total)) read, \(counters.recordsOut) written, \(counters.rejected) rejected"
+                                  + (extra.isEmpty ? "" : "; " + extra))
                 }
             }
             stopped = try body { outputs, line, read in try emit(outputs, line: line, read: read) }

@@ -108,4 +108,14 @@ final class StoreTests: XCTestCase {
         }
         XCTAssertEqual(try FileSystem.files(under: folder), ["in.jsonl"])
     }
+
+    func testProgressGivesDoneOfTotalAndAnETA() {
+        let progress = Progress(label: "t")
+        Thread.sleep(forTimeInterval: 0.05)
+        let line = progress.rate(done: 77, total: 228)
+        XCTAssertTrue(line.hasPrefix("77/228 (33.8%), "), line)
+        XCTAssertTrue(line.contains("/s, ETA "), line)
+        XCTAssertFalse(progress.rate(done: 228, total: 228).contains("ETA"))
+        XCTAssertTrue(progress.rate(done: 5, total: nil).hasPrefix("5, "))
+    }
 }

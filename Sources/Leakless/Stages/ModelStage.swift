@@ -31,6 +31,18 @@ open class ModelStage: ConcurrentRecordStage, @unchecked Sendable {
     public var extraStats: [String: JSONValue] { ["model": session.stats] }
     public func requestStop(_ reason: String) { session.requestStop(reason) }
 
+    /// Requests sent, cache hits, tokens and spending (against the budget, where there is one).
+    public var progressDetail: String {
+        let meter = session.meter, spent = meter.spent, budget = meter.budget
+        var parts = ["\(spent.requests) request(s)" + (budget.requests > 0 ? " of \(budget.requests)" : ""),
+                     "\(meter["cache_hits"]) cached", "\(spent.tokens) tokens" + (budget.tokens > 0 ? " of \(budget.tokens)" : "")]
+        if spent.usd > 0 || budget.usd > 0 {
+            parts.append("\(String(format1: spent.usd, digits: 4)) USD" + (budget.usd > 0 ? " of \(String(format1: budget.usd, digits: 2))" : ""))
+        }
+        if meter["retries"] > 0 { parts.append("\(meter["retries"]) retries") }
+        return parts.joined(separator: ", ")
+    }
+
     public init(context: StageContext, session: ModelSession) {
         self.context = context
         self.session = session

@@ -70,7 +70,11 @@ extension PipelineStage {
         let context = StageContext(request: request)
         let schemaPath = FileSystem.join(request.templates, "schema.json")
         let schema = FileSystem.exists(schemaPath) ? try RecordSchema.load(path: schemaPath) : nil
-        let runner = StageRunner(stageName: definition.name, schema: schema)
+        var runner = StageRunner(stageName: definition.name, schema: schema)
+        // A JSONL input's lines are its records: counted once, for done/total and an ETA.
+        if FileSystem.exists(request.input), request.input.hasSuffix(".jsonl") {
+            runner.expectedRecords = try FileSystem.countLines(request.input)
+        }
         let implementation = try implementation(parameters, context: context)
         let sink = try given ?? FileSink(output: request.output, rejects: request.rejects, stats: request.stats)
         switch implementation {
