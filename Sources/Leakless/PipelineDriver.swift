@@ -74,7 +74,7 @@ public struct PipelineDriver {
     public func plan() throws -> [PlannedStage] {
         var planned: [PlannedStage] = []
         for stage in pipeline.stages {
-            let templates = pipeline.resolve(FileSystem.join("stages", stage.name))
+            let templates = pipeline.locate(FileSystem.join("stages", stage.name))
             let previous = planned.last
             let key = try StageKey(
                 stage: stage, pipeline: pipeline, templates: templates,
@@ -83,7 +83,7 @@ public struct PipelineDriver {
             if let previous {
                 input = previous.files.output
             } else if case .parameter(let name) = stage.definition.input, let path = stage.parameters[name]?.stringValue {
-                input = pipeline.resolve(path)
+                input = pipeline.locate(path)
             } else {
                 throw DriverError("stage '\(stage.name)' has no input")
             }
@@ -113,7 +113,7 @@ public struct PipelineDriver {
         var parameters = stage.parameters
         for parameter in stage.definition.parameters {
             if parameter.type.isPath, let path = parameters[parameter.name]?.stringValue {
-                parameters[parameter.name] = .string(absolute(pipeline.resolve(path)))
+                parameters[parameter.name] = .string(absolute(pipeline.locate(path)))
             }
         }
         return parameters

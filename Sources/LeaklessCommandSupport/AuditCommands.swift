@@ -51,19 +51,19 @@ public struct JudgeOptions: ParsableArguments {
     /// A function from items to findings, and the judge's name for the report.
     func make(work: String, images: String?) throws -> (String, ([AuditItem]) throws -> ([AuditFinding], [(AuditItem, String)])) {
         if judge == "builtin" {
-            var detector = LexicalDetector(lexicon: try Lexicon.load(path: lexicon), minContentWords: minContentWords)
+            var detector = LexicalDetector(lexicon: try Lexicon.load(path: projectFile(lexicon)), minContentWords: minContentWords)
             detector.threshold = threshold
             let chosen = detector
             return ("builtin lexical detector (\(lexicon), threshold \(threshold))", { (AuditJudge.builtin($0, detector: chosen), []) })
         }
         if judge == "embedding" {
-            guard SentenceEmbedder.available(in: model) else {
+            guard SentenceEmbedder.available(in: projectFile(model)) else {
                 throw ValidationError("the embedding model is not in \(model): run ./scripts/setup (or use '--judge builtin')")
             }
             let detector = EmbeddingDetector(
-                embedder: try SentenceEmbedder(folder: model), heads: try EmbeddingDetector.Heads.load(path: heads),
-                lexical: LexicalDetector(lexicon: try Lexicon.load(path: lexicon), minContentWords: minContentWords),
-                taxonomy: try Taxonomy.load(path: "data/taxonomy.yaml"))
+                embedder: try SentenceEmbedder(folder: projectFile(model)), heads: try EmbeddingDetector.Heads.load(path: projectFile(heads)),
+                lexical: LexicalDetector(lexicon: try Lexicon.load(path: projectFile(lexicon)), minContentWords: minContentWords),
+                taxonomy: try Taxonomy.load(path: projectFile("data/taxonomy.yaml")))
             return ("embedding heads (\(heads)) on \(FileSystem.lastComponent(of: model))", { (AuditJudge.embedding($0, detector: detector), []) })
         }
         let config = try PipelineConfig.load(path: pipeline, definitions: StageRegistry.definitions)
@@ -76,7 +76,7 @@ public struct JudgeOptions: ParsableArguments {
         var run = 0
         return ("LLM judge '\(judge)' (\(backend.string("model")))", { items in
             run += 1
-            return try AuditJudge.model(items, backend: backend, templates: templates, cache: cache, work: FileSystem.join(work, "judge-\(run)"), images: images)
+            return try AuditJudge.model(items, backend: backend, templates: projectFile(templates), cache: cache, work: FileSystem.join(work, "judge-\(run)"), images: images)
         })
     }
 }

@@ -11,15 +11,24 @@ public struct PipelineOptions: ParsableArguments {
     public init() {}
 
     func driver() throws -> PipelineDriver {
-        let config = try PipelineConfig.load(path: pipeline, definitions: StageRegistry.definitions)
+        guard FileSystem.exists(pipeline) else {
+            throw ValidationError("no pipeline file \(pipeline) here: give '--pipeline FILE', or write a starter one with 'leakless init DIR'")
+        }
+        var config = try PipelineConfig.load(path: pipeline, definitions: StageRegistry.definitions)
+        config.shareFolders = [installedShareFolder()]
         return PipelineDriver(pipeline: config, executables: executableFolder())
     }
+}
 
-    /// The stage executables are built next to the driver.
-    private func executableFolder() -> String {
-        let path = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        return FileSystem.parent(of: path)
-    }
+/// The stage executables are built (and installed) next to the driver.
+func executableFolder() -> String {
+    let path = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    return FileSystem.parent(of: path)
+}
+
+/// Where `scripts/install` puts stages/ and data/: PREFIX/share/leakless beside PREFIX/bin.
+func installedShareFolder() -> String {
+    FileSystem.join(FileSystem.parent(of: executableFolder()), "share/leakless")
 }
 
 /// Runs the body; any error becomes one line on stderr and a non-zero exit.
@@ -157,5 +166,33 @@ public struct StagesCommand: ParsableCommand {
 
     public func run() throws {
         print(StageTable.markdown(), terminator: "")
+    }
+}
+
+/// A project file (a lexicon, a template folder, the model) named relative to the working
+/// directory: there, else in the installed share folder; where neither has it, as given.
+func projectFile(_ path: String) -> String {
+    if path.hasPrefix("/") || FileSystem.exists(path) { return path }
+    let shared = FileSystem.join(installedShareFolder(), path)
+    return FileSystem.exists(shared) ? shared : path
+}
+
+public struct InitCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "init", abstract: "Write a starter pipeline.yaml into a folder, with comments for the model backends a user may have.")
+
+    @Argument(help: "The folder (made if missing).")
+    var folder: String
+
+    public init() {}
+
+    public func run() throws {
+        try reportingErrors {
+            let path = FileSystem.join(folder, "pipeline.yaml")
+            guard !FileSystem.exists(path) else { throw ValidationError("\(path) exists already; nothing was written") }
+            try FileSystem.createDirectory(folder)
+            try AtomicFile.write(StarterPipeline.text, to: path)
+            print("wrote \(path); run it with: leakless run --pipeline \(path)")
+        }
     }
 }

@@ -62,7 +62,7 @@ public struct EvalCommand: ParsableCommand {
             options.maxTokens = maxTokens
             options.safetyPrompt = safetyPrompt
             options.imageBlind = imageBlind
-            options.templates = templates ?? config.resolve("stages/eval")
+            options.templates = templates ?? config.locate("stages/eval")
             options.cache = cache ?? FileSystem.join(config.workdirPath, "cache")
             var results: [Evaluation.ModelResult] = []
             for name in target {

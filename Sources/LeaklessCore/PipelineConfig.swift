@@ -100,8 +100,27 @@ public struct PipelineConfig: Sendable {
     public let stages: [StageConfig]
 
     public var workdirPath: String { resolve(workdir) }
+    /// Where the project's shared files (stages/, data/) are looked for after the pipeline file's
+    /// own folder: an installed share folder.
+    public var shareFolders: [String] = []
 
+    /// `path` relative to the pipeline file's folder (where outputs go).
     public func resolve(_ path: String) -> String { root == "." ? path : FileSystem.join(root, path) }
+
+    /// An input the pipeline names (a template folder, a data file): beside the pipeline file,
+    /// else in a share folder; where it is not found, the path beside the pipeline file.
+    public func locate(_ path: String) -> String {
+        guard !path.hasPrefix("/") else { return path }
+        for candidate in [resolve(path)] + shareFolders.map({ FileSystem.join($0, path) }) where FileSystem.exists(candidate) {
+            return candidate
+        }
+        return resolve(path)
+    }
+
+    /// Where `locate` looked, for an error.
+    public func searched(_ path: String) -> String {
+        path.hasPrefix("/") ? path : ([resolve(path)] + shareFolders.map { FileSystem.join($0, path) }).joined(separator: ", ")
+    }
 
     public func stage(named name: String) -> StageConfig? { stages.first { $0.name == name } }
 

@@ -17,10 +17,10 @@ public struct StageKey: Sendable {
             let value = stage.parameters[parameter.name] ?? parameter.defaultValue
             if parameter.type.isPath, case .string(let path) = value {
                 // The bytes decide, not where they live.
-                if case .optionalPath = parameter.type, !FileSystem.exists(pipeline.resolve(path)) {
+                if case .optionalPath = parameter.type, !FileSystem.exists(pipeline.locate(path)) {
                     parameters[parameter.name] = "absent"
                 } else {
-                    parameters[parameter.name] = .string(try Self.hashPath(pipeline.resolve(path), stage: stage, pipeline: pipeline, parameter: parameter.name))
+                    parameters[parameter.name] = .string(try Self.hashPath(path, stage: stage, pipeline: pipeline, parameter: parameter.name))
                 }
             } else {
                 parameters[parameter.name] = value
@@ -45,10 +45,11 @@ public struct StageKey: Sendable {
     }
 
     private static func hashPath(_ path: String, stage: StageConfig, pipeline: PipelineConfig, parameter: String) throws -> String {
-        guard FileSystem.exists(path) else {
-            throw LocatedError(path: pipeline.path, line: stage.line, message: "stage '\(stage.name)': '\(parameter)' names \(path), which does not exist")
+        let located = pipeline.locate(path)
+        guard FileSystem.exists(located) else {
+            throw LocatedError(path: pipeline.path, line: stage.line, message: "stage '\(stage.name)': '\(parameter)' names \(path), which does not exist (looked in \(pipeline.searched(path)))")
         }
-        return try FileSystem.contentHash(of: path).hex
+        return try FileSystem.contentHash(of: located).hex
     }
 }
 

@@ -85,4 +85,45 @@ final class ExecutableTests: XCTestCase {
         XCTAssertEqual(result.status, 0)
         XCTAssertEqual(result.stdout, LeaklessVersion.current + "\n")
     }
+
+    /// Installed as scripts/install lays it out (PREFIX/bin, PREFIX/share/leakless), leakless
+    /// works from any folder: `init` writes a starter pipeline whose data is found in the share
+    /// folder, and a missing file says where it was looked for.
+    func testAnInstalledLeaklessRunsFromAnyFolder() throws {
+        let prefix = try temporaryFolder(self)
+        try FileSystem.createDirectory(FileSystem.join(prefix, "bin"))
+        try FileSystem.createDirectory(FileSystem.join(prefix, "share/leakless"))
+        for name in ["leakless"] + StageRegistry.definitions.map(\.executableName) {
+            try FileManager.default.copyItem(atPath: FileSystem.join(try executablesFolder(), name), toPath: FileSystem.join(prefix, "bin", name))
+        }
+        for item in ["stages", "data"] {
+            try FileManager.default.copyItem(atPath: FileSystem.join(projectRoot, item), toPath: FileSystem.join(prefix, "share/leakless", item))
+        }
+        let elsewhere = try temporaryFolder(self)
+        func leakless(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: FileSystem.join(prefix, "bin/leakless"))
+            process.arguments = arguments
+            process.currentDirectoryURL = URL(fileURLWithPath: elsewhere)
+            let out = Pipe(), err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            try process.run()
+            let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+        }
+        XCTAssertEqual(try leakless(["init", "study"]).status, 0)
+        let refused = try leakless(["init", "study"])
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.stderr.contains("exists already; nothing was written"), refused.stderr)
+        let run = try leakless(["run", "--pipeline", "study/pipeline.yaml"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(FileSystem.exists(FileSystem.join(elsewhere, "study/out/benchmark/data.json")))
+        let pipeline = FileSystem.join(elsewhere, "study/pipeline.yaml")
+        try write(try FileSystem.readText(pipeline).replacingOccurrences(of: "data/lexicon.yaml", with: "data/missing.yaml"), to: pipeline)
+        let missing = try leakless(["run", "--pipeline", "study/pipeline.yaml"])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.contains("'lexicon' names data/missing.yaml, which does not exist (looked in study/data/missing.yaml, \(prefix)/share/leakless/data/missing.yaml)"), missing.stderr)
+    }
 }
