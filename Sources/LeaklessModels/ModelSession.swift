@@ -72,6 +72,17 @@ public final class ModelSession: @unchecked Sendable {
         return client
     }
 
+    /// Requests sent again after a 429, a 5xx, a timeout or a dropped connection, over every backend.
+    public var retries: Int { endpoints.values.reduce(0) { $0 + $1.counters["retries"] } }
+
+    /// What a backend's requests wait for now (a rate limit, a Retry-After), for the progress line.
+    public var waiting: String? {
+        for (name, endpoint) in endpoints.sorted(by: { $0.key < $1.key }) {
+            if let waiting = endpoint.waiting { return "\(name): \(waiting)" }
+        }
+        return nil
+    }
+
     /// Why no new work should start: Ctrl-C, the budget, or a failure of another worker.
     public var stopReason: String? {
         if Interruption.requested { return "interrupted" }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import LeaklessCore
 
 /// Why a request to a model endpoint failed for good.
@@ -92,6 +93,23 @@ public final class Endpoint: @unchecked Sendable {
         return text.replacingOccurrences(of: apiKey, with: "[redacted]")
     }
 
+    private let retryUntil = Mutex<Double>(0)
+
+    /// What the endpoint's callers are waiting for now, and until when: its rate limit, or a
+    /// retry after a 429 (Retry-After) or an error; nil when nobody waits.
+    public var waiting: String? {
+        let now = Date().timeIntervalSinceReferenceDate
+        func clock(_ time: Double) -> String {
+            let formatter = DateFormatter()
+            formatter.dateFormat = "HH:mm:ss"
+            return formatter.string(from: Date(timeIntervalSinceReferenceDate: time))
+        }
+        if let until = limiter.waitUntil { return "waiting on the rate limit (rpm/tpm) until \(clock(until))" }
+        let retry = retryUntil.withLock { $0 }
+        if retry > now { return "waiting to retry (Retry-After or backoff) until \(clock(retry))" }
+        return nil
+    }
+
     /// The response with every occurrence of the API key replaced.
     func scrubbed(_ response: HTTPResponse) -> HTTPResponse {
         guard let apiKey, apiKey.count >= 4 else { return response }
@@ -156,6 +174,7 @@ public final class Endpoint: @unchecked Sendable {
             let wait = policy.delay(attempt: attempt, retryAfter: retryAfter)
             attempt += 1
             let until = Date().addingTimeInterval(wait)
+            retryUntil.withLock { $0 = max($0, until.timeIntervalSinceReferenceDate) }
             while Date() < until {
                 if shouldStop() { throw EndpointError.stopped }
                 Thread.sleep(forTimeInterval: min(0.05, max(0, until.timeIntervalSinceNow)))

@@ -11,6 +11,7 @@ public final class RateLimiter: @unchecked Sendable {
     private var requestCredit: Double
     private var tokenCredit: Double
     private var last: Double
+    private var waitingUntil: Double = 0
 
     /// Zero means no limit.
     public init(requestsPerMinute: Int, tokensPerMinute: Int) {
@@ -52,10 +53,18 @@ public final class RateLimiter: @unchecked Sendable {
                 lock.unlock()
                 return true
             }
+            waitingUntil = max(waitingUntil, Self.now() + wait)
             lock.unlock()
             if cancelled() { return false }
             Thread.sleep(forTimeInterval: min(wait, 0.1))
         }
+    }
+
+    /// When a caller waiting for its turn may go (reference-date seconds), if one is waiting now.
+    public var waitUntil: Double? {
+        lock.lock()
+        defer { lock.unlock() }
+        return waitingUntil > Self.now() ? waitingUntil : nil
     }
 
     /// After the reply: corrects the token bucket by what the request really used.

@@ -205,4 +205,16 @@ final class ModelClientTests: XCTestCase {
         let delay = RetryPolicy(maxRetries: 5, baseSeconds: 1).delay(attempt: 3, retryAfter: nil)
         XCTAssertTrue((4...8).contains(delay), "\(delay)")
     }
+
+    /// A worker held by the rate limit shows in the progress line, with until when.
+    func testWaitingOnTheRateLimitIsVisible() throws {
+        let limiter = RateLimiter(requestsPerMinute: 6, tokensPerMinute: 0)
+        let endpoint = Endpoint(baseURL: "http://127.0.0.1:9/v1", apiKey: nil, timeout: 1, policy: RetryPolicy(maxRetries: 0, baseSeconds: 0),
+                                limiter: limiter, maxInFlight: 1)
+        XCTAssertNil(endpoint.waiting)
+        XCTAssertTrue(limiter.acquire(tokens: 0))
+        XCTAssertFalse(limiter.acquire(tokens: 0, cancelled: { true }), "the bucket is empty: the caller would wait")
+        let waiting = try XCTUnwrap(endpoint.waiting)
+        XCTAssertTrue(waiting.hasPrefix("waiting on the rate limit (rpm/tpm) until "), waiting)
+    }
 }

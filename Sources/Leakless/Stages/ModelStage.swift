@@ -39,7 +39,8 @@ open class ModelStage: ConcurrentRecordStage, @unchecked Sendable {
         if spent.usd > 0 || budget.usd > 0 {
             parts.append("\(String(format1: spent.usd, digits: 4)) USD" + (budget.usd > 0 ? " of \(String(format1: budget.usd, digits: 2))" : ""))
         }
-        if meter["retries"] > 0 { parts.append("\(meter["retries"]) retries") }
+        if session.retries > 0 { parts.append("\(session.retries) retries") }
+        if let waiting = session.waiting { parts.append(waiting) }
         return parts.joined(separator: ", ")
     }
 
