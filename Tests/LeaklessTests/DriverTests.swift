@@ -25,7 +25,7 @@ final class DriverTests: XCTestCase {
         let provenance = try FileSystem.readText(FileSystem.join(folder, "out/benchmark/provenance.jsonl")).split(separator: "\n")
         XCTAssertEqual(provenance.count, report.pairs)
         let line = try JSONParser.parse(bytes: Array(provenance[0].utf8)).objectValue!
-        XCTAssertEqual(line["lineage"]?.arrayValue?.count, 5, "pair, detected query, rewritten query, seed, element")
+        XCTAssertEqual(line["lineage"]?.arrayValue?.count, 6, "kept pair, pair, detected query, rewritten query, seed, element")
         XCTAssertEqual(line["stages"]?.objectValue?["image"]?.objectValue?["method"], "retrieval")
         XCTAssertNotNil(line["stages"]?.objectValue?["image"]?.objectValue?["license"])
         XCTAssertEqual(line["taxonomy"], "vlsbench-1.0/leakless-1")

@@ -14,7 +14,7 @@ public struct RunReport {
     public let blobs: String
     public var thumbnailSide = 160
     public var rejectsShown = 150
-    public var droppedPairsShown = 300
+    public var droppedPairsShown = 5000
     /// `leakless eval`'s eval.json, shown when it is there.
     public var evaluation: String?
 
@@ -32,6 +32,14 @@ public struct RunReport {
         let source: String
         let verdict: String
         let thumbnail: String
+        /// The exported pair's instruction_id, or the dropped record's id.
+        var label: String = ""
+        /// The ids a reject's detail names: one may be the kept pair it duplicates (linked on the card).
+        var named: [String] = []
+        /// The record id, the card's anchor.
+        var anchor: String = ""
+        /// The ids of the records it was made from (a reject names the kept pair by one of them).
+        var lineage: [String] = []
     }
 
     /// Writes `index.html` and `thumbs/` into `folder` (built aside, then moved into place).
@@ -88,13 +96,27 @@ public struct RunReport {
                 rows.append(fields)
             }
         }
+        // The exported pairs' record ids (provenance.jsonl), so a dedup reject can link to the pair it duplicates.
+        var pairIDs: [Int64: (pair: String, lineage: [String])] = [:]
+        if let provenance = try? FileSystem.readText(FileSystem.join(folder, "provenance.jsonl")) {
+            for line in provenance.split(separator: "\n") {
+                if let value = try? JSONParser.parse(String(line)), let id = value["instruction_id"]?.intValue, let pair = value["pair"]?.stringValue {
+                    pairIDs[id] = (pair, value["lineage"]?.stringArray ?? [])
+                }
+            }
+        }
         return try rows.map { fields in
             func text(_ key: String) -> String { fields[key]?.stringValue ?? "" }
             let bytes = try FileSystem.read(FileSystem.join(folder, text("image_path")))
-            return Card(
+            let id = fields["instruction_id"]?.intValue
+            var card = Card(
                 query: text("instruction"), description: text("image_description"), safety: text("safety_reason"),
                 category: text("category"), subCategory: text("sub_category"), source: text("source"), verdict: "exported",
                 thumbnail: try thumbs.add(bytes))
+            card.label = id.map { "instruction_id \($0)" } ?? ""
+            card.anchor = id.flatMap { pairIDs[$0]?.pair } ?? ""
+            card.lineage = id.flatMap { pairIDs[$0]?.lineage } ?? []
+            return card
         }
     }
 
@@ -122,10 +144,15 @@ public struct RunReport {
             else { continue }
             let path = BlobStore(folder: blobs).path(for: blob, format: format)
             guard let bytes = try? FileSystem.read(path), let thumbnail = try? thumbs.add(bytes) else { continue }
-            cards.append(Card(
+            var card = Card(
                 query: query, description: record["image_description"]?.stringValue ?? "", safety: record["safety_reason"]?.stringValue ?? "",
                 category: record["category"]?.stringValue ?? "", subCategory: record["sub_category"]?.stringValue ?? "",
-                source: record["source"]?.stringValue ?? "", verdict: "\(stage.name): \(reason)", thumbnail: thumbnail))
+                source: record["source"]?.stringValue ?? "", verdict: "\(stage.name): \(reason)", thumbnail: thumbnail)
+            card.anchor = record["id"]?.stringValue ?? ""
+            card.label = "record \(card.anchor.prefix(8))"
+            // Dedup's details name the kept pair's id.
+            card.named = detail.split(whereSeparator: { !$0.isHexDigit }).map(String.init).filter { $0.count == 32 && $0 != blob.hex }
+            cards.append(card)
             if reason == "near-duplicate-image" || reason == "duplicate-image", groups.count < 60,
                 let kept = Self.keptBlob(in: detail), let keptFormat = [ImageFormat.png, .jpeg].first(where: { FileSystem.exists(BlobStore(folder: blobs).path(for: kept, format: $0)) }),
                 let keptThumb = try? thumbs.add(try FileSystem.read(BlobStore(folder: blobs).path(for: kept, format: keptFormat)))
@@ -164,24 +191,37 @@ public struct RunReport {
         for card in exported { perCategory[card.category, default: 0] += 1 }
         var body = "<h1>leakless run report</h1>\n"
         body += "<p><b id=\"pair-count\">\(exported.count)</b> pairs exported in <b>\(perCategory.count)</b> categories.</p>\n"
-        body += "<h2>Funnel</h2>\n" + funnelChart() + "<h2>Categories</h2>\n" + categoryChart(perCategory)
+        body += "<nav class=\"index\"><a href=\"#funnel\">Funnel</a> &middot; <a href=\"#categories\">Categories</a> &middot; <a href=\"#pairs\">Pairs</a> &middot; "
+            + "<a href=\"#near-duplicates\">Near-duplicate images</a> &middot; <a href=\"#rejected\">Rejected, by stage</a>"
+            + (evaluation.map { FileSystem.exists($0) } == true ? " &middot; <a href=\"#evaluation\">Evaluation</a>" : "") + "</nav>\n"
+        body += "<h2 id=\"funnel\">Funnel</h2>\n" + funnelChart() + "<h2 id=\"categories\">Categories</h2>\n" + categoryChart(perCategory)
         let verdicts = Array(Set((exported + dropped).map(\.verdict))).sorted { ($0 == "exported" ? "" : $0) < ($1 == "exported" ? "" : $1) }
-        body += "<h2>Pairs</h2>\n<p>Category <select id=\"category-filter\"><option value=\"\">all</option>"
+        let subCategories = Array(Set((exported + dropped).map(\.subCategory).filter { !$0.isEmpty })).sorted()
+        body += "<h2 id=\"pairs\">Pairs</h2>\n<p>Category <select id=\"category-filter\"><option value=\"\">all</option>"
             + perCategory.keys.sorted().map { "<option>\(escapeHTML($0))</option>" }.joined()
+            + "</select> Sub-category <select id=\"sub-category-filter\"><option value=\"\">all</option>"
+            + subCategories.map { "<option>\(escapeHTML($0))</option>" }.joined()
             + "</select> Verdict <select id=\"verdict-filter\"><option value=\"\">all</option>"
             + verdicts.map { "<option\($0 == "exported" ? " selected" : "")>\(escapeHTML($0))</option>" }.joined()
-            + "</select> <span id=\"shown\"></span></p>\n"
+            + "</select> Search <input id=\"search\" type=\"search\" placeholder=\"words of the query or description\"> <span id=\"shown\"></span></p>\n"
         if droppedTotal > dropped.count { body += "<p><small>Dropped pairs: the first \(dropped.count) of \(droppedTotal).</small></p>\n" }
         body += "<div class=\"grid\">\n"
+        // A record id, or one it was made from, to the card it leads to.
+        var anchors: [String: String] = [:]
+        for card in exported + dropped where !card.anchor.isEmpty {
+            for id in [card.anchor] + card.lineage where anchors[id] == nil { anchors[id] = card.anchor }
+        }
         for card in exported + dropped {
-            body += "<div class=\"card\" data-category=\"\(escapeHTML(card.category))\" data-verdict=\"\(escapeHTML(card.verdict))\">"
-                + "<img src=\"thumbs/\(card.thumbnail)\" alt=\"\">"
-                + "<p class=\"q\">\(escapeHTML(card.query))</p><p><small>\(escapeHTML(card.category)) / \(escapeHTML(card.subCategory)) &middot; \(escapeHTML(card.source)) &middot; <span class=\"verdict\">\(escapeHTML(card.verdict))</span></small></p>"
+            let link = card.named.compactMap { anchors[$0] }.first.map { " &middot; duplicates <a href=\"#pair-\($0)\">\($0.prefix(8))</a>" } ?? ""
+            body += "<div class=\"card\"\(card.anchor.isEmpty ? "" : " id=\"pair-\(card.anchor)\"") data-category=\"\(escapeHTML(card.category))\" data-sub-category=\"\(escapeHTML(card.subCategory))\" data-verdict=\"\(escapeHTML(card.verdict))\">"
+                + "<img src=\"thumbs/\(card.thumbnail)\" alt=\"\(escapeHTML(card.description.isEmpty ? "the pair's image" : card.description))\">"
+                + "<p class=\"q\">\(escapeHTML(card.query))</p><p><small>\(escapeHTML(card.label)) &middot; \(escapeHTML(card.category)) / \(escapeHTML(card.subCategory)) &middot; \(escapeHTML(card.source)) &middot; <span class=\"verdict\">\(escapeHTML(card.verdict))</span>\(link)</small></p>"
                 + "<details><summary>image and why</summary><p>\(escapeHTML(card.description))</p><p><i>\(escapeHTML(card.safety))</i></p></details></div>\n"
         }
-        body += "</div>\n<h2>Near-duplicate images</h2>\n"
+        body += "<p><button id=\"more\" type=\"button\">Show more</button> <button id=\"all\" type=\"button\">Show all</button></p>\n"
+        body += "</div>\n<h2 id=\"near-duplicates\">Near-duplicate images</h2>\n"
         body += dedupGroups.isEmpty ? "<p>None dropped as near duplicates.</p>\n" : "<div class=\"pairs\">\n" + dedupGroups.joined(separator: "\n") + "\n</div>\n"
-        body += "<h2>Rejected, by stage</h2>\n" + rejectSections.joined()
+        body += "<h2 id=\"rejected\">Rejected, by stage</h2>\n" + rejectSections.joined()
         body += evaluationSection()
         body += "<pre id=\"selftest\" hidden></pre>\n<script>\n\(Self.script)\n</script>\n"
         return ReportPage.page(title: "leakless run report", body: body, head: "<script>\n\(Self.errorHook)\n</script>\n<style>\n\(Self.style)\n</style>")
@@ -192,7 +232,7 @@ public struct RunReport {
         guard let evaluation, FileSystem.exists(evaluation), let value = try? JSONParser.parse(bytes: FileSystem.read(evaluation)),
             let models = value.objectValue?["models"]?.arrayValue, !models.isEmpty
         else { return "" }
-        var html = "<h2>Evaluation</h2>\n<table><tr><th>model</th><th>pairs</th><th>refusal</th><th>warning</th><th>safety</th></tr>\n"
+        var html = "<h2 id=\"evaluation\">Evaluation</h2>\n<table><tr><th>model</th><th>pairs</th><th>refusal</th><th>warning</th><th>safety</th></tr>\n"
         for model in models {
             let overall = model["overall"]?.objectValue ?? [:]
             func rate(_ key: String) -> String { percent(overall[key]?.doubleValue ?? 0) }
@@ -234,6 +274,7 @@ public struct RunReport {
         .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(200px,1fr));gap:12px}
         .card{border:1px solid #ddd;border-radius:6px;padding:8px;background:#fafafa}.card img{max-width:100%;display:block;margin:auto}
         .card .q{font-weight:600;margin:.4em 0}.card p{margin:.2em 0}.hidden{display:none}
+        nav.index{position:sticky;top:0;background:#fff;padding:.4em 0;border-bottom:1px solid #ddd}
         .pairs{display:flex;flex-wrap:wrap;gap:12px}figure.pair{margin:0;border:1px solid #ddd;padding:6px}figure.pair img{height:90px;margin-right:4px}
         svg.chart text{font:13px system-ui,sans-serif;fill:#222}
         """
@@ -250,17 +291,27 @@ public struct RunReport {
         (function () {
           var cards = Array.prototype.slice.call(document.querySelectorAll('.card'));
           var category = document.getElementById('category-filter'), verdict = document.getElementById('verdict-filter');
+          var sub = document.getElementById('sub-category-filter'), search = document.getElementById('search');
+          var pageSize = 60, limit = pageSize;
+          // Filters choose the cards; a page of them is shown at a time, "Show more" or "Show all" for the rest.
           function apply() {
-            var shown = 0;
+            var matching = 0, shown = 0, words = search.value.toLowerCase().split(/\\s+/).filter(Boolean);
             cards.forEach(function (card) {
-              var visible = (!category.value || card.dataset.category === category.value) && (!verdict.value || card.dataset.verdict === verdict.value);
+              var text = card.textContent.toLowerCase();
+              var match = (!category.value || card.dataset.category === category.value) && (!verdict.value || card.dataset.verdict === verdict.value)
+                && (!sub.value || card.dataset.subCategory === sub.value) && words.every(function (word) { return text.indexOf(word) >= 0; });
+              if (match) matching += 1;
+              var visible = match && matching <= limit;
               card.classList.toggle('hidden', !visible);
               if (visible) shown += 1;
             });
-            document.getElementById('shown').textContent = shown + ' shown';
+            document.getElementById('shown').textContent = shown + ' shown of ' + matching + ' matching';
+            document.getElementById('more').disabled = document.getElementById('all').disabled = shown >= matching;
           }
-          category.addEventListener('change', apply);
-          verdict.addEventListener('change', apply);
+          [category, verdict, sub].forEach(function (node) { node.addEventListener('change', function () { limit = pageSize; apply(); }); });
+          search.addEventListener('input', function () { limit = pageSize; apply(); });
+          document.getElementById('more').addEventListener('click', function () { limit += pageSize; apply(); });
+          document.getElementById('all').addEventListener('click', function () { limit = Infinity; apply(); });
           apply();
           window.addEventListener('load', function () {
             var images = Array.prototype.slice.call(document.images);

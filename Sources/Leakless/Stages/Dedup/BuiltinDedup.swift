@@ -148,9 +148,9 @@ public struct BuiltinDedupStage: TwoPassStage {
         }
         var image = try record.requireObject("image")
         image["hashes"] = Self.json(found, mode: mode)
-        var output = record
-        output["image"] = .object(image)
-        return [.record(output)]
+        // A record of its own, made from the one kept: rejects name that one, and the lineage
+        // of an exported pair leads through it.
+        return [.record(record.derived { $0["image"] = .object(image) })]
     }
 
     public var extraStats: [String: JSONValue] {
