@@ -205,8 +205,8 @@ final class EvalTests: XCTestCase {
     }
 }
 
-/// Every Markdown table: a header row, a delimiter row of dashes, rows, all with the same
-/// number of cells (pipes escaped in cells are not separators).
+/// Every Markdown table: read as a table by cmark-gfm, and a header row, a delimiter row and
+/// rows all with the same number of cells (pipes escaped in cells are not separators).
 func assertTablesWellFormed(_ markdown: String, file: StaticString = #filePath, line: UInt = #line) {
     func cells(_ row: Substring) -> Int {
         var count = 0, escaped = false
@@ -215,6 +215,29 @@ func assertTablesWellFormed(_ markdown: String, file: StaticString = #filePath, 
             escaped = character == "\\" && !escaped
         }
         return count
+    }
+    // A real GitHub-flavoured Markdown parser must see every table block as a table (a header
+    // and delimiter that disagree make it a paragraph).
+    var blocks = 0, inTable = false
+    for row in markdown.split(separator: "\n", omittingEmptySubsequences: false) {
+        if row.hasPrefix("|") && !inTable { blocks += 1 }
+        inTable = row.hasPrefix("|")
+    }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/cmark-gfm")
+    process.arguments = ["--extension", "table"]
+    let input = Pipe(), output = Pipe()
+    process.standardInput = input
+    process.standardOutput = output
+    do {
+        try process.run()
+        input.fileHandleForWriting.write(Data(markdown.utf8))
+        try input.fileHandleForWriting.close()
+        let html = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(html.components(separatedBy: "<table>").count - 1, blocks, "tables cmark-gfm reads", file: file, line: line)
+    } catch {
+        XCTFail("cmark-gfm is not installed (./scripts/setup installs it): \(error)", file: file, line: line)
     }
     var width: Int?
     for row in markdown.split(separator: "\n", omittingEmptySubsequences: false) {
