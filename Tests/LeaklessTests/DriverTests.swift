@@ -134,20 +134,15 @@ final class DriverTests: XCTestCase {
         }
     }
 
+    /// A pipeline's `backends:` with a chat backend `gpt` on a port nothing listens on, its sixth
+    /// line being `setting`.
+    static func unreachableChat(_ setting: String) -> String {
+        "backends:\n  gpt:\n    kind: openai-chat\n    base_url: http://127.0.0.1:9/v1\n    model: m\n    \(setting)\n"
+    }
+
     func testABackendSettingOutOfRangeIsAnErrorAtItsLine() throws {
         let folder = try projectCopy(self)
-        try write("""
-        backends:
-          gpt:
-            kind: openai-chat
-            base_url: http://127.0.0.1:9/v1
-            model: m
-            json_mode: bogus
-        stages:
-          extract:
-            backend: gpt
-
-        """, to: FileSystem.join(folder, "p.yaml"))
+        try write(Self.unreachableChat("json_mode: bogus") + "stages:\n  extract:\n    backend: gpt\n", to: FileSystem.join(folder, "p.yaml"))
         let result = try runExecutable("leakless", ["run", "--pipeline", "p.yaml"], in: folder)
         XCTAssertEqual(result.stderr, "leakless: p.yaml:6: 'json_mode' must be one of 'auto', 'json_schema', 'json_object', 'text', found 'bogus'\n")
         for (setting, expected) in [("max_in_flight: 0", "an integer from 1 to 1024, found integer 0"), ("max_retries: 1000", "an integer from 0 to 100, found integer 1000")] {
@@ -160,13 +155,7 @@ final class DriverTests: XCTestCase {
 
     func testAMissingAPIKeyIsReportedBeforeTheFirstStage() throws {
         let folder = try projectCopy(self)
-        try write("""
-        backends:
-          gpt:
-            kind: openai-chat
-            base_url: http://127.0.0.1:9/v1
-            model: m
-            api_key_env: LEAKLESS_TEST_UNSET_KEY
+        try write(Self.unreachableChat("api_key_env: LEAKLESS_TEST_UNSET_KEY") + """
           builtin:
             kind: builtin
         stages:
