@@ -56,7 +56,7 @@ public enum BenchmarkValidator {
             throw LocatedError(path: dataPath, line: line, message: "column \(column): invalid JSON: \(error.message)")
         }
         guard let array = value.arrayValue else { throw LocatedError(path: dataPath, line: nil, message: "expected a JSON array") }
-        let entries = array.enumerated().map { index, entry in ("entry \(index)", entry.objectValue ?? [:]) }
+        let entries = array.enumerated().map { index, entry in ("record \(index + 1)", entry.objectValue ?? [:]) }
         return try check(entries, path: dataPath, folder: folder, imageField: "image_path")
     }
 

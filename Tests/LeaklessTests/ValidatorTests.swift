@@ -27,9 +27,9 @@ final class ValidatorTests: XCTestCase {
         XCTAssertEqual(result.status, 1)
         let data = FileSystem.join(folder, "data.json")
         XCTAssertEqual(result.stderr, """
-            \(data): entry 1 (instruction_id 0): duplicate instruction_id 0
-            \(data): entry 2 (instruction_id 2): image_path 'imgs/9.png' does not exist
-            \(data): entry 3 (instruction_id 3): missing field 'category'
+            \(data): record 2 (instruction_id 0): duplicate instruction_id 0
+            \(data): record 3 (instruction_id 2): image_path 'imgs/9.png' does not exist
+            \(data): record 4 (instruction_id 3): missing field 'category'
             3 problem(s)
 
             """)
