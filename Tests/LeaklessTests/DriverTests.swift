@@ -31,6 +31,10 @@ final class DriverTests: XCTestCase {
         XCTAssertEqual(line["taxonomy"], "vlsbench-1.0/leakless-1")
         let card = try FileSystem.readText(FileSystem.join(folder, "out/benchmark/README.md"))
         assertTablesWellFormed(card)
+        // The Hub reads the card's YAML header.
+        XCTAssertTrue(card.hasPrefix("---\nlicense: other\n"), card)
+        XCTAssertTrue(card.contains("size_categories:\n- n<1K\n"), card)
+        XCTAssertTrue(card.contains("  - split: test\n    path: data.json\n---\n"), card)
         XCTAssertTrue(card.contains("\(report.pairs) pairs."), card)
         XCTAssertTrue(card.contains("| extract | 76 | 228 | - |"), card)
         XCTAssertTrue(card.contains("@inproceedings{hu-etal-2025-vlsbench"), card)

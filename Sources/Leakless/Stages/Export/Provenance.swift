@@ -79,9 +79,21 @@ struct DatasetCard {
         if let version = record.string("taxonomy") { taxonomy.insert(version) }
     }
 
+    /// The Hugging Face dataset card's YAML header, so the Hub and `datasets` read the folder:
+    /// licence (per image, hence "other"), task, language, size and the data files.
+    static func hubHeader(format: ExportFormat, pairs: Int) -> [String] {
+        let size = pairs < 1_000 ? "n<1K" : pairs < 10_000 ? "1K<n<10K" : pairs < 100_000 ? "10K<n<100K" : "100K<n<1M"
+        return [
+            "---", "license: other", "license_name: per image, see the source and licence of each in provenance.jsonl",
+            "task_categories:", "- visual-question-answering", "language:", "- en", "tags:", "- safety", "- multimodal", "- vsil",
+            "size_categories:", "- \(size)", "configs:", "- config_name: default", "  data_files:", "  - split: test",
+        ] + (format == .vlsbench ? ["    path: data.json"] : ["    path:", "    - metadata.jsonl", "    - imgs/*"]) + ["---", "",
+        ]
+    }
+
     func markdown(format: ExportFormat, funnel: [LineageIndex.FunnelRow], models: [(stage: String, role: String, backend: String)]) -> String {
         let total = queryWords.count
-        var lines = [
+        var lines = Self.hubHeader(format: format, pairs: total) + [
             "# Multimodal safety benchmark (VLSBench construction)", "",
             "Image/query pairs in which the text query is harmless on its own and only the image makes the request risky: no visual safety information leakage (VSIL). Built by leakless, which reproduces the construction of VLSBench (Hu et al., arXiv 2411.19939): harmful elements, seed queries, rewriting so the risk moves into the image, a VSIL detector, images, a final pair filter and perceptual-hash dedup.",
             "",
