@@ -170,19 +170,29 @@ public enum ImageCodec {
         png.format = image.channels == 1 ? UInt32(PNG_FORMAT_GRAY) : UInt32(PNG_FORMAT_RGB)
         defer { png_image_free(&png) }
         let stride = Int32(image.width * image.channels)
-        var size = 0
-        // First call measures, second writes.
-        let measured = image.pixels.withUnsafeBytes {
-            png_image_write_to_memory(&png, nil, &size, 0, $0.baseAddress, stride, nil)
-        }
-        guard measured != 0 else { throw pngError(png) }
+        // Compressed once, into a buffer no PNG of these pixels can outgrow: the raw rows with
+        // their filter bytes, deflate's 5 bytes per stored block of 16 KiB, and the chunks around
+        // them. (Asking libpng for the size first would compress everything twice.)
+        let raw = (image.width * image.channels + 1) * image.height
+        var size = raw + raw / 16_384 * 5 + 4_096
         var output = [UInt8](repeating: 0, count: size)
         let written = output.withUnsafeMutableBytes { target in
             image.pixels.withUnsafeBytes { source in
                 png_image_write_to_memory(&png, target.baseAddress, &size, 0, source.baseAddress, stride, nil)
             }
         }
-        guard written != 0 else { throw pngError(png) }
+        if written == 0 && size > output.count {
+            // Larger than the bound after all: libpng said how large; write again into that.
+            output = [UInt8](repeating: 0, count: size)
+            let again = output.withUnsafeMutableBytes { target in
+                image.pixels.withUnsafeBytes { source in
+                    png_image_write_to_memory(&png, target.baseAddress, &size, 0, source.baseAddress, stride, nil)
+                }
+            }
+            guard again != 0 else { throw pngError(png) }
+        } else if written == 0 {
+            throw pngError(png)
+        }
         return Array(output.prefix(size))
     }
 
