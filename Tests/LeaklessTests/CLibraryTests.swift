@@ -28,6 +28,10 @@ final class CLibraryTests: XCTestCase {
     func testPNGRoundTrip() throws {
         let original = try ImageCodec.decode(try FileSystem.read(fixture("small.jpg")))
         XCTAssertEqual(try ImageCodec.decode(try ImageCodec.encodePNG(original)), original)
+        // Noise does not compress: the one-pass buffer must still hold it.
+        var random = SystemRandomNumberGenerator()
+        let noise = DecodedImage(width: 257, height: 129, channels: 3, pixels: (0..<(257 * 129 * 3)).map { _ in UInt8.random(in: 0...255, using: &random) })
+        XCTAssertEqual(try ImageCodec.decode(try ImageCodec.encodePNG(noise)), noise)
     }
 
     func testBadFilesAreErrorsWithReasonsNotCrashes() throws {
