@@ -12,7 +12,8 @@ public enum ExportFormat: String, Sendable, CaseIterable, Decodable {
 
 /// export: the benchmark in VLSBench's own layout, so its evaluation code runs unchanged:
 /// `data.json`, a JSON array of {instruction_id, instruction, image_path, category,
-/// sub_category, source, image_description, safety_reason}, and the images under `imgs/` as PNG;
+/// sub_category, source, image_description, safety_reason}, and the images under `imgs/` as PNG,
+/// each distinct image once (pairs that show the same image share its file);
 /// or, as `imagefolder`, the same fields in `metadata.jsonl` with `file_name`. Beside either:
 /// `provenance.jsonl` (what each pair was made from, stage by stage) and a dataset card
 /// (`README.md`). The folder is built under a temporary name and moved into place by
@@ -28,9 +29,8 @@ public final class VLSBenchExporter {
     private let temporary: String
     private var entries: [JSONValue] = []
     private var committed = false
-    /// Each image is converted once, however many pairs share it; only the pairs' distinct images
-    /// are held.
-    private var pngCache: [ContentHash: [UInt8]] = [:]
+    /// Where each distinct image was written (`imgs/N.png`, numbered in order of first use).
+    private var imagePaths: [ContentHash: String] = [:]
     public private(set) var perCategory: [String: Int] = [:]
     let format: ExportFormat
     /// The stats files of the stages before the export, for the card's funnel and the lineage.
@@ -61,17 +61,18 @@ public final class VLSBenchExporter {
         guard let blob = image["blob"]?.stringValue.flatMap(ContentHash.init(hex:)),
             let format = image["format"]?.stringValue.flatMap(ImageFormat.init(rawValue:))
         else { throw RecordError("field 'image' needs 'blob' (a content hash) and 'format' (png or jpeg)") }
-        let png: [UInt8]
-        if let converted = pngCache[blob] {
-            png = converted
+        // Each distinct image is written once; the pairs that show it share the file.
+        let imagePath: String
+        if let known = imagePaths[blob] {
+            imagePath = known
         } else {
             let bytes = try FileSystem.read(blobs.path(for: blob, format: format))
-            png = format == .png ? bytes : try ImageCodec.encodePNG(try ImageCodec.decode(bytes))
-            pngCache[blob] = png
+            let png = format == .png ? bytes : try ImageCodec.encodePNG(try ImageCodec.decode(bytes))
+            imagePath = "imgs/\(imagePaths.count).png"
+            try AtomicFile.write(png, to: FileSystem.join(temporary, imagePath))
+            imagePaths[blob] = imagePath
         }
         let index = entries.count
-        let imagePath = "imgs/\(index).png"
-        try AtomicFile.write(png, to: FileSystem.join(temporary, imagePath))
         let category = try record.requireString("category")
         provenance.append(JSONWriter.canonical(lineage.provenance(of: record, instructionID: index, imagePath: imagePath)))
         card.add(record)
