@@ -61,7 +61,7 @@ final class DriverTests: XCTestCase {
         let folderRun = try runExecutable("leakless", ["run"], in: folder)
         XCTAssertTrue(folderRun.stdout.contains("7 stages, 1 ran, 6 skipped"), folderRun.stdout)
         XCTAssertTrue(folderRun.stdout.contains("Benchmark: out/benchmark/ (metadata.jsonl, imgs/)"), folderRun.stdout)
-        XCTAssertTrue(folderRun.stdout.contains("total             205"), folderRun.stdout)
+        XCTAssertTrue(folderRun.stdout.contains("total             203"), folderRun.stdout)
         XCTAssertFalse(FileSystem.exists(FileSystem.join(folder, "out/benchmark/data.json")))
         XCTAssertEqual(try BenchmarkValidator.validate(folder: FileSystem.join(folder, "out/benchmark")).pairs, report.pairs)
         let metadata = try FileSystem.readText(FileSystem.join(folder, "out/benchmark/metadata.jsonl")).split(separator: "\n")

@@ -20,6 +20,8 @@ public struct ImagePool: Sendable {
     }
 
     public let photos: [Photo]
+    /// What exported pairs give as their `source`: the collection the image was retrieved from.
+    public var name = "leakless-pool"
     private let idf: [String: Double]
     private let stopStems: Set<String>
 
@@ -27,7 +29,8 @@ public struct ImagePool: Sendable {
     public static func load(folder: String, stopWords: Set<String>) throws -> ImagePool {
         let path = FileSystem.join(folder, "pool.yaml")
         let reader = ConfigReader(path: path)
-        let top = try reader.mapping(try YAMLDocument.load(path: path), "the pool", keys: ["photos"])
+        let document = try YAMLDocument.load(path: path)
+        let top = try reader.mapping(document, "the pool", keys: ["name", "photos"])
         var photos: [Photo] = []
         for node in try reader.list(top, "photos") {
             let entry = try reader.mapping(node, "a photo", keys: ["file", "caption", "source", "license"])
@@ -44,7 +47,9 @@ public struct ImagePool: Sendable {
                 license: try reader.string(entry, "license"), bytes: bytes, format: ImageFormat.sniff(bytes)!,
                 width: image.width, height: image.height, hash: ContentHash(of: bytes)))
         }
-        return ImagePool(photos: photos, stopStems: stopWords)
+        var pool = ImagePool(photos: photos, stopStems: stopWords)
+        if let name = document["name"]?.json.stringValue, !name.isEmpty { pool.name = name }
+        return pool
     }
 
     init(photos: [Photo], stopStems: Set<String>) {
@@ -122,8 +127,11 @@ public struct BuiltinImageStage: RecordStage {
         let photo = best.photo
         if stored.insert(photo.hash).inserted { try blobs.store(photo.bytes, format: photo.format) }
         used[photo.file, default: 0] += 1
+        let collection = pool.name
         return [.record(record.derived { fields in
             fields["kind"] = "pair"
+            // The image's origin, as VLSBench's `source` says it: a retrieved picture is not generated.
+            fields["source"] = .string(collection)
             fields["image"] = .object([
                 "blob": .string(photo.hash.hex), "format": .string(photo.format.rawValue),
                 "width": .int(Int64(photo.width)), "height": .int(Int64(photo.height)),

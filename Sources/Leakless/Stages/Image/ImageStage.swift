@@ -4,7 +4,7 @@ import LeaklessCore
 /// checked and refined by models.
 public enum ImageStage: PipelineStage {
     public static let definition = StageDefinition(
-        name: "image", version: 1, summary: "an image for each query: retrieval from the captioned pool, or generation with verification",
+        name: "image", version: 2, summary: "an image for each query: retrieval from the captioned pool, or generation with verification",
         input: .records(["query", "seed"]), output: .records("pair"),
         roles: [
             BackendRole("backend", serves: ["builtin", "image"], required: true, "retrieval from the pool (builtin) or a text-to-image endpoint"),
