@@ -35,6 +35,7 @@ final class DriverTests: XCTestCase {
         XCTAssertTrue(card.hasPrefix("---\nlicense: other\n"), card)
         XCTAssertTrue(card.contains("size_categories:\n- n<1K\n"), card)
         XCTAssertTrue(card.contains("  - split: test\n    path: data.json\n---\n"), card)
+        XCTAssertTrue(card.contains("| leakless-pool | LGPL-3 (wallpaper metadata); package copyright GPL-2+ | 10 |"), card)
         XCTAssertTrue(card.contains("\(report.pairs) pairs."), card)
         XCTAssertTrue(card.contains("| extract | 76 | 228 | - |"), card)
         XCTAssertTrue(card.contains("@inproceedings{hu-etal-2025-vlsbench"), card)

@@ -4,7 +4,7 @@ import LeaklessCore
 /// provenance and a dataset card.
 public enum ExportStage: PipelineStage {
     public static let definition = StageDefinition(
-        name: "export", version: 2, summary: "the benchmark in VLSBench's layout: data.json and imgs/",
+        name: "export", version: 3, summary: "the benchmark in VLSBench's layout: data.json and imgs/",
         input: .records(["pair"]), output: .folder,
         parameters: [
             StageParameter("format", .choice(ExportFormat.allCases.map(\.rawValue)), default: "vlsbench", "the layout: VLSBench's data.json, or a Hugging Face imagefolder (metadata.jsonl)"),

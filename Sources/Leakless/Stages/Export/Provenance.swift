@@ -70,6 +70,8 @@ struct DatasetCard {
     private var perSource: [String: Int] = [:]
     private var queryWords: [Int] = []
     private var taxonomy: Set<String> = []
+    /// Per pair source, the licence of each distinct image it uses.
+    private var licences: [String: [String: Set<String>]] = [:]
 
     mutating func add(_ record: Record) {
         let category = record.string("category") ?? "", sub = record.string("sub_category") ?? ""
@@ -77,6 +79,10 @@ struct DatasetCard {
         perSource[record.string("source") ?? "", default: 0] += 1
         queryWords.append(Text.tokens(record.string("query") ?? "").count)
         if let version = record.string("taxonomy") { taxonomy.insert(version) }
+        if let image = record["image"]?.objectValue, let blob = image["blob"]?.stringValue {
+            let licence = image["license"]?.stringValue ?? "not recorded"
+            licences[record.string("source") ?? "", default: [:]][licence, default: []].insert(blob)
+        }
     }
 
     /// The Hugging Face dataset card's YAML header, so the Hub and `datasets` read the folder:
@@ -113,6 +119,15 @@ struct DatasetCard {
             let sorted = queryWords.sorted()
             let mean = Double(sorted.reduce(0, +)) / Double(sorted.count)
             lines += ["", "Query length in words: min \(sorted.first!), median \(sorted[sorted.count / 2]), mean \(String(format1: mean, digits: 1)), max \(sorted.last!)."]
+        }
+        if !licences.isEmpty {
+            lines += ["", "## Images and their licences", "", "| source | licence | images |", "|---|---|---|"]
+            for (source, byLicence) in licences.sorted(by: { $0.key < $1.key }) {
+                for (licence, images) in byLicence.sorted(by: { $0.key < $1.key }) {
+                    lines.append("| \(escapeTable(source)) | \(escapeTable(licence)) | \(images.count) |")
+                }
+            }
+            lines += ["", "Each image's own source and licence are in `provenance.jsonl`."]
         }
         lines += ["", "## How it was made", "", "| stage | in | out | rejected, by reason |", "|---|---|---|---|"]
         for row in funnel {
