@@ -80,8 +80,7 @@ public final class ImageClient: Sendable {
 
     /// The image this request drew before, from the cache and the blob store.
     private func cached(prompt: String, key: ContentHash) -> GeneratedImage? {
-        var generation: [String: JSONValue] = settings.objectValue ?? [:]
-        generation["prompt"] = .string(prompt)
+        var generation = settings(for: prompt)
         let store = BlobStore(folder: blobFolder)
         if let stored = cache.lookup(key), let hex = stored["blob"]?.stringValue,
             let format = stored["format"]?.stringValue.flatMap(ImageFormat.init(rawValue:)),
@@ -95,9 +94,15 @@ public final class ImageClient: Sendable {
         return nil
     }
 
-    private func draw(prompt: String, key: ContentHash, http: CurlHTTP) throws -> GeneratedImage {
-        var generation: [String: JSONValue] = settings.objectValue ?? [:]
+    /// What a generation records: the backend's settings and the prompt.
+    private func settings(for prompt: String) -> [String: JSONValue] {
+        var generation = settings.objectValue ?? [:]
         generation["prompt"] = .string(prompt)
+        return generation
+    }
+
+    private func draw(prompt: String, key: ContentHash, http: CurlHTTP) throws -> GeneratedImage {
+        var generation = settings(for: prompt)
         let store = BlobStore(folder: blobFolder)
         let price = backend.double("price_image")
         guard meter.reserve(tokens: 0, cost: price) else { throw EndpointError.stopped }
