@@ -58,14 +58,14 @@ public struct RunCommand: ParsableCommand {
     @Flag(help: "Rerun stages even when their output exists.")
     var force = false
 
-    @Flag(help: "Send nothing: render every prompt of the next stage that calls a model, and print the number of calls, tokens and cost.")
+    @Flag(help: "Send nothing: plan every stage still to run, render the prompts of those that call models, and print their calls, tokens and cost, and the whole pipeline's.")
     var dryRun = false
 
     public init() {}
 
     public func validate() throws {
         if only != nil && from != nil { throw ValidationError("'--only' and '--from' cannot be used together") }
-        if dryRun && (only != nil || from != nil || force) { throw ValidationError("'--dry-run' plans the next stale stage; it takes no other option") }
+        if dryRun && (only != nil || from != nil || force) { throw ValidationError("'--dry-run' plans every stage still to run; it takes no other option") }
     }
 
     public func run() throws {
@@ -75,10 +75,12 @@ public struct RunCommand: ParsableCommand {
                 for missing in driver.missingKeys(try driver.plan().filter { !$0.isCached }) {
                     FileHandleOutput.standardError("leakless: warning: \(missing)\n")
                 }
-                guard let report = try driver.dryRun() else {
+                let report = try driver.dryRun()
+                guard !report.stages.isEmpty || !report.offline.isEmpty else {
                     print("leakless: every stage's output exists; nothing to plan")
                     return
                 }
+                print("dry run of \(driver.pipeline.path): nothing is sent")
                 print(report.summary)
                 if let first = report.firstPrompt {
                     print("\nfirst prompt:\n\(first)")

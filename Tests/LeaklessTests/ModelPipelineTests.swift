@@ -67,8 +67,24 @@ final class ModelPipelineTests: XCTestCase {
 
         let plan = try runExecutable("leakless", ["run", "--dry-run"], in: folder, environment: environment)
         XCTAssertEqual(plan.status, 0, plan.stderr)
-        XCTAssertTrue(plan.stdout.contains("dry run of stage 'extract': 8 record(s), 8 first-round model call(s), 0 already in the cache"), plan.stdout)
+        // The whole pipeline is planned: the first stage over its input, the later ones over
+        // what the builtin stand-ins of the stages before them produce.
+        XCTAssertTrue(plan.stdout.contains("stage 'extract': 8 record(s), 8 first-round model call(s), 0 already in the cache"), plan.stdout)
+        for stage in ["rewrite", "detect", "image", "filter"] {
+            XCTAssertTrue(plan.stdout.contains("stage '\(stage)': "), "\(stage) not planned:\n\(plan.stdout)")
+        }
+        XCTAssertTrue(plan.stdout.contains("record(s) (estimated)"), plan.stdout)
+        XCTAssertTrue(plan.stdout.contains("image generation(s) at least"), plan.stdout)
+        XCTAssertTrue(plan.stdout.contains("to run, calling no model: dedup, export"), plan.stdout)
+        XCTAssertTrue(plan.stdout.contains("whole pipeline: "), plan.stdout)
         XCTAssertTrue(plan.stdout.contains("estimated cost: at most"), plan.stdout)
+        for stage in ["extract", "rewrite", "detect", "filter"] {
+            XCTAssertTrue(FileSystem.exists(FileSystem.join(folder, "out/dry-run/\(stage).jsonl")), stage)
+        }
+        XCTAssertEqual(server.requests.count, 0, "a dry run sends nothing")
+        let unkeyed = try runExecutable("leakless", ["run", "--dry-run"], in: folder, environment: [:])
+        XCTAssertEqual(unkeyed.status, 0, unkeyed.stderr)
+        XCTAssertTrue(unkeyed.stderr.contains("warning: ") && unkeyed.stderr.contains("LEAKLESS_TEST_KEY is not set"), unkeyed.stderr)
         XCTAssertEqual(server.requests.count, 0, "a dry run sends nothing")
 
         let first = try runExecutable("leakless", ["run"], in: folder, environment: environment)
