@@ -27,6 +27,7 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CPangoCairo", pkgConfig: "pangocairo", providers: [.apt(["libpango1.0-dev"])]),
         // Typed wrappers for what Swift cannot call, one target per boundary: signals and the
         // popcount loop (no library); variadic curl_easy_setopt; libjpeg's and libpng's longjmp
         // errors (the image decoders, with their row handling, live there for that reason).
@@ -40,7 +41,11 @@ let package = Package(
         .target(name: "LeaklessModels", dependencies: ["LeaklessCore", "LeaklessImaging", "LeaklessNetwork"]),
         // Sentence embeddings (all-MiniLM-L6-v2) in Swift over OpenBLAS.
         .target(name: "LeaklessEmbedding", dependencies: ["LeaklessCore", "CCoreShims", "COpenBLAS"]),
-        .target(name: "Leakless", dependencies: ["LeaklessCore", "LeaklessImaging", "LeaklessNetwork", "LeaklessModels", "LeaklessEmbedding", "COpenBLAS"]),
+        // Text drawn into images (typographic benchmarks) with Pango and Cairo.
+        .target(name: "LeaklessTypography", dependencies: ["LeaklessImaging", "CPangoCairo"]),
+        .target(name: "Leakless", dependencies: [
+            "LeaklessCore", "LeaklessImaging", "LeaklessNetwork", "LeaklessModels", "LeaklessEmbedding", "LeaklessTypography", "COpenBLAS",
+        ]),
         .target(name: "LeaklessCommandSupport", dependencies: [
             "Leakless", "LeaklessEmbedding", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -52,7 +57,7 @@ let package = Package(
         .target(name: "LeaklessDevCommands", dependencies: ["LeaklessCommandSupport", "LeaklessMockServer", "LeaklessEmbedding"]),
         .executableTarget(name: "leakless-dev", dependencies: ["LeaklessDevCommands"]),
 
-        .testTarget(name: "LeaklessTests", dependencies: ["Leakless", "LeaklessMockServer"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "LeaklessTests", dependencies: ["Leakless", "LeaklessMockServer", "LeaklessTypography"], resources: [.copy("Fixtures")]),
     ] + stageExecutables.map {
         .executableTarget(name: "leakless-\($0)", dependencies: ["LeaklessCommandSupport"])
     },

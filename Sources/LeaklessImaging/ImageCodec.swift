@@ -147,7 +147,11 @@ public enum ImageCodec {
     public static func thumbnail(_ image: DecodedImage, side: Int) -> DecodedImage {
         let longer = max(image.width, image.height)
         guard longer > side else { return image }
-        let width = max(1, image.width * side / longer), height = max(1, image.height * side / longer)
+        return resize(image, width: max(1, image.width * side / longer), height: max(1, image.height * side / longer))
+    }
+
+    /// The image resampled (Lanczos, each channel) to `width` x `height`.
+    public static func resize(_ image: DecodedImage, width: Int, height: Int) -> DecodedImage {
         let resampler = LanczosResampler()
         let planes = (0..<image.channels).map { channel in
             resampler.resize(
