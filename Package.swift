@@ -31,16 +31,22 @@ let package = Package(
         // Typed wrappers for what Swift cannot call, one target per boundary: signals and the
         // popcount loop (no library); variadic curl_easy_setopt; libjpeg's and libpng's longjmp
         // errors (the image decoders, with their row handling, live there for that reason).
-        .target(name: "CCoreShims"),
+        // Optimised in debug builds too: its GELU and popcount loops are the embedding's and
+        // dedup's inner loops.
+        .target(name: "CCoreShims", cSettings: [.unsafeFlags(["-O2"], .when(configuration: .debug))]),
         .target(name: "CCurlShims", dependencies: ["CCurl"]),
         .target(name: "CImageShims", dependencies: ["CJPEG", "CPNG", "CXXHash"]),
 
         .target(name: "LeaklessCore", dependencies: ["CXXHash", "CCoreShims", .product(name: "Yams", package: "Yams")]),
-        .target(name: "LeaklessImaging", dependencies: ["LeaklessCore", "CPNG", "CJPEG", "CImageShims"]),
+        // Optimised in debug builds too: resampling and hashing are per-pixel loops.
+        .target(name: "LeaklessImaging", dependencies: ["LeaklessCore", "CPNG", "CJPEG", "CImageShims"],
+                swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(name: "LeaklessNetwork", dependencies: ["LeaklessCore", "CCurl", "CCurlShims"]),
         .target(name: "LeaklessModels", dependencies: ["LeaklessCore", "LeaklessImaging", "LeaklessNetwork"]),
         // Sentence embeddings (all-MiniLM-L6-v2) in Swift over OpenBLAS.
-        .target(name: "LeaklessEmbedding", dependencies: ["LeaklessCore", "CCoreShims", "COpenBLAS"]),
+        // Optimised in debug builds too: the builtin stages embed thousands of captions.
+        .target(name: "LeaklessEmbedding", dependencies: ["LeaklessCore", "CCoreShims", "COpenBLAS"],
+                swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         // Text drawn into images (typographic benchmarks) with Pango and Cairo.
         .target(name: "LeaklessTypography", dependencies: ["LeaklessImaging", "CPangoCairo"]),
         .target(name: "Leakless", dependencies: [

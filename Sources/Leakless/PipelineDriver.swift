@@ -112,7 +112,7 @@ public struct PipelineDriver {
     func resolvedParameters(_ stage: StageConfig) -> [String: JSONValue] {
         var parameters = stage.parameters
         for parameter in stage.definition.parameters {
-            if parameter.type.isPath, let path = parameters[parameter.name]?.stringValue {
+            if parameter.type.isPath, let path = parameters[parameter.name]?.stringValue, !path.isEmpty {
                 parameters[parameter.name] = .string(absolute(pipeline.locate(path)))
             }
         }

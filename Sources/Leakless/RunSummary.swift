@@ -45,7 +45,10 @@ public enum RunSummary {
             rows.append([category, String(subs.values.reduce(0, +)), detail])
         }
         rows.append(["total", String(entries.count), ""])
-        return format(rows)
+        var sources: [String: Int] = [:]
+        for entry in entries { sources[entry["source"]?.stringValue ?? "?", default: 0] += 1 }
+        let images = "images by source: " + sources.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        return format(rows) + "\n\n" + images
     }
 
     static func format(_ rows: [[String]]) -> String {

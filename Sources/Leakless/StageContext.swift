@@ -35,11 +35,14 @@ public struct StageContext: Sendable {
         folder = request.folder
     }
 
-    /// The backend of a role when it is a network backend (not builtin).
+    /// The backend of a role when it is a network backend (not builtin or typography).
     public func network(_ role: String) -> BackendConfig? {
-        guard let backend = backends[role], backend.kind != "builtin" else { return nil }
+        guard let backend = backends[role], !backend.backendKind.isLocal else { return nil }
         return backend
     }
+
+    /// The backend of a role whatever its kind; nil when the role is not given.
+    public func backend(_ role: String) -> BackendConfig? { backends[role] }
 
     public func template(_ file: String) -> String { FileSystem.join(templates, file) }
 }

@@ -49,6 +49,8 @@ public enum StarterPipeline {
           image:
             backend: builtin                   # or sd, with prompt_writer: gpt and verifier: gpt
             pool: data/pool
+            clipart: /usr/share/openclipart    # Debian's openclipart-svg/-png; "" for photos only
+            fallback: typography               # no picture matches: the key phrase drawn as text
           filter:
             backend: builtin
           dedup:

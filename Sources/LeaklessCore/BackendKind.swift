@@ -21,8 +21,11 @@ public struct BackendSetting: Sendable {
 /// The kinds of backend pipeline.yaml can declare, with their settings.
 public struct BackendKind: Sendable {
     public let name: String
-    /// What it serves: "builtin", "chat" (OpenAI-compatible chat completions) or "image" (text-to-image).
+    /// What it serves: "builtin", "chat" (OpenAI-compatible chat completions), "image"
+    /// (text-to-image), "typography" (text drawn into images, here), "guard", "moderation".
     public let serves: String
+    /// Runs here, sends nothing and costs nothing: builtin and typography.
+    public var isLocal: Bool { serves == "builtin" || serves == "typography" }
     public let settings: [BackendSetting]
 
     public func setting(_ name: String) -> BackendSetting? { settings.first { $0.name == name } }
@@ -94,7 +97,20 @@ public struct BackendKind: Sendable {
         BackendSetting("vision", .boolean, default: true, affectsOutput: false, "whether the model takes images (omni-moderation does)"),
     ])
 
-    public static let all = [builtin, openAIChat, openAIImages, sdWebUI, llamaGuard, openAIModeration]
+    /// Text drawn into images with Pango and Cairo, in the layouts of typographic benchmarks.
+    public static let typography = BackendKind(name: "typography", serves: "typography", settings: [
+        BackendSetting("layout", .choice(["typo", "sd_typo", "figstep"]), default: "typo", affectsOutput: true,
+                       "typo: the text alone; sd_typo: a picture with the text in a band below; figstep: a heading over an empty numbered list"),
+        BackendSetting("text", .string, default: "{phrase}", affectsOutput: true, "what is drawn; {phrase} is the element's key phrase (FigStep: e.g. 'Steps to use {phrase}.')"),
+        BackendSetting("font", .string, default: "DejaVu Sans Bold", affectsOutput: true, "a Pango font description of an installed font"),
+        BackendSetting("size", .integer(8...400), default: 96, affectsOutput: true, "text size in pixels"),
+        BackendSetting("width", .integer(64...4096), default: 768, affectsOutput: true, "image width in pixels (figstep: its side)"),
+        BackendSetting("wrap", .choice(["word", "char", "word_char"]), default: "word_char", affectsOutput: true, "where lines break"),
+        BackendSetting("margin", .integer(0...512), default: 32, affectsOutput: true, "white margin around the text, in pixels"),
+        BackendSetting("list_items", .integer(1...20), default: 3, affectsOutput: true, "figstep: the numbered lines"),
+    ])
+
+    public static let all = [builtin, openAIChat, openAIImages, sdWebUI, llamaGuard, openAIModeration, typography]
 
     public static func named(_ name: String) -> BackendKind? { all.first { $0.name == name } }
 }

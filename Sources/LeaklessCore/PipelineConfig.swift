@@ -284,5 +284,5 @@ private func describe(_ node: YAMLNode) -> String {
 
 extension StageConfig {
     /// Whether any of the stage's roles calls a model over the network.
-    public var usesModels: Bool { backends.values.contains { $0.kind != "builtin" } }
+    public var usesModels: Bool { backends.values.contains { !$0.backendKind.isLocal } }
 }

@@ -11,10 +11,13 @@ public enum ParameterType: Sendable, CustomStringConvertible {
     /// A path that may be absent (a model a user may not have fetched): the key covers its
     /// bytes when it is there, and its absence when it is not; the stage says whether it needs it.
     case optionalPath
+    /// A large collection of files outside the project (an installed image collection), or
+    /// empty for none: the key covers its files' names, sizes and times, not their bytes.
+    case collection
 
     public var isPath: Bool {
         switch self {
-        case .path, .optionalPath: return true
+        case .path, .optionalPath, .collection: return true
         default: return false
         }
     }
@@ -28,6 +31,7 @@ public enum ParameterType: Sendable, CustomStringConvertible {
         case .choice(let options): return "one of " + options.map { "'\($0)'" }.joined(separator: ", ")
         case .stringList: return "a list of strings"
         case .path, .optionalPath: return "a path"
+        case .collection: return "a folder path, or empty for none"
         }
     }
 
@@ -43,7 +47,7 @@ public enum ParameterType: Sendable, CustomStringConvertible {
             guard let number = value.doubleValue, number.isFinite, range.contains(number) else { return no() }
             return .success(.double(number))
         case (.boolean, .bool): return .success(value)
-        case (.string, .string), (.path, .string), (.optionalPath, .string): return .success(value)
+        case (.string, .string), (.path, .string), (.optionalPath, .string), (.collection, .string): return .success(value)
         case (.choice(let options), .string(let text)): return options.contains(text) ? .success(value) : no()
         case (.stringList, _): return value.stringArray != nil ? .success(value) : no()
         default: return no()

@@ -1,3 +1,4 @@
+import Foundation
 /// The key of a stage run: the hash of everything that determines its output (as DVC keys a
 /// stage by its command, dependencies and parameters). Same key, same output: the driver skips a
 /// stage whose output under this key exists.
@@ -19,6 +20,8 @@ public struct StageKey: Sendable {
                 // The bytes decide, not where they live.
                 if case .optionalPath = parameter.type, !FileSystem.exists(pipeline.locate(path)) {
                     parameters[parameter.name] = "absent"
+                } else if case .collection = parameter.type {
+                    parameters[parameter.name] = path.isEmpty ? "none" : .string(try Self.hashListing(path, stage: stage, pipeline: pipeline, parameter: parameter.name))
                 } else {
                     parameters[parameter.name] = .string(try Self.hashPath(path, stage: stage, pipeline: pipeline, parameter: parameter.name))
                 }
@@ -42,6 +45,25 @@ public struct StageKey: Sendable {
         ])
         self.description = description
         self.hash = ContentHash(ofJSON: description)
+    }
+
+    /// A collection's files by name, size and modification time: thousands of installed files
+    /// are not read on every plan.
+    private static func hashListing(_ path: String, stage: StageConfig, pipeline: PipelineConfig, parameter: String) throws -> String {
+        let located = pipeline.locate(path)
+        guard FileSystem.isDirectory(located) else {
+            throw LocatedError(path: pipeline.path, line: stage.line, message: "stage '\(stage.name)': '\(parameter)' names \(path), which is not a folder (looked in \(pipeline.searched(path)))")
+        }
+        guard let enumerator = FileManager.default.enumerator(atPath: located) else {
+            throw LocatedError(path: pipeline.path, line: stage.line, message: "stage '\(stage.name)': cannot list \(located)")
+        }
+        var listing: [String] = []
+        while let relative = enumerator.nextObject() as? String {
+            guard let attributes = enumerator.fileAttributes, attributes[.type] as? FileAttributeType != .typeDirectory else { continue }
+            let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+            listing.append("\(relative)\t\(attributes[.size] as? Int ?? 0)\t\(Int(modified))")
+        }
+        return ContentHash(ofString: listing.sorted().joined(separator: "\n")).hex
     }
 
     private static func hashPath(_ path: String, stage: StageConfig, pipeline: PipelineConfig, parameter: String) throws -> String {

@@ -34,7 +34,7 @@ public struct Typography: Sendable, Equatable {
     /// Numbered lines under a FigStep heading.
     public var listItems: Int
 
-    public init(layout: Layout = .typo, font: String = "DejaVu Sans Bold", size: Int = 64, width: Int = 1024, wrap: Wrap = .wordChar,
+    public init(layout: Layout = .typo, font: String = "DejaVu Sans Bold", size: Int = 96, width: Int = 768, wrap: Wrap = .wordChar,
                 margin: Int = 32, listItems: Int = 3) {
         self.layout = layout
         self.font = font

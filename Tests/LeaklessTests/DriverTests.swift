@@ -27,7 +27,12 @@ final class DriverTests: XCTestCase {
         let line = try JSONParser.parse(bytes: Array(provenance[0].utf8)).objectValue!
         XCTAssertEqual(line["lineage"]?.arrayValue?.count, 6, "kept pair, pair, detected query, rewritten query, seed, element")
         XCTAssertEqual(line["stages"]?.objectValue?["image"]?.objectValue?["method"], "retrieval")
+        XCTAssertEqual(line["stages"]?.objectValue?["image"]?.objectValue?["collection"], "openclipart")
         XCTAssertNotNil(line["stages"]?.objectValue?["image"]?.objectValue?["license"])
+        // Every image shows its element: a matching clip-art picture, or its key phrase drawn.
+        let sources = Set(data.arrayValue!.compactMap { $0["source"]?.stringValue })
+        XCTAssertEqual(sources, ["openclipart", "typography"])
+        XCTAssertTrue(first.stdout.contains("images by source: openclipart "), first.stdout)
         XCTAssertEqual(line["taxonomy"], "vlsbench-1.0/leakless-1")
         let card = try FileSystem.readText(FileSystem.join(folder, "out/benchmark/README.md"))
         assertTablesWellFormed(card)
@@ -35,7 +40,9 @@ final class DriverTests: XCTestCase {
         XCTAssertTrue(card.hasPrefix("---\nlicense: other\n"), card)
         XCTAssertTrue(card.contains("size_categories:\n- n<1K\n"), card)
         XCTAssertTrue(card.contains("  - split: test\n    path: data.json\n---\n"), card)
-        XCTAssertTrue(card.contains("| leakless-pool | LGPL-3 (wallpaper metadata); package copyright GPL-2+ | 10 |"), card)
+        XCTAssertTrue(card.contains("| openclipart | Public domain (Creative Commons Public Domain Dedication)"), card)
+        XCTAssertTrue(card.contains("## Where the images come from"), card)
+        XCTAssertTrue(card.contains("| typography | "), card)
         XCTAssertTrue(card.contains("\(report.pairs) pairs."), card)
         XCTAssertTrue(card.contains("| extract | 76 | 228 | - |"), card)
         XCTAssertTrue(card.contains("@inproceedings{hu-etal-2025-vlsbench"), card)
@@ -62,7 +69,7 @@ final class DriverTests: XCTestCase {
         let folderRun = try runExecutable("leakless", ["run"], in: folder)
         XCTAssertTrue(folderRun.stdout.contains("7 stages, 1 ran, 6 skipped"), folderRun.stdout)
         XCTAssertTrue(folderRun.stdout.contains("Benchmark: out/benchmark/ (metadata.jsonl, imgs/)"), folderRun.stdout)
-        XCTAssertTrue(folderRun.stdout.contains("total             203"), folderRun.stdout)
+        XCTAssertTrue(folderRun.stdout.contains("total             \(report.pairs)"), folderRun.stdout)
         XCTAssertFalse(FileSystem.exists(FileSystem.join(folder, "out/benchmark/data.json")))
         XCTAssertEqual(try BenchmarkValidator.validate(folder: FileSystem.join(folder, "out/benchmark")).pairs, report.pairs)
         let metadata = try FileSystem.readText(FileSystem.join(folder, "out/benchmark/metadata.jsonl")).split(separator: "\n")
@@ -96,10 +103,10 @@ final class DriverTests: XCTestCase {
     func testABadPipelineIsOneLineWithTheLine() throws {
         let folder = try projectCopy(self)
         let pipeline = FileSystem.join(folder, "pipeline.yaml")
-        try write(try FileSystem.readText(pipeline).replacingOccurrences(of: "min_score: 0.0", with: "min_score: high"), to: pipeline)
+        try write(try FileSystem.readText(pipeline).replacingOccurrences(of: "fallback: typography", with: "fallback: sometimes"), to: pipeline)
         let result = try runExecutable("leakless", ["run"], in: folder)
         XCTAssertNotEqual(result.status, 0)
-        XCTAssertTrue(result.stderr.hasPrefix("leakless: pipeline.yaml:26: 'min_score' must be a number from 0.0 to 1.0, found 'high'"), result.stderr)
+        XCTAssertTrue(result.stderr.hasPrefix("leakless: pipeline.yaml:29: 'fallback' must be one of 'typography', 'typography_over_match', 'reject', found 'sometimes'"), result.stderr)
         XCTAssertFalse(FileSystem.exists(FileSystem.join(folder, "out")))
     }
 
@@ -121,8 +128,8 @@ final class DriverTests: XCTestCase {
     func testABadValueOfAnyStageFailsBeforeTheFirstStageRuns() throws {
         let cases: [(from: String, to: String, expected: String)] = [
             ("queries_per_element: 3", "queries_per_element: 300", "pipeline.yaml:14: 'queries_per_element' must be an integer from 1 to 20, found integer 300"),
-            ("format: vlsbench", "format: csv", "pipeline.yaml:33: 'format' must be one of 'vlsbench', 'imagefolder', found 'csv'"),
-            ("max_queries_per_image: 12", "max_queries_per_image: 0", "pipeline.yaml:31: 'max_queries_per_image' must be an integer from 1 to 1000000, found integer 0"),
+            ("format: vlsbench", "format: csv", "pipeline.yaml:37: 'format' must be one of 'vlsbench', 'imagefolder', found 'csv'"),
+            ("max_queries_per_image: 12", "max_queries_per_image: 0", "pipeline.yaml:35: 'max_queries_per_image' must be an integer from 1 to 1000000, found integer 0"),
             ("min_content_words: 2", "min_content_words: 2.5", "pipeline.yaml:22: 'min_content_words' must be an integer from 0 to 20, found number 2.5"),
             ("kind: builtin", "kind: builtin\n    max_in_flight: 0", "pipeline.yaml:9: unknown key 'max_in_flight' in backend 'builtin' of kind 'builtin' (expected one of: kind)"),
         ]

@@ -13,8 +13,7 @@ final class ExecutableTests: XCTestCase {
         for definition in StageRegistry.definitions where !definition.writesFolder {
             let folder = try temporaryFolder(self)
             let blobs = FileSystem.join(folder, "blobs")
-            let pool = try ImagePool.load(folder: FileSystem.join(projectRoot, "data/pool"), stopWords: [])
-            for photo in pool.photos { try BlobStore(folder: blobs).store(photo.bytes, format: photo.format) }
+            try StageGoldenTests.storeImages(into: blobs, work: folder)
             let config = FileSystem.join(folder, "config.json")
             try AtomicFile.write(JSONWriter.canonical(.object(StageGoldenTests.parameters[definition.name] ?? [:])), to: config)
             let input = definition.inputKinds.isEmpty
@@ -26,16 +25,18 @@ final class ExecutableTests: XCTestCase {
                 "--blobs", blobs, "--cache", FileSystem.join(folder, "cache"),
             ], in: folder)
             XCTAssertEqual(result.status, 0, "\(definition.name): \(result.stderr)")
-            XCTAssertEqual(try FileSystem.read(output), try FileSystem.read(FileSystem.join(fixtures, definition.name, "expected.jsonl")),
-                           definition.name)
+            let expected = try FileSystem.readText(FileSystem.join(fixtures, definition.name, "expected.jsonl"))
+            let actual = try FileSystem.readText(output)
+            if actual != expected {
+                XCTFail("\(definition.name) by hand differs:\n" + (try StageGoldenTests.unifiedDiff(expected: expected, actual: actual, in: folder)))
+            }
         }
     }
 
     func testTheExportExecutableWritesTheBenchmarkFolder() throws {
         let folder = try temporaryFolder(self)
         let blobs = FileSystem.join(folder, "blobs")
-        let pool = try ImagePool.load(folder: FileSystem.join(projectRoot, "data/pool"), stopWords: [])
-        for photo in pool.photos { try BlobStore(folder: blobs).store(photo.bytes, format: photo.format) }
+        try StageGoldenTests.storeImages(into: blobs, work: folder)
         let result = try runExecutable("leakless-export", [
             "--input", FileSystem.join(StageGoldenTests.fixtures, "export/input.jsonl"), "--output", "out.jsonl",
             "--rejects", "rejects.jsonl", "--blobs", blobs, "--folder", "bench", "--templates", FileSystem.join(projectRoot, "stages/export"),

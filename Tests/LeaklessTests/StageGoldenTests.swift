@@ -18,7 +18,12 @@ final class StageGoldenTests: XCTestCase {
     static let parameters: [String: [String: JSONValue]] = [
         "extract": ["queries_per_element": 2, "seed": 1],
         "detect": ["lexicon": .string(FileSystem.join(projectRoot, "data/lexicon.yaml"))],
-        "image": ["pool": .string(FileSystem.join(projectRoot, "data/pool")), "lexicon": .string(FileSystem.join(projectRoot, "data/lexicon.yaml"))],
+        // Clip art from the fixture collection, TF-IDF matching (no model needed), and the key
+        // phrase drawn as text where nothing matches.
+        "image": [
+            "pool": .string(FileSystem.join(projectRoot, "data/pool")), "lexicon": .string(FileSystem.join(projectRoot, "data/lexicon.yaml")),
+            "clipart": .string(FileSystem.join(projectRoot, "Tests/LeaklessTests/Fixtures/clipart")), "matching": "tfidf", "min_tfidf": 0.15,
+        ],
         "filter": ["lexicon": .string(FileSystem.join(projectRoot, "data/lexicon.yaml"))],
         "dedup": ["max_queries_per_image": 2],
     ]
@@ -46,10 +51,8 @@ final class StageGoldenTests: XCTestCase {
         if Self.updating && !update { return }
         let folder = FileSystem.join(Self.fixtures, stage)
         let work = try temporaryFolder(self)
-        // The pool's photos in the blob store, as the image stage left them for the stages after it.
         let blobs = FileSystem.join(work, "blobs")
-        let pool = try ImagePool.load(folder: FileSystem.join(projectRoot, "data/pool"), stopWords: [])
-        for photo in pool.photos { try BlobStore(folder: blobs).store(photo.bytes, format: photo.format) }
+        if stage != "image" { try Self.storeImages(into: blobs, work: work) }
 
         let definition = try XCTUnwrap(StageRegistry.definition(named: stage))
         let input = definition.inputKinds.isEmpty ? FileSystem.join(Self.fixtures, "taxonomy.yaml") : FileSystem.join(folder, "input.jsonl")
@@ -79,13 +82,24 @@ final class StageGoldenTests: XCTestCase {
         for (name, text) in files {
             let expected = String(decoding: try FileSystem.read(FileSystem.join(folder, name)), as: UTF8.self)
             if expected != text {
-                XCTFail("\(stage)/\(name) differs:\n" + (try unifiedDiff(expected: expected, actual: text, in: work)))
+                XCTFail("\(stage)/\(name) differs:\n" + (try Self.unifiedDiff(expected: expected, actual: text, in: work)))
             }
         }
     }
 
+    /// The images of the golden image stage's output in the blob store, as the image stage left
+    /// them for the stages after it: the image stage run again on its golden input.
+    static func storeImages(into blobs: String, work: String) throws {
+        let request = StageRunRequest(
+            stage: "image", input: FileSystem.join(fixtures, "image/input.jsonl"), output: FileSystem.join(work, "image.jsonl"),
+            rejects: FileSystem.join(work, "image.rejects.jsonl"), stats: nil, folder: nil,
+            templates: FileSystem.join(projectRoot, "stages/image"), blobs: blobs, cache: FileSystem.join(work, "cache"),
+            parameters: parameters["image"] ?? [:])
+        try StageRegistry.run(request, sink: MemorySink())
+    }
+
     /// `diff -u` of the two texts, cut to a readable length.
-    func unifiedDiff(expected: String, actual: String, in folder: String) throws -> String {
+    static func unifiedDiff(expected: String, actual: String, in folder: String) throws -> String {
         let left = FileSystem.join(folder, "expected"), right = FileSystem.join(folder, "actual")
         try write(expected, to: left)
         try write(actual, to: right)

@@ -12,7 +12,9 @@ import LeaklessModels
 /// `max_queries_per_image` kept pairs: the same stored image (`image-reused`), the same pixels in
 /// another file (`duplicate-image`), or an image near it by the pHash/dHash rule
 /// (`near-duplicate-image`). Images are grouped by leader clustering (no chaining; see
-/// LeaderClustering). Each reject names the kept pair it duplicates and the distance.
+/// LeaderClustering). A typographic image (text drawn on white) is near only to the same pixels:
+/// perceptual hashes see every short line of black text on white as alike, whatever it says.
+/// Each reject names the kept pair it duplicates and the distance.
 /// Output records carry their image's hashes (`image.hashes`); hashes are also cached per
 /// stored image, so a rerun decodes nothing.
 public struct BuiltinDedupStage: TwoPassStage {
@@ -38,6 +40,8 @@ public struct BuiltinDedupStage: TwoPassStage {
     struct Image {
         let blob: String
         let format: ImageFormat
+        /// Text drawn by the typography backend.
+        let isText: Bool
         var fingerprint: Result<ImageFingerprint, ImageError>?
     }
 
@@ -79,7 +83,7 @@ public struct BuiltinDedupStage: TwoPassStage {
         } else {
             index = Int32(images.count)
             imageIndex[blob] = index
-            var entry = Image(blob: blob, format: format)
+            var entry = Image(blob: blob, format: format, isText: image["method"]?.stringValue == "typography")
             if let stored = Self.fingerprint(image["hashes"], mode: mode, format: format) {
                 entry.fingerprint = .success(stored)
             }
@@ -206,7 +210,12 @@ public struct BuiltinDedupStage: TwoPassStage {
             guard case .success(let found) = images[index].fingerprint else { return ImageHashes(phash: 0, dhash: 0, ahash: 0) }
             return found.hashes
         }
-        let pairs = rule.pairs(hashes, threads: threads).map { (Int32(readable[Int($0.0)]), Int32(readable[Int($0.1)]), $0.2) }
+        let pairs = rule.pairs(hashes, threads: threads).map { (Int32(readable[Int($0.0)]), Int32(readable[Int($0.1)]), $0.2) }.filter { pair in
+            let a = images[Int(pair.0)], b = images[Int(pair.1)]
+            guard a.isText || b.isText else { return true }
+            guard case .success(let x) = a.fingerprint, case .success(let y) = b.fingerprint else { return false }
+            return x.pixelDigest == y.pixelDigest
+        }
         let assignments = LeaderClustering.assign(count: images.count, order: imageOrder, pairs: pairs)
         return assignments.enumerated().map { index, assignment in
             assignment.map { ($0.leader, $0.distance) } ?? (Int32(index), 0)

@@ -4,7 +4,7 @@ import LeaklessImaging
 /// dedup: near-duplicate images by perceptual hash, and duplicate or near-duplicate queries.
 public enum DedupStage: PipelineStage {
     public static let definition = StageDefinition(
-        name: "dedup", version: 3, summary: "drops near-duplicate images (perceptual hashes) and duplicate or near-duplicate queries",
+        name: "dedup", version: 4, summary: "drops near-duplicate images (perceptual hashes) and duplicate or near-duplicate queries",
         input: .records(["pair"]), output: .records("pair"),
         parameters: [
             StageParameter("max_queries_per_image", .integer(1...1_000_000), default: 1, "queries one image (or group of near-duplicate images) may carry"),

@@ -1,69 +1,116 @@
+import COpenBLAS
 import LeaklessCore
-import LeaklessModels
+import LeaklessEmbedding
 import LeaklessImaging
+import LeaklessModels
 
-/// The builtin image pool (`data/pool/pool.yaml` and its photos): captioned, freely licensed
-/// photographs that descriptions are matched against.
+/// The pictures the builtin image stage retrieves from: the project's captioned photographs
+/// (`data/pool/pool.yaml`) and, when installed, the Open Clip Art Library's indexed clip art.
 public struct ImagePool: Sendable {
-    public struct Photo: Sendable {
+    public struct Picture: Sendable {
+        /// Where it is inside its collection (`retina.jpg`, `png/tools/weapons/ak47_01.png`).
         public let file: String
+        /// Where it is read from.
+        public let path: String
         public let caption: String
+        /// The collection: what exported pairs give as their `source`.
+        public let collection: String
+        /// Who made it and where it was found.
         public let source: String
         public let license: String
-        public let bytes: [UInt8]
-        public let format: ImageFormat
-        public let width: Int
-        public let height: Int
-        public let hash: ContentHash
-        /// Caption stems with their TF-IDF weights.
-        var vector: [String: Double] = [:]
     }
 
-    public let photos: [Photo]
-    /// What exported pairs give as their `source`: the collection the image was retrieved from.
-    public var name = "leakless-pool"
-    private let idf: [String: Double]
-    private let stopStems: Set<String>
+    public let pictures: [Picture]
+    /// How many of `pictures` are the photographs (they come first).
+    public let photoCount: Int
 
-    /// Loads the pool folder; every photo is decoded once, so a broken file fails here, by name.
-    public static func load(folder: String, stopWords: Set<String>) throws -> ImagePool {
+    /// The photographs' collection name when pool.yaml gives none.
+    public static let defaultName = "leakless-pool"
+    public static let clipartName = "openclipart"
+
+    /// Loads the pool folder (every photo is decoded once, so a broken file fails here, by name)
+    /// and, when `clipart` is given, the clip-art index (built once, kept under `cache`).
+    public static func load(folder: String, clipart: String? = nil, cache: String? = nil,
+                            progress: ((String) -> Void)? = nil) throws -> ImagePool {
         let path = FileSystem.join(folder, "pool.yaml")
         let reader = ConfigReader(path: path)
         let document = try YAMLDocument.load(path: path)
         let top = try reader.mapping(document, "the pool", keys: ["name", "photos"])
-        var photos: [Photo] = []
+        var name = defaultName
+        if let given = document["name"]?.json.stringValue, !given.isEmpty { name = given }
+        var pictures: [Picture] = []
         for node in try reader.list(top, "photos") {
             let entry = try reader.mapping(node, "a photo", keys: ["file", "caption", "source", "license"])
             let file = try reader.string(entry, "file")
-            let bytes = try FileSystem.read(FileSystem.join(folder, file))
-            let image: DecodedImage
+            let photoPath = FileSystem.join(folder, file)
             do {
-                image = try ImageCodec.decode(bytes)
+                _ = try ImageCodec.decode(try FileSystem.read(photoPath))
             } catch let error as ImageError {
                 throw LocatedError(path: path, line: node.line, message: "\(file): \(error.message)")
             }
-            photos.append(Photo(
-                file: file, caption: try reader.string(entry, "caption"), source: try reader.string(entry, "source"),
-                license: try reader.string(entry, "license"), bytes: bytes, format: ImageFormat.sniff(bytes)!,
-                width: image.width, height: image.height, hash: ContentHash(of: bytes)))
+            pictures.append(Picture(file: file, path: photoPath, caption: try reader.string(entry, "caption"), collection: name,
+                                    source: try reader.string(entry, "source"), license: try reader.string(entry, "license")))
         }
-        var pool = ImagePool(photos: photos, stopStems: stopWords)
-        if let name = document["name"]?.json.stringValue, !name.isEmpty { pool.name = name }
-        return pool
+        let photoCount = pictures.count
+        if let clipart, !clipart.isEmpty {
+            let index = try ClipartIndex.load(folder: clipart, cacheFolder: cache ?? FileSystem.join(folder, ".cache"), progress: progress)
+            for entry in index.entries {
+                pictures.append(Picture(file: entry.file, path: FileSystem.join(clipart, entry.file), caption: entry.caption, collection: clipartName,
+                                        source: "Open Clip Art Library (Debian openclipart-png), \(entry.file)", license: entry.license))
+            }
+        }
+        return ImagePool(pictures: pictures, photoCount: photoCount)
     }
 
-    init(photos: [Photo], stopStems: Set<String>) {
+    /// The picture's file as a PNG or JPEG the export can copy: a photo as it is; clip art
+    /// flattened onto white and scaled so its longer side is at most `maxSide`.
+    func image(_ picture: Picture, maxSide: Int) throws -> (bytes: [UInt8], format: ImageFormat, width: Int, height: Int) {
+        let bytes = try FileSystem.read(picture.path)
+        let decoded: DecodedImage
+        do {
+            decoded = try ImageCodec.decode(bytes)
+        } catch let error as ImageError {
+            throw RecordError("\(picture.path): \(error.message)")
+        }
+        if picture.collection != Self.clipartName, let format = ImageFormat.sniff(bytes) {
+            return (bytes, format, decoded.width, decoded.height)
+        }
+        let scaled = ImageCodec.thumbnail(decoded, side: maxSide)
+        return (try ImageCodec.encodePNG(scaled), .png, scaled.width, scaled.height)
+    }
+}
+
+/// Scores every picture's caption against a text, one way or another.
+protocol CaptionMatcher: Sendable {
+    /// "embedding" or "tfidf".
+    var method: String { get }
+    /// One score per picture, in the pool's order.
+    func scores(_ text: String) -> [Float]
+}
+
+/// Cosine similarity of TF-IDF vectors of stems, stop words left out, through an inverted index.
+struct TFIDFMatcher: CaptionMatcher {
+    let method = "tfidf"
+    /// Per stem, the captions holding it and its weight there.
+    private let postings: [String: [(caption: Int32, weight: Float)]]
+    private let idf: [String: Double]
+    private let stopStems: Set<String>
+    private let count: Int
+
+    init(captions: [String], stopStems: Set<String>) {
         self.stopStems = stopStems
         var documentFrequency: [String: Int] = [:]
-        let bags = photos.map { Self.bag($0.caption, stop: stopStems) }
+        let bags = captions.map { Self.bag($0, stop: stopStems) }
         for bag in bags { for stem in bag.keys { documentFrequency[stem, default: 0] += 1 } }
-        let count = Double(max(photos.count, 1))
-        idf = documentFrequency.mapValues { 1 + (count / Double($0)).squareRoot() }
-        var weighted = photos
-        for index in weighted.indices {
-            weighted[index].vector = Self.weigh(bags[index], idf: idf)
+        let total = Double(max(captions.count, 1))
+        let idf = documentFrequency.mapValues { 1 + (total / Double($0)).squareRoot() }
+        self.idf = idf
+        var postings: [String: [(caption: Int32, weight: Float)]] = [:]
+        for (index, bag) in bags.enumerated() {
+            for (stem, weight) in Self.weigh(bag, idf: idf) { postings[stem, default: []].append((Int32(index), Float(weight))) }
         }
-        self.photos = weighted
+        self.postings = postings
+        count = captions.count
     }
 
     private static func bag(_ text: String, stop: Set<String>) -> [String: Double] {
@@ -79,65 +126,60 @@ public struct ImagePool: Sendable {
         return vector
     }
 
-    /// Photos by cosine similarity of their caption to `description`, best first; ties broken by
-    /// a hash of `salt` and the file name, so equally poor matches spread over the pool instead
-    /// of all landing on the first photo.
-    public func ranked(for description: String, salt: String) -> [(photo: Photo, score: Double)] {
-        let query = Self.weigh(Self.bag(description, stop: stopStems), idf: idf)
-        let scored = photos.map { photo -> (photo: Photo, score: Double, tie: String) in
-            let score = query.reduce(0.0) { $0 + $1.value * (photo.vector[$1.key] ?? 0) }
-            return (photo, score.rounded(places: 6), ContentHash(ofString: salt + photo.file).hex)
+    func scores(_ text: String) -> [Float] {
+        var scores = [Float](repeating: 0, count: count)
+        for (stem, weight) in Self.weigh(Self.bag(text, stop: stopStems), idf: idf) {
+            for posting in postings[stem] ?? [] { scores[Int(posting.caption)] += Float(weight) * posting.weight }
         }
-        return scored.sorted { $0.score != $1.score ? $0.score > $1.score : $0.tie < $1.tie }.map { ($0.photo, $0.score) }
+        return scores
     }
 }
 
-/// image, builtin: retrieval. Each query's image description is matched against the pool's
-/// captions; the best photo is stored in the blob store and attached with its source, licence and
-/// match score. A description whose best match scores below `min_score` is rejected.
-public struct BuiltinImageStage: RecordStage {
-    let pool: ImagePool
-    let blobs: BlobStore
-    let minScore: Double
-    var used: [String: Int] = [:]
-    var stored = Set<ContentHash>()
+/// Cosine similarity of sentence embeddings (all-MiniLM-L6-v2). The clip art's embeddings are
+/// computed once and kept beside its index.
+struct EmbeddingMatcher: CaptionMatcher {
+    let method = "embedding"
+    let embedder: SentenceEmbedder
+    /// One unit vector per picture, rows of `dimension`.
+    private let matrix: [Float]
+    private let count: Int
 
-    public init(context: StageContext, parameters: ImageStage.Parameters) throws {
-        let stop = try Lexicon.load(path: parameters.lexicon).stopStems
-        pool = try ImagePool.load(folder: parameters.pool, stopWords: stop)
-        guard !pool.photos.isEmpty else {
-            throw LocatedError(path: parameters.pool, line: nil, message: "the pool has no photos")
+    init(pool: ImagePool, embedder: SentenceEmbedder, cache: String?, progress: ((String) -> Void)? = nil) throws {
+        self.embedder = embedder
+        let dimension = embedder.dimension
+        let captions = pool.pictures.map(\.caption)
+        // Kept by the captions and the model: the same collection is embedded once.
+        let model = try FileSystem.contentHash(of: FileSystem.join(embedder.folder, "config.json")).hex
+        let key = ContentHash(ofString: ([model, String(dimension)] + captions).joined(separator: "\n")).hex
+        let file = cache.map { FileSystem.join($0, "pool-index", "captions-\(key).f32") }
+        var matrix: [Float] = []
+        if let file, FileSystem.exists(file), let bytes = try? FileSystem.read(file), bytes.count == captions.count * dimension * 4 {
+            matrix = [Float](repeating: 0, count: captions.count * dimension)
+            matrix.withUnsafeMutableBytes { target in bytes.withUnsafeBytes { target.copyMemory(from: $0) } }
+        } else {
+            if captions.count > 100 { progress?("embedding \(captions.count) pool captions (once, kept in \(file.map(FileSystem.parent) ?? "memory"))") }
+            matrix = embedder.embed(captions).flatMap { $0 }
+            if let file {
+                let bytes = matrix.withUnsafeBytes { Array($0) }
+                try AtomicFile.write(bytes, to: file)
+            }
         }
-        blobs = BlobStore(folder: context.blobs)
-        minScore = parameters.minScore
+        self.matrix = matrix
+        count = captions.count
     }
 
-    public var extraStats: [String: JSONValue] {
-        ["photos_used": .int(Int64(used.count)), "pool_size": .int(Int64(pool.photos.count))]
-    }
-
-    public mutating func process(_ record: Record) throws -> [StageOutput] {
-        try record.requireKind(["query", "seed"])
-        let description = try record.requireString("image_description")
-        guard let best = pool.ranked(for: description, salt: record.id).first else { return [] }
-        guard best.score >= minScore else {
-            return [.reject(record, reason: "no-matching-image",
-                            detail: "best pool photo \(best.photo.file) scores \(best.score), below min_score \(minScore)")]
+    func scores(_ text: String) -> [Float] {
+        let query = embedder.embed(text)
+        var result = [Float](repeating: 0, count: count)
+        guard count > 0 else { return result }
+        matrix.withUnsafeBufferPointer { rows in
+            query.withUnsafeBufferPointer { vector in
+                result.withUnsafeMutableBufferPointer { output in
+                    cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(count), Int32(query.count), 1, rows.baseAddress, Int32(query.count),
+                                vector.baseAddress, 1, 0, output.baseAddress, 1)
+                }
+            }
         }
-        let photo = best.photo
-        if stored.insert(photo.hash).inserted { try blobs.store(photo.bytes, format: photo.format) }
-        used[photo.file, default: 0] += 1
-        let collection = pool.name
-        return [.record(record.derived { fields in
-            fields["kind"] = "pair"
-            // The image's origin, as VLSBench's `source` says it: a retrieved picture is not generated.
-            fields["source"] = .string(collection)
-            fields["image"] = .object([
-                "blob": .string(photo.hash.hex), "format": .string(photo.format.rawValue),
-                "width": .int(Int64(photo.width)), "height": .int(Int64(photo.height)),
-                "method": "retrieval", "origin": .string(photo.file), "caption": .string(photo.caption),
-                "source": .string(photo.source), "license": .string(photo.license), "score": .double(best.score),
-            ])
-        })]
+        return result
     }
 }

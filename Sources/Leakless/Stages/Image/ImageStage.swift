@@ -1,33 +1,64 @@
 import LeaklessCore
+import LeaklessEmbedding
 
-/// image: an image for each query, retrieved from the captioned pool (builtin) or generated,
-/// checked and refined by models.
+/// image: an image for each query: retrieved from the captioned pool and the installed clip art
+/// (builtin), drawn as text (typography), or generated, checked and refined by models.
 public enum ImageStage: PipelineStage {
     public static let definition = StageDefinition(
-        name: "image", version: 2, summary: "an image for each query: retrieval from the captioned pool, or generation with verification",
+        name: "image", version: 3,
+        summary: "an image for each query: retrieval from the pool and clip art, else typography; or generation with verification",
         input: .records(["query", "seed"]), output: .records("pair"),
         roles: [
-            BackendRole("backend", serves: ["builtin", "image"], required: true, "retrieval from the pool (builtin) or a text-to-image endpoint"),
+            BackendRole("backend", serves: ["builtin", "image", "typography"], required: true,
+                        "retrieval from the pool and clip art (builtin), the key phrase drawn as text (typography), or a text-to-image endpoint"),
             BackendRole("prompt_writer", serves: ["chat"], required: false, "turns an image description into a text-to-image prompt"),
             BackendRole("verifier", serves: ["chat"], required: false, needsVision: true, "checks each generated image shows the risk, and refines the prompt"),
+            BackendRole("typography", serves: ["typography"], required: false,
+                        "how text is drawn for the builtin fallback and the overlay (default: the typography kind's defaults)"),
         ],
         parameters: [
             StageParameter("pool", .path, default: "data/pool", "folder with pool.yaml and the photos"),
-            StageParameter("lexicon", .path, default: "data/lexicon.yaml", "its stop words are ignored when matching captions"),
-            StageParameter("min_score", .number(0...1), default: 0.0, "reject when the best caption match scores below this"),
+            StageParameter("clipart", .collection, default: "/usr/share/openclipart", "the Open Clip Art Library (Debian openclipart-svg and openclipart-png); empty: photos only"),
+            StageParameter("lexicon", .path, default: "data/lexicon.yaml", "its stop words are ignored by TF-IDF matching"),
+            StageParameter("model", .optionalPath, default: "models/all-MiniLM-L6-v2", "the sentence-embedding model folder (scripts/setup fetches it)"),
+            StageParameter("matching", .choice(["auto", "embedding", "tfidf"]), default: "auto", "caption matching: auto uses embeddings when the model is there, else TF-IDF with a warning"),
+            StageParameter("min_similarity", .number(0...1), default: 0.5, "embedding matching: the least cosine similarity a picture needs"),
+            StageParameter("min_tfidf", .number(0...1), default: 0.5, "TF-IDF matching: the least cosine similarity a picture needs"),
+            StageParameter("spread", .integer(1...100), default: 4, "an element's queries share its best pictures, up to this many, instead of reusing one"),
+            StageParameter("fallback", .choice(["typography", "typography_over_match", "reject"]), default: "typography",
+                           "with no picture above the threshold: the key phrase drawn as text, drawn under the best weak match, or reject"),
+            StageParameter("max_side", .integer(64...4096), default: 768, "clip art is scaled so its longer side is at most this"),
             StageParameter("max_rounds", .integer(1...10), default: 3, "generation: rounds of generate, verify, refine"),
+            StageParameter("overlay", .boolean, default: false, "generation: draw the key phrase in a band under each generated image (SD_TYPO)"),
         ])
 
     public struct Parameters: Decodable, Sendable {
         public var pool: String
+        public var clipart: String
         public var lexicon: String
-        public var minScore: Double
+        public var model: String
+        public var matching: String
+        public var minSimilarity: Double
+        public var minTfidf: Double
+        public var spread: Int
+        public var fallback: String
+        public var maxSide: Int
         public var maxRounds: Int
+        public var overlay: Bool
+    }
+
+    public static func validate(_ parameters: Parameters) throws {
+        if parameters.matching == "embedding" && !SentenceEmbedder.available(in: parameters.model) {
+            throw RecordError("'matching: embedding' needs the embedding model in \(parameters.model): run ./scripts/setup, or set 'matching: tfidf'")
+        }
     }
 
     public static func implementation(_ parameters: Parameters, context: StageContext) throws -> StageImplementation {
         if context.network("backend") != nil {
             return .concurrent(try GenerateImageStage(context: context, parameters: parameters))
+        }
+        if context.backend("backend")?.backendKind.serves == "typography" {
+            return .sequential(try TypographyImageStage(context: context, parameters: parameters))
         }
         return .sequential(try BuiltinImageStage(context: context, parameters: parameters))
     }
