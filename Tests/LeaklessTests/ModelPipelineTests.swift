@@ -5,6 +5,7 @@ import XCTest
 @testable import LeaklessCore
 @testable import LeaklessMockServer
 @testable import LeaklessModels
+@testable import LeaklessImaging
 @testable import LeaklessNetwork
 
 #if canImport(Glibc)
@@ -121,6 +122,38 @@ final class ModelPipelineTests: XCTestCase {
         for output in [plan, first, again] {
             XCTAssertFalse((output.stdout + output.stderr).contains(Self.secret))
         }
+    }
+
+    func testOverlayDrawsTheKeyPhraseUnderEachGeneratedImage() throws {
+        let server = try MockServer(handler: MockModel(apiKey: Self.secret).handle)
+        addTeardownBlock { server.stop() }
+        let folder = try projectCopy(self)
+        let pipeline = modelPipeline(server.baseURL, extra: """
+              band:
+                kind: typography
+                size: 40
+            """).replacingOccurrences(of: "    verifier: gpt\n", with: "    verifier: gpt\n    typography: band\n    overlay: true\n")
+        try write(pipeline, to: FileSystem.join(folder, "pipeline.yaml"))
+        let result = try runExecutable("leakless", ["run", "--only", "extract"], in: folder, environment: ["LEAKLESS_TEST_KEY": Self.secret])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        for stage in ["rewrite", "detect", "image"] {
+            let next = try runExecutable("leakless", ["run", "--only", stage], in: folder, environment: ["LEAKLESS_TEST_KEY": Self.secret])
+            XCTAssertEqual(next.status, 0, String(next.stderr.suffix(600)))
+        }
+        let record = try XCTUnwrap(try JSONLReader(path: try storeFile(folder, "image-", ".jsonl")).nextRecord()?.record)
+        let image = try XCTUnwrap(record["image"])
+        XCTAssertEqual(image["method"], "generation")
+        XCTAssertEqual(image["overlay"]?["typography"]?["layout"], "sd_typo")
+        XCTAssertEqual(image["overlay"]?["typography"]?["text"], record["element"]?["name"])
+        XCTAssertNotEqual(image["overlay"]?["generated_blob"], image["blob"])
+        // The band is below the generated picture, kept at its own width (or the typography's,
+        // 768 by default, when it is narrower).
+        let blobs = BlobStore(folder: FileSystem.join(folder, "out/blobs"))
+        let generatedBlob = try XCTUnwrap(image["overlay"]?["generated_blob"]?.stringValue.flatMap(ContentHash.init(hex:)))
+        let generatedPath = [ImageFormat.png, .jpeg].map { blobs.path(for: generatedBlob, format: $0) }.first(where: FileSystem.exists)!
+        let generated = try ImageCodec.decode(try FileSystem.read(generatedPath))
+        XCTAssertEqual(image["width"]?.intValue, Int64(max(generated.width, 768)))
+        XCTAssertGreaterThan(image["height"]?.intValue ?? 0, Int64(generated.height * max(generated.width, 768) / generated.width))
     }
 
     func testABadKeyStopsTheStageAtOnceWithTheEndpointsMessage() throws {
@@ -242,6 +275,6 @@ final class ModelPipelineTests: XCTestCase {
         XCTAssertEqual(error("backends:\n  gpt:\n    kind: openai-chat\n    base_url: http://x/v1\n    model: m\n    api_key_env: sk-abc.def\nstages:\n  extract:\n    backend: gpt\n"),
                        "p.yaml:6: 'api_key_env' is the NAME of an environment variable (letters, digits, _), not the key itself")
         XCTAssertEqual(error("backends:\n  gpt:\n    kind: openai-chat\n    base_url: http://x/v1\n    model: m\nstages:\n  extract:\n    backend: gpt\n  rewrite:\n    backend: gpt\n  detect:\n    backend: gpt\n  image:\n    backend: gpt\n"),
-                       "p.yaml:14: stage 'image': 'backend' (retrieval from the pool (builtin) or a text-to-image endpoint) takes a backend of kind builtin or openai-images or sd-webui, but 'gpt' is 'openai-chat'")
+                       "p.yaml:14: stage 'image': 'backend' (retrieval from the pool and clip art (builtin), the key phrase drawn as text (typography), or a text-to-image endpoint) takes a backend of kind builtin or openai-images or sd-webui or typography, but 'gpt' is 'openai-chat'")
     }
 }

@@ -35,7 +35,7 @@ final class PipelineConfigTests: XCTestCase {
         assertError(header + "  rewrite:\n", "p.yaml:5: stage 'rewrite' cannot come first: it reads another stage's records")
         assertError(header + "  extract:\n  filter:\n", "p.yaml:6: stage 'filter' reads 'pair' records, but 'extract' before it writes 'seed' records")
         assertError("stage:\n  extract:\n", "p.yaml:1: unknown key 'stage' in the pipeline (expected one of: workdir, backends, budget, stages)")
-        assertError("backends:\n  m:\n    kind: openai\nstages:\n  extract:\n", "p.yaml:3: backend kind must be one of: builtin, openai-chat, openai-images, sd-webui, llamaguard, openai-moderation")
+        assertError("backends:\n  m:\n    kind: openai\nstages:\n  extract:\n", "p.yaml:3: backend kind must be one of: builtin, openai-chat, openai-images, sd-webui, llamaguard, openai-moderation, typography")
         assertError(header + "  dedup: [1, 2]\n", "p.yaml:5: stage 'dedup' must be a mapping, found list")
         assertError("stages: {extract: {seed: 1}\n", "p.yaml:2: invalid YAML: did not find expected ',' or '}'")
     }

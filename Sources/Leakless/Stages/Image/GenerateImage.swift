@@ -95,7 +95,10 @@ public final class GenerateImageStage: ModelStage, @unchecked Sendable {
                     // The typographic variant: the generated picture with the key phrase below it.
                     let store = BlobStore(folder: context.blobs)
                     let picture = try ImageCodec.decode(try FileSystem.read(store.path(for: image.blob, format: image.format)))
-                    let (drawn, provenance) = try overlay.draw(phrase: try record.keyPhrase(), layout: .sdTypo, picture: picture)
+                    // At the picture's own width (its pixels kept as they are) unless it is narrower
+                    // than the typography's width, to which it is then scaled.
+                    let canvas = max(picture.width, overlay.typography.width)
+                    let (drawn, provenance) = try overlay.draw(phrase: try record.keyPhrase(), layout: .sdTypo, picture: picture, width: canvas)
                     blob = try store.store(try ImageCodec.encodePNG(drawn), format: .png)
                     (format, width, height) = (.png, drawn.width, drawn.height)
                     overlaid = .object(["typography": provenance, "generated_blob": .string(image.blob.hex)])

@@ -32,10 +32,12 @@ struct TypographicText: Sendable {
         _ = try draw(phrase: "leakless", layout: .typo, picture: nil)
     }
 
-    /// `phrase` drawn in `layout` (the backend's unless given), over `picture` for sd_typo.
-    func draw(phrase: String, layout: Typography.Layout? = nil, picture: DecodedImage?) throws -> (image: DecodedImage, provenance: JSONValue) {
+    /// `phrase` drawn in `layout` (the backend's unless given), over `picture` for sd_typo, at
+    /// `width` (the backend's unless given).
+    func draw(phrase: String, layout: Typography.Layout? = nil, picture: DecodedImage?, width: Int? = nil) throws -> (image: DecodedImage, provenance: JSONValue) {
         var typography = self.typography
         if let layout { typography.layout = layout }
+        if let width { typography.width = width }
         let drawnText = text.replacingOccurrences(of: "{phrase}", with: phrase)
         let drawn: Typography.Drawn
         do {
