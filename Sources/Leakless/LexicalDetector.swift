@@ -83,7 +83,11 @@ public struct LexicalDetector: Sendable {
     }
 
     public func judge(_ query: String, context: DetectionContext) -> LexicalVerdict {
-        let tokens = Text.tokens(query)
+        judge(query, tokens: Text.tokens(query), context: context)
+    }
+
+    /// The verdict on a query whose tokens are already made (`Text.tokens(query)`).
+    public func judge(_ query: String, tokens: [Token], context: DetectionContext) -> LexicalVerdict {
         func evidence(_ matches: [PhraseMatcher.Match]) -> [LexicalVerdict.Evidence] {
             matches.map { match in
                 let range = tokens[match.tokens.lowerBound].range.lowerBound..<tokens[match.tokens.upperBound - 1].range.upperBound

@@ -50,19 +50,35 @@ public struct NearDuplicateRule: Sendable, Equatable {
 /// pairs of neighbouring words, each hashed with XXH3.
 public enum TextSimHash {
     public static func hash(_ text: String) -> UInt64 {
-        let words = Text.normalized(text).split(separator: " ").map(String.init)
-        var features = words
-        if words.count > 1 {
-            for index in 0..<(words.count - 1) { features.append(words[index] + " " + words[index + 1]) }
+        hash(normalized: Text.normalized(text))
+    }
+
+    /// The SimHash of a text already normalised (`Text.normalized`): its words and word
+    /// bigrams ("w1 w2"), each hashed from the text's own bytes, vote on each of the 64 bits.
+    public static func hash(normalized: String) -> UInt64 {
+        var text = normalized
+        return text.withUTF8 { bytes -> UInt64 in
+            // Word boundaries: single spaces separate the words of a normalised text.
+            var starts: [Int] = [], ends: [Int] = []
+            var start = 0
+            for index in 0...bytes.count where index == bytes.count || bytes[index] == 0x20 {
+                if index > start {
+                    starts.append(start)
+                    ends.append(index)
+                }
+                start = index + 1
+            }
+            guard !starts.isEmpty else { return 0 }
+            var weights = [Int](repeating: 0, count: 64)
+            func vote(_ from: Int, _ to: Int) {
+                let value = ContentHash.xxh64(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[from..<to]))
+                for bit in 0..<64 { weights[bit] += Int((value >> UInt64(bit)) & 1) * 2 - 1 }
+            }
+            for word in starts.indices { vote(starts[word], ends[word]) }
+            for word in starts.indices.dropLast() { vote(starts[word], ends[word + 1]) }
+            var result: UInt64 = 0
+            for bit in 0..<64 where weights[bit] > 0 { result |= 1 << UInt64(bit) }
+            return result
         }
-        guard !features.isEmpty else { return 0 }
-        var weights = [Int](repeating: 0, count: 64)
-        for feature in features {
-            let value = ContentHash.xxh64(feature)
-            for bit in 0..<64 { weights[bit] += (value >> UInt64(bit)) & 1 == 1 ? 1 : -1 }
-        }
-        var result: UInt64 = 0
-        for bit in 0..<64 where weights[bit] > 0 { result |= 1 << UInt64(bit) }
-        return result
     }
 }

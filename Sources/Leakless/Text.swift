@@ -10,47 +10,106 @@ public struct Token: Sendable, Equatable {
 
 public enum Text {
     /// Words of `text`: letters and digits, with inner apostrophes and hyphens kept ("someone's",
-    /// "self-harm").
+    /// "self-harm"). Scanned by Unicode scalar, ASCII without a property look-up; a combining
+    /// mark inside a word stays in it.
     public static func tokens(_ text: String) -> [Token] {
         var tokens: [Token] = []
-        var index = text.startIndex
-        while index < text.endIndex {
-            guard isWordCharacter(text[index]) else {
-                index = text.index(after: index)
+        let scalars = text.unicodeScalars
+        var index = scalars.startIndex
+        let end = scalars.endIndex
+        while index < end {
+            guard isWordScalar(scalars[index]) else {
+                index = scalars.index(after: index)
                 continue
             }
             let start = index
-            var end = index
-            while end < text.endIndex {
-                let character = text[end]
-                if isWordCharacter(character) {
-                    end = text.index(after: end)
-                } else if character == "'" || character == "’" || character == "-",
-                    text.index(after: end) < text.endIndex, isWordCharacter(text[text.index(after: end)])
-                {
-                    end = text.index(after: end)
+            var cursor = scalars.index(after: index)
+            while cursor < end {
+                let scalar = scalars[cursor]
+                if isWordScalar(scalar) || isMark(scalar) {
+                    cursor = scalars.index(after: cursor)
+                } else if scalar == "'" || scalar == "\u{2019}" || scalar == "-" {
+                    let next = scalars.index(after: cursor)
+                    guard next < end, isWordScalar(scalars[next]) else { break }
+                    cursor = next
                 } else {
                     break
                 }
             }
-            let word = String(text[start..<end])
-            tokens.append(Token(text: word, stem: stem(word), range: start..<end))
-            index = end
+            let word = String(text.unicodeScalars[start..<cursor])
+            tokens.append(Token(text: word, stem: stem(word), range: start..<cursor))
+            index = cursor
         }
         return tokens
     }
 
-    private static func isWordCharacter(_ character: Character) -> Bool {
-        character.isLetter || character.isNumber
+    @inline(__always)
+    private static func isWordScalar(_ scalar: Unicode.Scalar) -> Bool {
+        let value = scalar.value
+        if value < 0x80 {
+            return (value >= 0x61 && value <= 0x7A) || (value >= 0x41 && value <= 0x5A) || (value >= 0x30 && value <= 0x39)
+        }
+        return scalar.properties.isAlphabetic || scalar.properties.numericType != nil
+    }
+
+    private static func isMark(_ scalar: Unicode.Scalar) -> Bool {
+        guard scalar.value >= 0x300 else { return false }
+        switch scalar.properties.generalCategory {
+        case .nonspacingMark, .spacingMark, .enclosingMark: return true
+        default: return false
+        }
     }
 
     /// A light English stemmer: lower case, possessive, plural, -ing and -ed endings removed,
     /// so "guns", "gun's", "shooting" and "shoots" meet "gun" and "shoot". Deliberately
     /// conservative: it must treat a lexicon term and its inflections alike, no more.
     public static func stem(_ word: String) -> String {
-        var text = word.lowercased().replacingOccurrences(of: "’", with: "'")
+        if let ascii = asciiStem(word) { return ascii }
+        var text = word.lowercased()
+        // The typographic apostrophe as the plain one (a scan, not a Foundation replace per word).
+        if text.unicodeScalars.contains("\u{2019}") { text = String(text.map { $0 == "’" ? "'" : $0 }) }
         if text.hasSuffix("'s") { text.removeLast(2) }
         return dropFinalE(undouble(stripSuffix(text)))
+    }
+
+    /// The same stemmer over the bytes of an ASCII word (most words): no Unicode machinery.
+    private static func asciiStem(_ word: String) -> String? {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(word.utf8.count)
+        for byte in word.utf8 {
+            guard byte < 0x80 else { return nil }
+            bytes.append(byte >= 0x41 && byte <= 0x5A ? byte + 32 : byte)
+        }
+        func ends(_ suffix: StaticString) -> Bool {
+            let count = suffix.utf8CodeUnitCount
+            guard bytes.count >= count else { return false }
+            let start = suffix.utf8Start, offset = bytes.count - count
+            for index in 0..<count where bytes[offset + index] != start[index] { return false }
+            return true
+        }
+        if ends("'s") { bytes.removeLast(2) }
+        let count = bytes.count
+        if count > 4, ends("ies") {
+            bytes.removeLast(3)
+            bytes.append(0x79)  // y
+        } else if count > 4, ends("sses") {
+            bytes.removeLast(2)
+        } else if count > 3, ends("es"), ends("shes") || ends("ches") || ends("xes") || ends("zes") {
+            bytes.removeLast(2)
+        } else if count > 3, ends("s"), !ends("ss"), !ends("us"), !ends("is") {
+            bytes.removeLast(1)
+        } else if count > 5, ends("ing") {
+            bytes.removeLast(3)
+        } else if count > 4, ends("ed") {
+            bytes.removeLast(2)
+        }
+        // undouble: "stabb" -> "stab"; l, s, z, e, o stay doubled.
+        if bytes.count > 3, bytes[bytes.count - 1] == bytes[bytes.count - 2], ![0x6C, 0x73, 0x7A, 0x65, 0x6F].contains(bytes[bytes.count - 1]) {
+            bytes.removeLast()
+        }
+        // The silent e.
+        if bytes.count > 3, bytes[bytes.count - 1] == 0x65, bytes[bytes.count - 2] != 0x65 { bytes.removeLast() }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     private static func stripSuffix(_ text: String) -> String {
@@ -85,7 +144,12 @@ public enum Text {
     /// Lower case, words only, single spaces: two queries that differ in case, spacing or
     /// punctuation normalise alike.
     public static func normalized(_ text: String) -> String {
-        tokens(text).map { $0.text.lowercased() }.joined(separator: " ")
+        normalized(tokens(text))
+    }
+
+    /// The normalised text of tokens already made.
+    public static func normalized(_ tokens: [Token]) -> String {
+        tokens.map { $0.text.lowercased() }.joined(separator: " ")
     }
 }
 

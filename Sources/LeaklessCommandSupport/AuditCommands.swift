@@ -48,6 +48,14 @@ public struct JudgeOptions: ParsableArguments {
 
     public init() {}
 
+    /// The builtin lexical detector, when it is the judge: the audit then tokenises each query once.
+    func lexicalDetector() throws -> LexicalDetector? {
+        guard judge == "builtin" else { return nil }
+        var detector = LexicalDetector(lexicon: try Lexicon.load(path: projectFile(lexicon)), minContentWords: minContentWords)
+        detector.threshold = threshold
+        return detector
+    }
+
     /// A function from items to findings, and the judge's name for the report.
     func make(work: String, images: String?) throws -> (String, ([AuditItem]) throws -> ([AuditFinding], [(AuditItem, String)])) {
         if judge == "builtin" {
@@ -120,19 +128,63 @@ public struct AuditCommand: ParsableCommand {
                 guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { throw ValidationError("'--map': expected TARGET=FIELD, found '\(pair)'") }
                 mapping[parts[0]] = parts[1]
             }
-            let items = try BenchmarkImporter.read(file, format: format, options: ImportOptions(queryField: queryField, mapping: mapping))
+            let options = ImportOptions(queryField: queryField, mapping: mapping)
             let name = FileSystem.lastComponent(of: file).replacingOccurrences(of: ".json", with: "")
             let folder = output ?? FileSystem.join("out/audit", name)
             let (judgeName, judge) = try judging.make(work: FileSystem.join(folder, "work"), images: images)
-            let (findings, unjudged) = try judge(items)
-            let report = AuditReport(title: "\(file) (\(format.rawValue))", judge: judgeName, items: items, findings: findings, unjudged: unjudged)
+            let lexical = try judging.lexicalDetector()
+            try FileSystem.createDirectory(folder)
+            // Records are judged in batches as they are read, and each one's line is written as it
+            // is decided: memory does not grow with the benchmark.
+            let writer = try JSONLWriter(path: FileSystem.join(folder, "audit.jsonl"))
+            var accumulator = AuditAccumulator(title: "\(file) (\(format.rawValue))", judge: judgeName, lines: writer)
+            let progress = Progress(label: "audit")
+            let batchSize = lexical != nil ? 8_192 : judging.judge == "embedding" ? 1_024 : 256
+            var batch: [AuditItem] = []
+            let threads = ProcessInfo.processInfo.activeProcessorCount
+            func flush() throws {
+                defer { batch.removeAll(keepingCapacity: true) }
+                if let lexical {
+                    // Each record tokenised once and judged on every core; added in order.
+                    let items = batch, judgeName = accumulator.judge
+                    let chunk = 256, chunks = (items.count + chunk - 1) / chunk
+                    let prepared = WorkerPool.map(count: chunks, workers: threads, makeState: {}) { _, index in
+                        items[(index * chunk)..<min(items.count, (index + 1) * chunk)].map { item in
+                            let tokens = Text.tokens(item.query)
+                            let result = lexical.judge(item.query, tokens: tokens, context: item.context)
+                            let finding = AuditFinding(item: item, verdict: result.verdict, score: result.score, evidence: result.evidence, pairHarmful: nil, reason: nil)
+                            return AuditAccumulator.prepare(item, finding: finding, why: nil, judge: judgeName, tokens: tokens)
+                        }
+                    }
+                    for part in prepared { for record in part { try accumulator.add(record) } }
+                    return
+                }
+                let (findings, failed) = try judge(batch)
+                var byLocation: [String: AuditFinding] = [:]
+                for finding in findings { byLocation[finding.item.location] = finding }
+                var why: [String: String] = [:]
+                for (item, reason) in failed { why[item.location] = reason }
+                for item in batch { try accumulator.add(item, finding: byLocation[item.location], why: why[item.location]) }
+            }
+            let report: AuditReport
+            do {
+                try BenchmarkImporter.forEachBatch(file, format: format, options: options, batch: batchSize, threads: threads) { items in
+                    batch = items
+                    try flush()
+                    progress.tick("\(accumulator.records) records judged")
+                }
+                progress.finish("\(accumulator.records) records judged")
+                report = try accumulator.finish { visit in try BenchmarkImporter.forEach(file, format: format, options: options, visit) }
+            } catch {
+                writer.discard()
+                throw error
+            }
             try report.write(to: folder)
             let all = report.overall
-            print("\(items.count) records: " + LexicalVerdict.Verdict.allCases.map { "\($0.rawValue) \(all.byVerdict[$0] ?? 0)" }.joined(separator: ", ")
+            print("\(report.records) records: " + LexicalVerdict.Verdict.allCases.map { "\($0.rawValue) \(all.byVerdict[$0] ?? 0)" }.joined(separator: ", ")
                 + "; flagged \(String(format1: all.flaggedRate * 100, digits: 1))%")
-            let duplicates = report.duplicateGroups
-            print("\(report.distinctQueries) distinct queries, \(report.emptyQueries.count) empty, \(duplicates.count) repeated (\(duplicates.reduce(0) { $0 + $1.count - 1 }) extra copies)")
-            if !unjudged.isEmpty { print("\(unjudged.count) not judged (see \(folder)/work)") }
+            print("\(report.distinctQueries) distinct queries, \(report.emptyQueryCount) empty, \(report.duplicateGroupCount) repeated (\(report.duplicateExtraCopies) extra copies)")
+            if !report.unjudged.isEmpty { print("\(report.unjudged.count) not judged (see \(folder)/work)") }
             print("written to \(folder)/audit.jsonl, audit.json, audit.md, audit.html")
         }
     }

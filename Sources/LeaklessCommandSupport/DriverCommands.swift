@@ -173,7 +173,7 @@ public struct StagesCommand: ParsableCommand {
 
 /// A project file (a lexicon, a template folder, the model) named relative to the working
 /// directory: there, else in the installed share folder; where neither has it, as given.
-func projectFile(_ path: String) -> String {
+public func projectFile(_ path: String) -> String {
     if path.hasPrefix("/") || FileSystem.exists(path) { return path }
     let shared = FileSystem.join(installedShareFolder(), path)
     return FileSystem.exists(shared) ? shared : path

@@ -109,6 +109,14 @@ public final class JSONLWriter {
         count += 1
     }
 
+    /// A line already serialised (one JSON value, no newline in it).
+    public func write(line: String) throws {
+        var bytes = Array(line.utf8)
+        bytes.append(0x0A)
+        try file.write(bytes)
+        count += 1
+    }
+
     public func commit() throws { try file.commit() }
     public func discard() { file.discard() }
 }

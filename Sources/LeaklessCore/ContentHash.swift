@@ -37,6 +37,11 @@ public struct ContentHash: Hashable, Comparable, Sendable, CustomStringConvertib
         return bytes.withUnsafeMutableBufferPointer { XXH3_64bits($0.baseAddress, $0.count) }
     }
 
+    /// The same hash of bytes already in memory.
+    public static func xxh64(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        XXH3_64bits(bytes.baseAddress, bytes.count)
+    }
+
     public static func < (lhs: ContentHash, rhs: ContentHash) -> Bool { lhs.hex < rhs.hex }
 
     static func hexString(high: UInt64, low: UInt64) -> String {

@@ -14,6 +14,15 @@ public struct AuditFinding: Sendable {
     public let reason: String?
 
     public var flagged: Bool { verdict == .leaks || verdict == .harmfulAlone }
+
+    public init(item: AuditItem, verdict: LexicalVerdict.Verdict, score: Double, evidence: [LexicalVerdict.Evidence], pairHarmful: Bool?, reason: String?) {
+        self.item = item
+        self.verdict = verdict
+        self.score = score
+        self.evidence = evidence
+        self.pairHarmful = pairHarmful
+        self.reason = reason
+    }
 }
 
 /// Runs a judge over audit items: the builtin lexical detector, or an LLM judge through the

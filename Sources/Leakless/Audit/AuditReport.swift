@@ -3,35 +3,84 @@ import LeaklessCore
 
 /// The audit of one benchmark: verdict counts and rates overall and per category, the terms
 /// that leak most, examples with the leaking spans marked, empty and duplicate queries. Written
-/// as JSON, Markdown and a self-contained HTML page.
+/// as JSON, Markdown and a self-contained HTML page; `audit.jsonl`, one line per record, is
+/// written as the records are judged (see `AuditAccumulator`).
 public struct AuditReport {
     public let title: String
     public let judge: String
-    public let findings: [AuditFinding]
-    /// Items the judge could not answer, with why.
-    public let unjudged: [(AuditItem, String)]
-    public let items: [AuditItem]
-    public let examplesPerVerdict = 10
+    public let records: Int
+    public let judged: Int
+    /// Records the judge could not answer: where, and why.
+    public let unjudged: [(location: String, why: String)]
+    public static let examplesPerVerdict = 10
     /// SimHash bits within which two distinct queries are near duplicates.
     public static let queryRadius = 3
-    // Computed once; the three renderings read them.
     public let overall: Counts
     public let perCategory: [(String, Counts)]
     public let leakingTerms: [(term: String, source: String, count: Int)]
-    public let duplicateGroups: [[AuditItem]]
-    public let nearDuplicatePairs: [(AuditItem, AuditItem, Int)]
+    /// Queries repeated after normalisation, largest first: every group counted, the first
+    /// `shownGroups` with their text and first locations.
+    public let duplicateGroupCount: Int
+    public let duplicateExtraCopies: Int
+    public let duplicateGroups: [DuplicateGroup]
+    public let nearDuplicateCount: Int
+    public let nearDuplicatePairs: [NearDuplicate]
+    public let emptyQueryCount: Int
+    public let emptyLocations: [String]
+    public let distinctQueries: Int
+    public let distinctNormalisedQueries: Int
+    /// The first examples of each verdict, in the benchmark's order.
+    public let examples: [LexicalVerdict.Verdict: [AuditFinding]]
+    /// audit.jsonl's lines when the report was made in memory (nil: the accumulator wrote them).
+    let recordLines: [String]?
 
+    public struct DuplicateGroup: Sendable {
+        public let query: String
+        public let count: Int
+        public let locations: [String]
+    }
+
+    public struct NearDuplicate: Sendable {
+        public let first: AuditItem
+        public let second: AuditItem
+        public let distance: Int
+    }
+
+    /// An audit of items held in memory (tests, small sets): the same figures as a streamed one.
     public init(title: String, judge: String, items: [AuditItem], findings: [AuditFinding], unjudged: [(AuditItem, String)] = []) {
+        var byLocation: [String: AuditFinding] = [:]
+        for finding in findings { byLocation[finding.item.location] = finding }
+        var why: [String: String] = [:]
+        for (item, reason) in unjudged { why[item.location] = reason }
+        var accumulator = AuditAccumulator(title: title, judge: judge, lines: nil)
+        for item in items { try! accumulator.add(item, finding: byLocation[item.location], why: why[item.location]) }
+        self = try! accumulator.finish { visit in for item in items { try visit(item) } }
+    }
+
+    init(title: String, judge: String, records: Int, judged: Int, unjudged: [(location: String, why: String)], overall: Counts,
+         perCategory: [(String, Counts)], leakingTerms: [(term: String, source: String, count: Int)], duplicateGroupCount: Int,
+         duplicateExtraCopies: Int, duplicateGroups: [DuplicateGroup], nearDuplicateCount: Int, nearDuplicatePairs: [NearDuplicate],
+         emptyQueryCount: Int, emptyLocations: [String], distinctQueries: Int, distinctNormalisedQueries: Int,
+         examples: [LexicalVerdict.Verdict: [AuditFinding]], recordLines: [String]?) {
         self.title = title
         self.judge = judge
-        self.items = items
-        self.findings = findings
+        self.records = records
+        self.judged = judged
         self.unjudged = unjudged
-        overall = Self.counts(findings)
-        perCategory = Dictionary(grouping: findings, by: { $0.item.category ?? "(none)" }).map { ($0.key, Self.counts($0.value)) }.sorted { $0.0 < $1.0 }
-        leakingTerms = Self.leakingTerms(findings)
-        duplicateGroups = Self.duplicateGroups(items)
-        nearDuplicatePairs = Self.nearDuplicatePairs(items)
+        self.overall = overall
+        self.perCategory = perCategory
+        self.leakingTerms = leakingTerms
+        self.duplicateGroupCount = duplicateGroupCount
+        self.duplicateExtraCopies = duplicateExtraCopies
+        self.duplicateGroups = duplicateGroups
+        self.nearDuplicateCount = nearDuplicateCount
+        self.nearDuplicatePairs = nearDuplicatePairs
+        self.emptyQueryCount = emptyQueryCount
+        self.emptyLocations = emptyLocations
+        self.distinctQueries = distinctQueries
+        self.distinctNormalisedQueries = distinctNormalisedQueries
+        self.examples = examples
+        self.recordLines = recordLines
     }
 
     // MARK: - Figures
@@ -68,94 +117,54 @@ public struct AuditReport {
         }
     }
 
-    static func counts(_ findings: [AuditFinding]) -> Counts {
-        var counts = Counts()
-        findings.forEach { counts.add($0) }
-        return counts
-    }
-
-    /// Terms behind leaking and harmful-alone verdicts, most frequent first.
-    static func leakingTerms(_ findings: [AuditFinding]) -> [(term: String, source: String, count: Int)] {
-        var counts: [String: (String, String, Int)] = [:]
-        for finding in findings where finding.flagged {
-            for evidence in finding.evidence {
-                let key = evidence.term.lowercased() + "\u{0}" + evidence.source
-                counts[key] = (evidence.term.lowercased(), evidence.source, (counts[key]?.2 ?? 0) + 1)
-            }
-        }
-        return counts.values.map { (term: $0.0, source: $0.1, count: $0.2) }
-            .sorted { ($1.count, $0.term) < ($0.count, $1.term) }
-    }
-
-    public var emptyQueries: [AuditItem] { items.filter { $0.query.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty } }
-
-    /// Groups of items with the same query after normalisation (case, spacing, punctuation), of
-    /// two or more, largest first.
-    static func duplicateGroups(_ items: [AuditItem]) -> [[AuditItem]] {
-        Dictionary(grouping: items.filter { !Text.normalized($0.query).isEmpty }, by: { Text.normalized($0.query) }).values
-            .filter { $0.count > 1 }.sorted { ($1.count, $0[0].location) < ($0.count, $1[0].location) }
-    }
-
-    /// Pairs of distinct normalised queries whose SimHashes are within `queryRadius` bits.
-    static func nearDuplicatePairs(_ items: [AuditItem]) -> [(AuditItem, AuditItem, Int)] {
-        var firstOf: [String: AuditItem] = [:]
-        var distinct: [AuditItem] = []
-        for item in items {
-            let normalized = Text.normalized(item.query)
-            guard !normalized.isEmpty, firstOf[normalized] == nil else { continue }
-            firstOf[normalized] = item
-            distinct.append(item)
-        }
-        let hashes = distinct.map { TextSimHash.hash($0.query) }
-        return HammingSearch.pairs(hashes, radius: Self.queryRadius, threads: 2).map { (distinct[Int($0.first)], distinct[Int($0.second)], Int($0.distance)) }
-    }
-
-    public var distinctQueries: Int { Set(items.map(\.query)).count }
-
     // MARK: - JSON
 
     public var json: JSONValue {
-        let duplicates = duplicateGroups
-        return .object([
-            "title": .string(title), "judge": .string(judge), "records": .int(Int64(items.count)),
-            "judged": .int(Int64(findings.count)), "unjudged": .array(unjudged.map { .object(["location": .string($0.0.location), "why": .string($0.1)]) }),
+        .object([
+            "title": .string(title), "judge": .string(judge), "records": .int(Int64(records)),
+            "judged": .int(Int64(judged)), "unjudged": .array(unjudged.map { .object(["location": .string($0.location), "why": .string($0.why)]) }),
             "overall": overall.json,
             "per_category": .object(Dictionary(uniqueKeysWithValues: perCategory.map { ($0.0, $0.1.json) })),
             "leaking_terms": .array(leakingTerms.prefix(50).map { .object(["term": .string($0.term), "source": .string($0.source), "count": .int(Int64($0.count))]) }),
-            "empty_queries": .array(emptyQueries.map { .string($0.location) }),
+            "empty_queries": .object(["count": .int(Int64(emptyQueryCount)), "locations": .array(emptyLocations.map(JSONValue.string))]),
             "distinct_queries": .int(Int64(distinctQueries)),
-            "distinct_normalised_queries": .int(Int64(Set(items.map { Text.normalized($0.query) }).count)),
+            "distinct_normalised_queries": .int(Int64(distinctNormalisedQueries)),
             "duplicate_queries": .object([
-                "groups": .int(Int64(duplicates.count)), "extra_copies": .int(Int64(duplicates.reduce(0) { $0 + $1.count - 1 })),
-                "largest": .array(duplicates.prefix(20).map { group in
-                    .object(["query": .string(group[0].query), "count": .int(Int64(group.count)), "locations": .array(group.prefix(5).map { .string($0.location) })])
+                "groups": .int(Int64(duplicateGroupCount)), "extra_copies": .int(Int64(duplicateExtraCopies)),
+                "largest": .array(duplicateGroups.map { group in
+                    .object(["query": .string(group.query), "count": .int(Int64(group.count)), "locations": .array(group.locations.map(JSONValue.string))])
                 }),
             ]),
-            "near_duplicate_queries": .array(nearDuplicatePairs.prefix(50).map {
-                .object(["first": .string($0.0.query), "second": .string($0.1.query), "simhash_distance": .int(Int64($0.2)),
-                         "locations": .array([.string($0.0.location), .string($0.1.location)])])
-            }),
+            "near_duplicate_queries": .object([
+                "pairs": .int(Int64(nearDuplicateCount)),
+                "first": .array(nearDuplicatePairs.map {
+                    .object(["first": .string($0.first.query), "second": .string($0.second.query), "simhash_distance": .int(Int64($0.distance)),
+                             "locations": .array([.string($0.first.location), .string($0.second.location)])])
+                }),
+            ]),
             "examples": .object(Dictionary(uniqueKeysWithValues: [LexicalVerdict.Verdict.leaks, .harmfulAlone, .meaningless].map { verdict in
-                (verdict.rawValue, JSONValue.array(examples(verdict).map { finding in
-                    .object([
-                        "location": .string(finding.item.location), "query": .string(finding.item.query), "score": .double((finding.score).rounded(places: 4)),
-                        "spans": .array(finding.evidence.map { .object(["span": .string($0.span), "term": .string($0.term), "source": .string($0.source), "offset": .int(Int64($0.offset)), "length": .int(Int64($0.length))]) }),
-                    ])
-                }))
+                (verdict.rawValue, JSONValue.object([
+                    "total": .int(Int64(overall.byVerdict[verdict] ?? 0)),
+                    "shown": .array((examples[verdict] ?? []).map { finding in
+                        .object([
+                            "location": .string(finding.item.location), "query": .string(finding.item.query), "score": .double((finding.score).rounded(places: 4)),
+                            "spans": .array(finding.evidence.map { .object(["span": .string($0.span), "term": .string($0.term), "source": .string($0.source), "offset": .int(Int64($0.offset)), "length": .int(Int64($0.length))]) }),
+                        ])
+                    }),
+                ]))
             })),
         ])
     }
 
-    func examples(_ verdict: LexicalVerdict.Verdict) -> [AuditFinding] {
-        Array(findings.filter { $0.verdict == verdict }.prefix(examplesPerVerdict))
-    }
+    /// "the first 10 of 42", or "all 3".
+    func shown(_ count: Int, of total: Int) -> String { count == total ? "all \(total)" : "the first \(count) of \(total)" }
 
     // MARK: - Markdown
 
     public var markdown: String {
         let all = overall
         var lines = ["# Leakage audit: \(title)", ""]
-        lines.append("Judge: \(judge). Records: \(items.count); judged: \(findings.count)\(unjudged.isEmpty ? "" : "; not judged: \(unjudged.count)").")
+        lines.append("Judge: \(judge). Records: \(records); judged: \(judged)\(unjudged.isEmpty ? "" : "; not judged: \(unjudged.count)").")
         lines.append("")
         lines.append("| verdict | count | rate |")
         lines.append("|---|---|---|")
@@ -174,18 +183,17 @@ public struct AuditReport {
         lines += ["", "## Most frequent leaking terms", "", "| term | matched as | queries |", "|---|---|---|"]
         for term in leakingTerms.prefix(20) { lines.append("| \(escapeTable(term.term)) | \(term.source) | \(term.count) |") }
         lines += ["", "## Queries", ""]
-        let duplicates = duplicateGroups
-        lines.append("- \(items.count) records, \(distinctQueries) distinct query strings, \(emptyQueries.count) empty (\(emptyQueries.prefix(5).map(\.location).joined(separator: "; ")))")
-        lines.append("- \(duplicates.count) queries appear more than once after normalisation (\(duplicates.reduce(0) { $0 + $1.count - 1 }) extra copies)")
-        for group in duplicates.prefix(10) {
-            lines.append("  - \(group.count)x \"\(escapeTable(group[0].query))\" (\(group.prefix(3).map(\.location).joined(separator: "; ")))")
+        lines.append("- \(records) records, \(distinctQueries) distinct query strings, \(emptyQueryCount) empty\(emptyLocations.isEmpty ? "" : " (" + emptyLocations.prefix(5).joined(separator: "; ") + ")")")
+        lines.append("- \(duplicateGroupCount) queries appear more than once after normalisation (\(duplicateExtraCopies) extra copies)\(duplicateGroups.isEmpty ? "" : "; \(shown(min(10, duplicateGroups.count), of: duplicateGroupCount)), largest first:")")
+        for group in duplicateGroups.prefix(10) {
+            lines.append("  - \(group.count)x \"\(escapeTable(group.query))\" (\(group.locations.prefix(3).joined(separator: "; ")))")
         }
-        let near = nearDuplicatePairs
-        lines.append("- \(near.count) pairs of near-duplicate queries (SimHash within \(Self.queryRadius) bits)")
-        for pair in near.prefix(10) { lines.append("  - \"\(escapeTable(pair.0.query))\" ~ \"\(escapeTable(pair.1.query))\"") }
-        for verdict in [LexicalVerdict.Verdict.harmfulAlone, .leaks, .meaningless] where !examples(verdict).isEmpty {
-            lines += ["", "## Examples: \(verdict.rawValue)", ""]
-            for finding in examples(verdict) {
+        lines.append("- \(nearDuplicateCount) pairs of near-duplicate queries (SimHash within \(Self.queryRadius) bits)\(nearDuplicatePairs.isEmpty ? "" : "; \(shown(min(10, nearDuplicatePairs.count), of: nearDuplicateCount)):")")
+        for pair in nearDuplicatePairs.prefix(10) { lines.append("  - \"\(escapeTable(pair.first.query))\" ~ \"\(escapeTable(pair.second.query))\"") }
+        for verdict in [LexicalVerdict.Verdict.harmfulAlone, .leaks, .meaningless] where !(examples[verdict] ?? []).isEmpty {
+            let list = examples[verdict] ?? []
+            lines += ["", "## Examples: \(verdict.rawValue)", "", "Showing \(shown(list.count, of: overall.byVerdict[verdict] ?? 0)).", ""]
+            for finding in list {
                 let marked = mark(finding.item.query, finding.evidence, open: "**", close: "**", escape: escapeTable)
                 let why = finding.evidence.map { "\($0.term) (\($0.source))" }.joined(separator: ", ")
                 lines.append("- \(marked) — \(why.isEmpty ? (finding.reason ?? "") : why) [\(finding.item.location)]")
@@ -199,7 +207,7 @@ public struct AuditReport {
     public var html: String {
         let all = overall
         var body = "<h1>Leakage audit: \(escapeHTML(title))</h1>\n"
-        body += "<p>Judge: \(escapeHTML(judge)). Records: <b id=\"records\">\(items.count)</b>; judged: \(findings.count)\(unjudged.isEmpty ? "" : "; not judged: \(unjudged.count)").</p>\n"
+        body += "<p>Judge: \(escapeHTML(judge)). Records: <b id=\"records\">\(records)</b>; judged: \(judged)\(unjudged.isEmpty ? "" : "; not judged: \(unjudged.count)").</p>\n"
         body += "<table><tr><th>verdict</th><th>count</th><th>rate</th><th></th></tr>\n"
         for verdict in LexicalVerdict.Verdict.allCases {
             let rate = all.rate(verdict)
@@ -217,20 +225,19 @@ public struct AuditReport {
         for term in leakingTerms.prefix(20) {
             body += "<tr><td>\(escapeHTML(term.term))</td><td>\(escapeHTML(term.source))</td><td class=\"n\">\(term.count)</td></tr>\n"
         }
-        let duplicates = duplicateGroups
         body += "</table>\n<h2>Queries</h2>\n<ul>\n"
-        body += "<li>\(items.count) records, \(distinctQueries) distinct query strings, \(emptyQueries.count) empty\(emptyQueries.isEmpty ? "" : " (" + escapeHTML(emptyQueries.prefix(5).map(\.location).joined(separator: "; ")) + ")")</li>\n"
-        body += "<li>\(duplicates.count) queries appear more than once after normalisation (\(duplicates.reduce(0) { $0 + $1.count - 1 }) extra copies)<ul>\n"
-        for group in duplicates.prefix(10) {
-            body += "<li>\(group.count)&times; &ldquo;\(escapeHTML(group[0].query))&rdquo; <small>\(escapeHTML(group.prefix(3).map(\.location).joined(separator: "; ")))</small></li>\n"
+        body += "<li>\(records) records, \(distinctQueries) distinct query strings, \(emptyQueryCount) empty\(emptyLocations.isEmpty ? "" : " (" + escapeHTML(emptyLocations.prefix(5).joined(separator: "; ")) + ")")</li>\n"
+        body += "<li>\(duplicateGroupCount) queries appear more than once after normalisation (\(duplicateExtraCopies) extra copies)\(duplicateGroups.isEmpty ? "" : "; \(shown(min(10, duplicateGroups.count), of: duplicateGroupCount)), largest first")<ul>\n"
+        for group in duplicateGroups.prefix(10) {
+            body += "<li>\(group.count)&times; &ldquo;\(escapeHTML(group.query))&rdquo; <small>\(escapeHTML(group.locations.prefix(3).joined(separator: "; ")))</small></li>\n"
         }
-        let near = nearDuplicatePairs
-        body += "</ul></li>\n<li>\(near.count) pairs of near-duplicate queries (SimHash within \(Self.queryRadius) bits)<ul>\n"
-        for pair in near.prefix(10) { body += "<li>&ldquo;\(escapeHTML(pair.0.query))&rdquo; ~ &ldquo;\(escapeHTML(pair.1.query))&rdquo;</li>\n" }
+        body += "</ul></li>\n<li>\(nearDuplicateCount) pairs of near-duplicate queries (SimHash within \(Self.queryRadius) bits)\(nearDuplicatePairs.isEmpty ? "" : "; \(shown(min(10, nearDuplicatePairs.count), of: nearDuplicateCount))")<ul>\n"
+        for pair in nearDuplicatePairs.prefix(10) { body += "<li>&ldquo;\(escapeHTML(pair.first.query))&rdquo; ~ &ldquo;\(escapeHTML(pair.second.query))&rdquo;</li>\n" }
         body += "</ul></li>\n</ul>\n"
-        for verdict in [LexicalVerdict.Verdict.harmfulAlone, .leaks, .meaningless] where !examples(verdict).isEmpty {
-            body += "<h2>Examples: \(verdict.rawValue)</h2>\n<table><tr><th>query</th><th>why</th><th>where</th></tr>\n"
-            for finding in examples(verdict) {
+        for verdict in [LexicalVerdict.Verdict.harmfulAlone, .leaks, .meaningless] where !(examples[verdict] ?? []).isEmpty {
+            let list = examples[verdict] ?? []
+            body += "<h2>Examples: \(verdict.rawValue)</h2>\n<p>Showing \(shown(list.count, of: overall.byVerdict[verdict] ?? 0)).</p>\n<table><tr><th>query</th><th>why</th><th>where</th></tr>\n"
+            for finding in list {
                 let why = finding.evidence.map { "\($0.term) (\($0.source))" }.joined(separator: ", ")
                 body += "<tr><td>\(mark(finding.item.query, finding.evidence, open: "<mark>", close: "</mark>", escape: escapeHTML))</td><td>\(escapeHTML(why.isEmpty ? (finding.reason ?? "") : why))</td><td><small>\(escapeHTML(finding.item.location))</small></td></tr>\n"
             }
@@ -241,41 +248,13 @@ public struct AuditReport {
 
     // MARK: - Writing
 
-    /// One line per audited record, in the benchmark's order: where it was read (`FILE:LINE` or
-    /// `FILE: record N`), its id, the query, and the judge's verdict, score and evidence (or why
-    /// it was not judged), so a user can filter the benchmark by it.
-    public var recordLines: [String] {
-        var byLocation: [String: AuditFinding] = [:]
-        for finding in findings { byLocation[finding.item.location] = finding }
-        var notJudged: [String: String] = [:]
-        for (item, why) in unjudged { notJudged[item.location] = why }
-        return items.enumerated().map { index, item in
-            var line: [String: JSONValue] = [
-                "index": .int(Int64(index + 1)), "id": .string(item.id), "location": .string(item.location), "query": .string(item.query),
-            ]
-            if let finding = byLocation[item.location] {
-                line["verdict"] = .string(finding.verdict.rawValue)
-                line["flagged"] = .bool(finding.flagged)
-                line["score"] = .double(finding.score.rounded(places: 4))
-                line["evidence"] = .array(finding.evidence.map { evidence in
-                    ["span": .string(evidence.span), "term": .string(evidence.term), "source": .string(evidence.source),
-                     "offset": .int(Int64(evidence.offset)), "length": .int(Int64(evidence.length))]
-                })
-                if let pair = finding.pairHarmful { line["pair_harmful"] = .bool(pair) }
-                if let reason = finding.reason { line["reason"] = .string(reason) }
-            } else {
-                line["verdict"] = "not-judged"
-                line["reason"] = .string(notJudged[item.location] ?? "no verdict")
-            }
-            line["judge"] = .string(judge)
-            return JSONWriter.canonical(.object(line))
-        }
-    }
-
-    /// Writes audit.jsonl, audit.json, audit.md and audit.html into `folder`.
+    /// Writes audit.json, audit.md and audit.html into `folder` (and audit.jsonl when the report
+    /// was made in memory; a streamed audit wrote it as it went).
     public func write(to folder: String) throws {
         try FileSystem.createDirectory(folder)
-        try AtomicFile.write(recordLines.map { $0 + "\n" }.joined(), to: FileSystem.join(folder, "audit.jsonl"))
+        if let recordLines {
+            try AtomicFile.write(recordLines.map { $0 + "\n" }.joined(), to: FileSystem.join(folder, "audit.jsonl"))
+        }
         try AtomicFile.write(Array(JSONWriter.pretty(json).utf8), to: FileSystem.join(folder, "audit.json"))
         try AtomicFile.write(Array(markdown.utf8), to: FileSystem.join(folder, "audit.md"))
         try AtomicFile.write(Array(html.utf8), to: FileSystem.join(folder, "audit.html"))

@@ -81,7 +81,21 @@ public enum BenchmarkImporter {
         case .vlguard: return try vlguard(path, query: options.queryField)
         case .siuo: return try siuo(path, query: query)
         case .mossbench: return try mossbench(path, query: query)
-        case .jsonl: return try jsonl(path, options: options)
+        case .jsonl:
+            var items: [AuditItem] = []
+            try jsonl(path, options: options) { items.append($0) }
+            return items
+        }
+    }
+
+    /// Each item in the file's order, without holding them all where the format allows it
+    /// (JSONL is read line by line; the JSON and CSV formats are parsed whole first).
+    public static func forEach(_ path: String, format: BenchmarkFormat, options: ImportOptions = ImportOptions(),
+                               _ visit: (AuditItem) throws -> Void) throws {
+        if format == .jsonl {
+            try jsonl(path, options: options, visit)
+        } else {
+            for item in try read(path, format: format, options: options) { try visit(item) }
         }
     }
 
@@ -239,24 +253,33 @@ public enum BenchmarkImporter {
     // MARK: - JSONL
 
     static func vlsafe(_ path: String, query: String) throws -> [AuditItem] {
-        try jsonLines(path) { record, line in
+        var items: [AuditItem] = []
+        try jsonLines(path, { items.append($0) }) { record, line in
             let location = "\(path):\(line)"
             var item = AuditItem(id: try record.text("image_id").map { "\($0)#\(line)" } ?? "\(line)", query: try record.string(query), location: location)
             item.caption = try record.text("caption")
             item.image = try record.text("image_id")
             return item
         }
+        return items
     }
 
-    static func jsonl(_ path: String, options: ImportOptions) throws -> [AuditItem] {
+    static func jsonl(_ path: String, options: ImportOptions, _ visit: (AuditItem) throws -> Void) throws {
+        let make = try jsonlItem(path, options: options)
+        try jsonLines(path, visit, make)
+    }
+
+    /// The item of one record of a generic JSONL file, by the options' field mapping.
+    static func jsonlItem(_ path: String, options: ImportOptions) throws -> @Sendable (SourceRecord, Int) throws -> AuditItem {
         let known = ["query", "description", "key_phrase", "caption", "category", "sub_category", "image", "id", "label"]
         if let unknown = options.mapping.keys.first(where: { !known.contains($0) }) {
             throw RecordError("--map: unknown target '\(unknown)' (expected one of: \(known.joined(separator: ", ")))")
         }
         let queryField = options.queryField ?? options.mapping["query"] ?? "query"
-        return try jsonLines(path) { record, line in
+        let mapping = options.mapping
+        return { record, line in
             let location = "\(path):\(line)"
-            func mapped(_ name: String) throws -> String? { try options.mapping[name].flatMap { try record.text($0) } }
+            func mapped(_ name: String) throws -> String? { try mapping[name].flatMap { try record.text($0) } }
             var item = AuditItem(id: try mapped("id") ?? "\(line)", query: try record.string(queryField), location: location)
             item.description = try mapped("description")
             item.keyPhrase = try mapped("key_phrase")
@@ -267,6 +290,47 @@ public enum BenchmarkImporter {
             item.label = try mapped("label")
             return item
         }
+    }
+
+    /// Items in batches of up to `batch`, in the file's order; a JSONL file's lines are parsed on
+    /// `threads` threads (the first bad line, by number, is the error), other formats read whole.
+    public static func forEachBatch(_ path: String, format: BenchmarkFormat, options: ImportOptions = ImportOptions(), batch: Int,
+                                    threads: Int, _ visit: ([AuditItem]) throws -> Void) throws {
+        guard format == .jsonl else {
+            let items = try read(path, format: format, options: options)
+            for start in stride(from: 0, to: items.count, by: batch) { try visit(Array(items[start..<min(items.count, start + batch)])) }
+            return
+        }
+        let make = try jsonlItem(path, options: options)
+        let reader = try LineReader(path: path)
+        var lines: [(number: Int, bytes: [UInt8])] = []
+        func parse() throws {
+            let chunk = 256, chunks = (lines.count + chunk - 1) / chunk
+            let taken = lines
+            let parsed = WorkerPool.map(count: chunks, workers: threads, makeState: {}) { _, index -> [Result<AuditItem, LocatedError>] in
+                taken[(index * chunk)..<min(taken.count, (index + 1) * chunk)].map { line in
+                    do {
+                        guard case .object(let object) = try JSONParser.parse(bytes: line.bytes) else { throw RecordError("expected a JSON object") }
+                        return .success(try make(SourceRecord(fields: object), line.number))
+                    } catch let error as JSONParser.SyntaxError {
+                        return .failure(LocatedError(path: path, line: line.number, message: "invalid JSON: \(error.description)"))
+                    } catch {
+                        return .failure(LocatedError(path: path, line: line.number, message: "\(error)"))
+                    }
+                }
+            }
+            var items: [AuditItem] = []
+            items.reserveCapacity(lines.count)
+            for part in parsed { for result in part { items.append(try result.get()) } }
+            lines.removeAll(keepingCapacity: true)
+            try visit(items)
+        }
+        while let bytes = try reader.nextLine() {
+            if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+            lines.append((reader.lineNumber, Array(bytes)))
+            if lines.count >= batch { try parse() }
+        }
+        if !lines.isEmpty { try parse() }
     }
 
     // MARK: - Shared readers
@@ -325,9 +389,8 @@ public enum BenchmarkImporter {
     }
 
     /// Lines of JSON objects, read as they are (a foreign `id` is just a field here).
-    static func jsonLines(_ path: String, _ make: (SourceRecord, Int) throws -> AuditItem) throws -> [AuditItem] {
+    static func jsonLines(_ path: String, _ visit: (AuditItem) throws -> Void, _ make: (SourceRecord, Int) throws -> AuditItem) throws {
         let reader = try LineReader(path: path)
-        var items: [AuditItem] = []
         while let bytes = try reader.nextLine() {
             let line = reader.lineNumber
             if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
@@ -335,19 +398,19 @@ public enum BenchmarkImporter {
                 guard case .object(let object) = try JSONParser.parse(bytes: Array(bytes)) else {
                     throw RecordError("expected a JSON object")
                 }
-                items.append(try make(SourceRecord(fields: object), line))
+                let item = try make(SourceRecord(fields: object), line)
+                try visit(item)
             } catch let error as JSONParser.SyntaxError {
                 throw LocatedError(path: path, line: line, message: "invalid JSON: \(error.description)")
             } catch let error as RecordError {
                 throw LocatedError(path: path, line: line, message: error.description)
             }
         }
-        return items
     }
 }
 
 /// One record of a benchmark file, with its fields as the file has them.
-struct SourceRecord {
+struct SourceRecord: Sendable {
     let fields: [String: JSONValue]
 
     /// A field that must be a string.

@@ -1,0 +1,187 @@
+import LeaklessCore
+
+/// An audit made as records are judged, in the benchmark's order, holding per record only what
+/// duplicate detection needs (two 64-bit hashes and a third for distinct strings): each
+/// record's line goes to `audit.jsonl` as it is decided, and the counts, leaking terms and the
+/// first examples are kept as they come. At the end the groups and near pairs to show are
+/// found from the hashes, and their text is read again from the benchmark.
+private struct RereadDone: Error {}
+
+public struct AuditAccumulator {
+    let title: String
+    public let judge: String
+    /// Where each record's line goes; nil: kept in memory for the report.
+    let lines: JSONLWriter?
+    var keptLines: [String] = []
+
+    public private(set) var records = 0
+    var judged = 0
+    var unjudged: [(location: String, why: String)] = []
+    var overall = AuditReport.Counts()
+    var perCategory: [String: AuditReport.Counts] = [:]
+    var terms: [String: (term: String, source: String, count: Int)] = [:]
+    var examples: [LexicalVerdict.Verdict: [AuditFinding]] = [:]
+    var emptyCount = 0
+    var emptyLocations: [String] = []
+    var distinct = Set<UInt64>()
+    /// Per record, by its position: the hash of its normalised query (0: nothing left), and its SimHash.
+    var normalised: [UInt64] = []
+    var simHashes: [UInt64] = []
+    var firstOfNormalised = Set<UInt64>()
+
+    static let emptyShown = 100
+    static let groupsShown = 20
+    static let nearShown = 50
+
+    public init(title: String, judge: String, lines: JSONLWriter?) {
+        self.title = title
+        self.judge = judge
+        self.lines = lines
+    }
+
+    /// What one record contributes, computed apart from the others (so on any thread): its
+    /// normalised-query hash, SimHash, raw-query hash and its `audit.jsonl` line, numbered later.
+    public struct Prepared: Sendable {
+        let item: AuditItem
+        let finding: AuditFinding?
+        let why: String?
+        let normalised: UInt64
+        let simHash: UInt64
+        let raw: UInt64
+        /// The line's fields after "index" (a JSON object's inside, keys sorted).
+        let fields: String
+    }
+
+    /// Prepares a record. `tokens`, when given, are the query's (`Text.tokens(item.query)`), so
+    /// it is not tokenised again.
+    public static func prepare(_ item: AuditItem, finding: AuditFinding?, why: String?, judge: String, tokens: [Token]? = nil) -> Prepared {
+        let query = item.query
+        let normalisedText = Text.normalized(tokens ?? Text.tokens(query))
+        let hash: UInt64 = normalisedText.isEmpty ? 0 : max(1, ContentHash.xxh64(normalisedText))
+        var line: [String: JSONValue] = [
+            "id": .string(item.id), "location": .string(item.location), "query": .string(query), "judge": .string(judge),
+        ]
+        if let finding {
+            line["verdict"] = .string(finding.verdict.rawValue)
+            line["flagged"] = .bool(finding.flagged)
+            line["score"] = .double(finding.score.rounded(places: 4))
+            line["evidence"] = .array(finding.evidence.map { evidence in
+                ["span": .string(evidence.span), "term": .string(evidence.term), "source": .string(evidence.source),
+                 "offset": .int(Int64(evidence.offset)), "length": .int(Int64(evidence.length))]
+            })
+            if let pair = finding.pairHarmful { line["pair_harmful"] = .bool(pair) }
+            if let reason = finding.reason { line["reason"] = .string(reason) }
+        } else {
+            line["verdict"] = "not-judged"
+            line["reason"] = .string(why ?? "no verdict")
+        }
+        let canonical = JSONWriter.canonical(.object(line))
+        return Prepared(
+            item: item, finding: finding, why: why, normalised: hash,
+            simHash: normalisedText.isEmpty ? 0 : TextSimHash.hash(normalized: normalisedText), raw: ContentHash.xxh64(query),
+            fields: String(canonical.dropFirst().dropLast()))
+    }
+
+    /// The next record with the judge's finding, or why it has none.
+    public mutating func add(_ item: AuditItem, finding: AuditFinding?, why: String?, tokens: [Token]? = nil) throws {
+        try add(Self.prepare(item, finding: finding, why: why, judge: judge, tokens: tokens))
+    }
+
+    /// The next record, prepared.
+    public mutating func add(_ prepared: Prepared) throws {
+        records += 1
+        let item = prepared.item
+        if item.query.allSatisfy(\.isWhitespace) {
+            emptyCount += 1
+            if emptyLocations.count < Self.emptyShown { emptyLocations.append(item.location) }
+        }
+        distinct.insert(prepared.raw)
+        normalised.append(prepared.normalised)
+        // SimHashes are kept only for the first record of each normalised query: near pairs are
+        // sought among those.
+        let first = prepared.normalised != 0 && firstOfNormalised.insert(prepared.normalised).inserted
+        simHashes.append(first ? prepared.simHash : 0)
+        if let finding = prepared.finding {
+            judged += 1
+            overall.add(finding)
+            perCategory[item.category ?? "(none)", default: AuditReport.Counts()].add(finding)
+            if finding.flagged {
+                for evidence in finding.evidence {
+                    let key = evidence.term.lowercased() + "\u{0}" + evidence.source
+                    terms[key] = (evidence.term.lowercased(), evidence.source, (terms[key]?.count ?? 0) + 1)
+                }
+            }
+            if finding.verdict != .clean, examples[finding.verdict, default: []].count < AuditReport.examplesPerVerdict {
+                examples[finding.verdict, default: []].append(finding)
+            }
+        } else {
+            unjudged.append((item.location, prepared.why ?? "no verdict"))
+        }
+        // "index" first, then the other fields in canonical order.
+        let line = "{\"index\":\(records),\(prepared.fields)}"
+        if let lines {
+            try lines.write(line: line)
+        } else {
+            keptLines.append(line)
+        }
+    }
+
+    /// The report. `reread` visits the benchmark's items again, in the same order, so the
+    /// duplicate groups and near pairs shown get their text and locations.
+    public mutating func finish(reread: ((AuditItem) throws -> Void) throws -> Void) throws -> AuditReport {
+        try lines?.commit()
+        // Duplicate groups: positions sorted by normalised hash, runs of two or more.
+        let order = normalised.indices.filter { normalised[$0] != 0 }.sorted { (normalised[$0], $0) < (normalised[$1], $1) }
+        var groups: [[Int]] = []
+        var start = 0
+        while start < order.count {
+            var end = start + 1
+            while end < order.count, normalised[order[end]] == normalised[order[start]] { end += 1 }
+            if end - start > 1 { groups.append(Array(order[start..<end])) }
+            start = end
+        }
+        groups.sort { ($1.count, $0[0]) < ($0.count, $1[0]) }
+        let extraCopies = groups.reduce(0) { $0 + $1.count - 1 }
+        // Near duplicates among the first record of each distinct normalised query.
+        var firsts: [Int] = []
+        var seen = Set<UInt64>()
+        for index in normalised.indices where normalised[index] != 0 && seen.insert(normalised[index]).inserted { firsts.append(index) }
+        firstOfNormalised = []
+        let near = HammingSearch.pairs(firsts.map { simHashes[$0] }, radius: AuditReport.queryRadius, threads: 2)
+            .map { (firsts[Int($0.first)], firsts[Int($0.second)], Int($0.distance)) }
+            .sorted { ($0.0, $0.1) < ($1.0, $1.1) }
+
+        let shownGroups = groups.prefix(Self.groupsShown).map { Array($0.prefix(5)) }
+        let shownNear = Array(near.prefix(Self.nearShown))
+        var wanted = Set(shownGroups.flatMap { $0 })
+        for pair in shownNear { wanted.insert(pair.0); wanted.insert(pair.1) }
+        var found: [Int: AuditItem] = [:]
+        if let last = wanted.max() {
+            // Read again only up to the last record shown.
+            var position = 0
+            do {
+                try reread { item in
+                    if wanted.contains(position) { found[position] = item }
+                    position += 1
+                    if position > last { throw RereadDone() }
+                }
+            } catch is RereadDone {}
+        }
+        let duplicateGroups = zip(groups.prefix(Self.groupsShown), shownGroups).compactMap { group, shown -> AuditReport.DuplicateGroup? in
+            guard let first = found[shown[0]] else { return nil }
+            return AuditReport.DuplicateGroup(query: first.query, count: group.count, locations: shown.compactMap { found[$0]?.location })
+        }
+        let nearPairs = shownNear.compactMap { pair -> AuditReport.NearDuplicate? in
+            guard let first = found[pair.0], let second = found[pair.1] else { return nil }
+            return AuditReport.NearDuplicate(first: first, second: second, distance: pair.2)
+        }
+        return AuditReport(
+            title: title, judge: judge, records: records, judged: judged, unjudged: unjudged, overall: overall,
+            perCategory: perCategory.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
+            leakingTerms: terms.values.sorted { ($1.count, $0.term) < ($0.count, $1.term) },
+            duplicateGroupCount: groups.count, duplicateExtraCopies: extraCopies, duplicateGroups: duplicateGroups,
+            nearDuplicateCount: near.count, nearDuplicatePairs: nearPairs, emptyQueryCount: emptyCount, emptyLocations: emptyLocations,
+            distinctQueries: distinct.count, distinctNormalisedQueries: seen.count + (normalised.contains(0) ? 1 : 0),
+            examples: examples, recordLines: lines == nil ? keptLines : nil)
+    }
+}
