@@ -21,7 +21,7 @@ public struct StageKey: Sendable {
                 if case .optionalPath = parameter.type, !FileSystem.exists(pipeline.locate(path)) {
                     parameters[parameter.name] = "absent"
                 } else if case .collection = parameter.type {
-                    parameters[parameter.name] = path.isEmpty ? "none" : .string(try Self.hashListing(path, stage: stage, pipeline: pipeline, parameter: parameter.name))
+                    parameters[parameter.name] = path.isEmpty ? "none" : .string(try Self.hashListing(path, stage: stage, pipeline: pipeline, parameter: parameter))
                 } else {
                     parameters[parameter.name] = .string(try Self.hashPath(path, stage: stage, pipeline: pipeline, parameter: parameter.name))
                 }
@@ -49,10 +49,10 @@ public struct StageKey: Sendable {
 
     /// A collection's files by name, size and modification time: thousands of installed files
     /// are not read on every plan.
-    private static func hashListing(_ path: String, stage: StageConfig, pipeline: PipelineConfig, parameter: String) throws -> String {
+    private static func hashListing(_ path: String, stage: StageConfig, pipeline: PipelineConfig, parameter: StageParameter) throws -> String {
         let located = pipeline.locate(path)
         guard FileSystem.isDirectory(located) else {
-            throw LocatedError(path: pipeline.path, line: stage.line, message: "stage '\(stage.name)': '\(parameter)' names \(path), which is not a folder (looked in \(pipeline.searched(path)))")
+            throw LocatedError(path: pipeline.path, line: stage.line, message: "stage '\(stage.name)': '\(parameter.name)' names \(path), which is not a folder (looked in \(pipeline.searched(path))); it is \(parameter.help)")
         }
         guard let enumerator = FileManager.default.enumerator(atPath: located) else {
             throw LocatedError(path: pipeline.path, line: stage.line, message: "stage '\(stage.name)': cannot list \(located)")

@@ -131,6 +131,8 @@ final class DriverTests: XCTestCase {
             ("format: vlsbench", "format: csv", "pipeline.yaml:37: 'format' must be one of 'vlsbench', 'imagefolder', found 'csv'"),
             ("max_queries_per_image: 12", "max_queries_per_image: 0", "pipeline.yaml:35: 'max_queries_per_image' must be an integer from 1 to 1000000, found integer 0"),
             ("min_content_words: 2", "min_content_words: 2.5", "pipeline.yaml:22: 'min_content_words' must be an integer from 0 to 20, found number 2.5"),
+            ("clipart: /usr/share/openclipart", "clipart: /nonexistent/clipart",
+             "pipeline.yaml:23: stage 'image': 'clipart' names /nonexistent/clipart, which is not a folder (looked in /nonexistent/clipart); it is the Open Clip Art Library (Debian openclipart-svg and openclipart-png); empty: photos only"),
             ("kind: builtin", "kind: builtin\n    max_in_flight: 0", "pipeline.yaml:9: unknown key 'max_in_flight' in backend 'builtin' of kind 'builtin' (expected one of: kind)"),
         ]
         for (from, to, expected) in cases {
