@@ -22,8 +22,8 @@ public struct BuiltinImageStage: RecordStage {
     /// Pictures already stored, by their index in the pool.
     var stored: [Int: (blob: ContentHash, format: ImageFormat, width: Int, height: Int)] = [:]
     var pairsBySource: [String: Int] = [:]
-    /// Scores by the text matched (a query's rewrites share their description) and images drawn
-    /// by what was drawn: each is computed once.
+    /// Scores by the text matched (a query's rewrites share their description; the last 256
+    /// texts) and images drawn by what was drawn: each is computed once.
     var scoresByText: [String: [Float]] = [:]
     var drawnByText: [String: JSONValue] = [:]
 
@@ -112,6 +112,8 @@ public struct BuiltinImageStage: RecordStage {
                 scores = known
             } else {
                 scores = matcher.scores(text)
+                // A query's rewrites come together: a small cache does, and memory stays flat.
+                if scoresByText.count >= 256 { scoresByText.removeAll(keepingCapacity: true) }
                 scoresByText[text] = scores
             }
             total = total.isEmpty ? scores.map { max($0, 0) } : zip(total, scores).map { $0 * max($1, 0) }
