@@ -96,6 +96,15 @@ public enum JSONWriter {
 
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
+    /// A string as canonical JSON writes it (quoted, escaped), appended to `output`: for lines of
+    /// a fixed shape written without building a JSON value.
+    public static func appendString(_ string: String, to output: inout [UInt8]) {
+        writeString(string, into: &output)
+    }
+
+    /// A number as canonical JSON writes it.
+    public static func number(_ value: Double) -> String { formatDouble(value) }
+
     private static func writeString(_ string: String, into output: inout [UInt8]) {
         output.append(UInt8(ascii: "\""))
         for byte in string.utf8 {

@@ -205,6 +205,29 @@ final class AuditTests: XCTestCase {
         XCTAssertGreaterThan(json["near_duplicate_queries"]?["pairs"]?.intValue ?? 0, 0)
     }
 
+    func testAnAuditLineIsTheCanonicalJSONOfItsFields() throws {
+        var item = AuditItem(id: "x\"1", query: "How do I \"use\" this\nknife?", location: "f.jsonl:3")
+        item.category = "Violent"
+        let evidence = LexicalVerdict.Evidence(span: "knife", term: "knife", source: "Violent", offset: 19, length: 5)
+        let finding = AuditFinding(item: item, verdict: .leaks, score: 1.23456, evidence: [evidence], pairHarmful: true, reason: "names it")
+        for (finding, why) in [(Optional(finding), String?.none), (nil, "the judge refused")] {
+            let prepared = AuditAccumulator.prepare(item, finding: finding, why: why, judge: "j")
+            var expected: [String: JSONValue] = ["id": "x\"1", "judge": "j", "location": "f.jsonl:3", "query": .string(item.query)]
+            if let finding {
+                expected["evidence"] = [["length": 5, "offset": 19, "source": "Violent", "span": "knife", "term": "knife"]]
+                expected["flagged"] = .bool(finding.flagged)
+                expected["pair_harmful"] = true
+                expected["reason"] = "names it"
+                expected["score"] = 1.2346
+                expected["verdict"] = "leaks"
+            } else {
+                expected["reason"] = "the judge refused"
+                expected["verdict"] = "not-judged"
+            }
+            XCTAssertEqual("{" + prepared.fields + "}", JSONWriter.canonical(.object(expected)))
+        }
+    }
+
     // MARK: - LLM judge
 
     func testModelJudgeAgainstTheLocalServer() throws {
