@@ -43,8 +43,14 @@ public struct Lexicon: Sendable {
 
     /// Words of a query that carry content: not stop words, not references to the image.
     public func contentWords(_ tokens: [Token]) -> [Token] {
-        let referenceTokens = Set(referenceTerms.matches(in: tokens).flatMap { Array($0.tokens) })
-        return tokens.enumerated().filter { !referenceTokens.contains($0.offset) && !stopStems.contains($0.element.stem) }
-            .map(\.element)
+        let references = referenceTerms.matches(in: tokens)
+        var inReference = [Bool](repeating: false, count: references.isEmpty ? 0 : tokens.count)
+        for match in references { for index in match.tokens { inReference[index] = true } }
+        var content: [Token] = []
+        content.reserveCapacity(tokens.count)
+        for (index, token) in tokens.enumerated() where (references.isEmpty || !inReference[index]) && !stopStems.contains(token.stem) {
+            content.append(token)
+        }
+        return content
     }
 }

@@ -72,44 +72,48 @@ public enum Text {
         return dropFinalE(undouble(stripSuffix(text)))
     }
 
-    /// The same stemmer over the bytes of an ASCII word (most words): no Unicode machinery.
+    /// The same stemmer over the bytes of an ASCII word (most words): no Unicode machinery, and
+    /// no allocation for a word that fits the stack buffer.
     private static func asciiStem(_ word: String) -> String? {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(word.utf8.count)
-        for byte in word.utf8 {
-            guard byte < 0x80 else { return nil }
-            bytes.append(byte >= 0x41 && byte <= 0x5A ? byte + 32 : byte)
+        let length = word.utf8.count
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(length, 1)) { buffer -> String? in
+            var count = 0
+            for byte in word.utf8 {
+                guard byte < 0x80 else { return nil }
+                buffer[count] = byte >= 0x41 && byte <= 0x5A ? byte + 32 : byte
+                count += 1
+            }
+            func ends(_ suffix: StaticString) -> Bool {
+                let size = suffix.utf8CodeUnitCount
+                guard count >= size else { return false }
+                let start = suffix.utf8Start, offset = count - size
+                for index in 0..<size where buffer[offset + index] != start[index] { return false }
+                return true
+            }
+            if ends("'s") { count -= 2 }
+            let length = count
+            if length > 4, ends("ies") {
+                count -= 2
+                buffer[count - 1] = 0x79  // y
+            } else if length > 4, ends("sses") {
+                count -= 2
+            } else if length > 3, ends("es"), ends("shes") || ends("ches") || ends("xes") || ends("zes") {
+                count -= 2
+            } else if length > 3, ends("s"), !ends("ss"), !ends("us"), !ends("is") {
+                count -= 1
+            } else if length > 5, ends("ing") {
+                count -= 3
+            } else if length > 4, ends("ed") {
+                count -= 2
+            }
+            // undouble: "stabb" -> "stab"; l, s, z, e, o stay doubled.
+            if count > 3, buffer[count - 1] == buffer[count - 2], ![0x6C, 0x73, 0x7A, 0x65, 0x6F].contains(buffer[count - 1]) {
+                count -= 1
+            }
+            // The silent e.
+            if count > 3, buffer[count - 1] == 0x65, buffer[count - 2] != 0x65 { count -= 1 }
+            return String(decoding: UnsafeBufferPointer(rebasing: buffer[0..<count]), as: UTF8.self)
         }
-        func ends(_ suffix: StaticString) -> Bool {
-            let count = suffix.utf8CodeUnitCount
-            guard bytes.count >= count else { return false }
-            let start = suffix.utf8Start, offset = bytes.count - count
-            for index in 0..<count where bytes[offset + index] != start[index] { return false }
-            return true
-        }
-        if ends("'s") { bytes.removeLast(2) }
-        let count = bytes.count
-        if count > 4, ends("ies") {
-            bytes.removeLast(3)
-            bytes.append(0x79)  // y
-        } else if count > 4, ends("sses") {
-            bytes.removeLast(2)
-        } else if count > 3, ends("es"), ends("shes") || ends("ches") || ends("xes") || ends("zes") {
-            bytes.removeLast(2)
-        } else if count > 3, ends("s"), !ends("ss"), !ends("us"), !ends("is") {
-            bytes.removeLast(1)
-        } else if count > 5, ends("ing") {
-            bytes.removeLast(3)
-        } else if count > 4, ends("ed") {
-            bytes.removeLast(2)
-        }
-        // undouble: "stabb" -> "stab"; l, s, z, e, o stay doubled.
-        if bytes.count > 3, bytes[bytes.count - 1] == bytes[bytes.count - 2], ![0x6C, 0x73, 0x7A, 0x65, 0x6F].contains(bytes[bytes.count - 1]) {
-            bytes.removeLast()
-        }
-        // The silent e.
-        if bytes.count > 3, bytes[bytes.count - 1] == 0x65, bytes[bytes.count - 2] != 0x65 { bytes.removeLast() }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     private static func stripSuffix(_ text: String) -> String {
