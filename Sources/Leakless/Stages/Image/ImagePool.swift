@@ -29,8 +29,9 @@ public struct ImagePool: Sendable {
     public static let clipartName = "openclipart"
 
     /// Loads the pool folder (every photo is decoded once, so a broken file fails here, by name)
-    /// and, when `clipart` is given, the clip-art index (built once, kept under `cache`).
-    public static func load(folder: String, clipart: String? = nil, cache: String? = nil,
+    /// and, when `clipart` is given, the clip-art index (built once, kept under `cache`, the
+    /// workdir's cache: never beside the pool's own files).
+    public static func load(folder: String, clipart: String? = nil, cache: String,
                             progress: ((String) -> Void)? = nil) throws -> ImagePool {
         let path = FileSystem.join(folder, "pool.yaml")
         let reader = ConfigReader(path: path)
@@ -53,7 +54,7 @@ public struct ImagePool: Sendable {
         }
         let photoCount = pictures.count
         if let clipart, !clipart.isEmpty {
-            let index = try ClipartIndex.load(folder: clipart, cacheFolder: cache ?? FileSystem.join(folder, ".cache"), progress: progress)
+            let index = try ClipartIndex.load(folder: clipart, cacheFolder: cache, progress: progress)
             for entry in index.entries {
                 pictures.append(Picture(file: entry.file, path: FileSystem.join(clipart, entry.file), caption: entry.caption, collection: clipartName,
                                         source: "Open Clip Art Library (Debian openclipart-png), \(entry.file)", license: entry.license))
