@@ -21,7 +21,7 @@ public struct TrainDetectorCommand: ParsableCommand {
     @Option(help: "Where to write the leave-one-benchmark-out figures (JSON; the table goes beside it as .md).")
     var quality: String = "bench/detector-quality-embedding.json"
 
-    @Option(help: "Also write the examples and their embeddings here (examples.jsonl, vectors.f32), to study them elsewhere.")
+    @Option(help: "Also write the examples and their embeddings here (examples.jsonl, texts.jsonl, vectors.f32), to study them elsewhere.")
     var dump: String?
 
     public init() {}
@@ -47,6 +47,7 @@ public struct TrainDetectorCommand: ParsableCommand {
                     ]))
                 }
                 try AtomicFile.write(lines.joined(separator: "\n") + "\n", to: FileSystem.join(dump, "examples.jsonl"))
+                try AtomicFile.write(texts.map { JSONWriter.canonical(.string($0)) + "\n" }.joined(), to: FileSystem.join(dump, "texts.jsonl"))
                 try AtomicFile.write(texts.flatMap { vectors[$0]!.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) } }, to: FileSystem.join(dump, "vectors.f32"))
             }
             var counts: [String: JSONValue] = [:]

@@ -93,7 +93,9 @@ public enum DetectorTraining {
         let kept = try run("detect", input: "", records: rewrites, parameters: [
             "detector": "lexicon", "lexicon": .string(FileSystem.join(project, "data/lexicon.yaml")),
         ])
-        let byParent = Dictionary(grouping: kept) { $0.parents.first ?? "" }
+        // A kept record's parent is its rewrite; the rewrite's parent is the seed.
+        let keptRewrites = Set(kept.compactMap { $0.parents.first })
+        let byParent = Dictionary(grouping: rewrites.filter { keptRewrites.contains($0.id) }) { $0.parents.first ?? "" }
         return seeds.map { ($0, byParent[$0.id] ?? []) }
     }
 
