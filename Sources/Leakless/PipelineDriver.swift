@@ -114,6 +114,8 @@ public struct PipelineDriver {
         for parameter in stage.definition.parameters {
             if parameter.type.isPath, let path = parameters[parameter.name]?.stringValue, !path.isEmpty {
                 parameters[parameter.name] = .string(absolute(pipeline.locate(path)))
+            } else if case .collectionList = parameter.type, let paths = parameters[parameter.name]?.stringArray {
+                parameters[parameter.name] = .array(paths.map { .string(absolute(pipeline.locate($0))) })
             }
         }
         return parameters

@@ -70,6 +70,9 @@ extension Record {
         return (name, terms, refer)
     }
 
+    /// The record's `kind` ("" when it has none).
+    var kind: String { fields["kind"]?.stringValue ?? "" }
+
     func requireKind(_ kinds: [String]) throws {
         let kind = try requireString("kind")
         guard kinds.contains(kind) else {

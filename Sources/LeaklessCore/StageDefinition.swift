@@ -14,10 +14,12 @@ public enum ParameterType: Sendable, CustomStringConvertible {
     /// A large collection of files outside the project (an installed image collection), or
     /// empty for none: the key covers its files' names, sizes and times, not their bytes.
     case collection
+    /// A list of such collections (folders of images a user has), each keyed like `collection`.
+    case collectionList
 
     public var isPath: Bool {
         switch self {
-        case .path, .optionalPath, .collection: return true
+        case .path, .optionalPath, .collection, .collectionList: return true
         default: return false
         }
     }
@@ -32,6 +34,7 @@ public enum ParameterType: Sendable, CustomStringConvertible {
         case .stringList: return "a list of strings"
         case .path, .optionalPath: return "a path"
         case .collection: return "a folder path, or empty for none"
+        case .collectionList: return "a list of folder paths"
         }
     }
 
@@ -49,7 +52,7 @@ public enum ParameterType: Sendable, CustomStringConvertible {
         case (.boolean, .bool): return .success(value)
         case (.string, .string), (.path, .string), (.optionalPath, .string), (.collection, .string): return .success(value)
         case (.choice(let options), .string(let text)): return options.contains(text) ? .success(value) : no()
-        case (.stringList, _): return value.stringArray != nil ? .success(value) : no()
+        case (.stringList, _), (.collectionList, _): return value.stringArray != nil ? .success(value) : no()
         default: return no()
         }
     }

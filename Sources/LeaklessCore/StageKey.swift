@@ -16,7 +16,9 @@ public struct StageKey: Sendable {
         var parameters: [String: JSONValue] = [:]
         for parameter in stage.definition.parameters {
             let value = stage.parameters[parameter.name] ?? parameter.defaultValue
-            if parameter.type.isPath, case .string(let path) = value {
+            if case .collectionList = parameter.type, let paths = value.stringArray {
+                parameters[parameter.name] = .array(try paths.map { .string(try Self.hashListing($0, stage: stage, pipeline: pipeline, parameter: parameter)) })
+            } else if parameter.type.isPath, case .string(let path) = value {
                 // The bytes decide, not where they live.
                 if case .optionalPath = parameter.type, !FileSystem.exists(pipeline.locate(path)) {
                     parameters[parameter.name] = "absent"

@@ -132,6 +132,7 @@ public struct BuiltinImageStage: RecordStage {
 
     public mutating func process(_ record: Record) throws -> [StageOutput] {
         try record.requireKind(["query", "seed"])
+        if let passed = ImageStage.passThrough(record) { return passed }
         let scores = try scores(record)
         let order = ranked(scores, salt: record.id, count: spread)
         let best = order[0]

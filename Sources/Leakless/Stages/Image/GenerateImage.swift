@@ -35,6 +35,7 @@ public final class GenerateImageStage: ModelStage, @unchecked Sendable {
     }
 
     public override func plannedCalls(_ record: Record) throws -> [PlannedCall] {
+        if record["image"] != nil { return [] }
         let values = try values(record)
         var calls: [PlannedCall] = []
         if let (client, template) = writer { calls.append(try planned(client, template, values)) }
@@ -48,6 +49,7 @@ public final class GenerateImageStage: ModelStage, @unchecked Sendable {
     }
 
     public override func process(_ record: Record, worker: Int) throws -> [StageOutput] {
+        if let passed = ImageStage.passThrough(record) { return passed }
         let values = try values(record)
         let description = values["image_description"]!
         var prompt = description

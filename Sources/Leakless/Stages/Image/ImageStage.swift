@@ -63,6 +63,13 @@ public enum ImageStage: PipelineStage {
         return .sequential(try BuiltinImageStage(context: context, parameters: parameters))
     }
 
+    /// A record that already has its image (the perception path) passes through as a pair:
+    /// nothing is retrieved, drawn or generated for it.
+    static func passThrough(_ record: Record) -> [StageOutput]? {
+        guard record["image"] != nil else { return nil }
+        return [.record(record.derived { $0["kind"] = "pair" })]
+    }
+
     /// How the image came about; its hashes are dedup's and its blob is the file itself.
     public static func provenance(of pair: Record) -> JSONValue? {
         guard var image = pair["image"]?.objectValue else { return nil }

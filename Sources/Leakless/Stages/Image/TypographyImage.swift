@@ -96,6 +96,7 @@ struct TypographyImageStage: RecordStage {
 
     mutating func process(_ record: Record) throws -> [StageOutput] {
         try record.requireKind(["query", "seed"])
+        if let passed = ImageStage.passThrough(record) { return passed }
         let phrase = try record.keyPhrase()
         var picture: DecodedImage?
         var under: [String: JSONValue] = [:]

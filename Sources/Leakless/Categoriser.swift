@@ -1,0 +1,79 @@
+import LeaklessCore
+import LeaklessEmbedding
+
+/// The builtin categoriser: a text (an image caption, or a pair's query and description) goes to
+/// the taxonomy entry it is most similar to. An entry is a harmful element with its sub-category's
+/// definition, or a sub-category's definition alone when it lists no elements yet. Similarity is
+/// the cosine of sentence embeddings when the model is there, else of TF-IDF vectors of stems.
+public struct Categoriser: Sendable {
+    public struct Entry: Sendable {
+        public let category: String
+        public let subCategory: String
+        public let definition: String
+        /// nil for a sub-category without elements.
+        public let element: Taxonomy.Element?
+        public let text: String
+    }
+
+    public struct Match: Sendable {
+        public let entry: Entry
+        public let similarity: Double
+    }
+
+    public let entries: [Entry]
+    let matcher: any CaptionMatcher
+
+    public var method: String { matcher.method }
+
+    /// - Parameters:
+    ///   - embedder: when given, embeddings; else TF-IDF with `stopStems` left out.
+    public init(taxonomy: Taxonomy, embedder: SentenceEmbedder?, stopStems: Set<String>) {
+        var entries: [Entry] = []
+        for category in taxonomy.categories {
+            for sub in category.subCategories {
+                if sub.elements.isEmpty {
+                    entries.append(Entry(category: category.name, subCategory: sub.name, definition: sub.definition, element: nil,
+                                         text: "\(sub.name): \(sub.definition)"))
+                }
+                for element in sub.elements {
+                    let text = ([element.name] + element.terms + [element.scene, sub.definition]).joined(separator: "; ")
+                    entries.append(Entry(category: category.name, subCategory: sub.name, definition: sub.definition, element: element, text: text))
+                }
+            }
+        }
+        self.entries = entries
+        if let embedder {
+            matcher = TextEmbeddingMatcher(texts: entries.map(\.text), embedder: embedder)
+        } else {
+            matcher = TFIDFMatcher(captions: entries.map(\.text), stopStems: stopStems)
+        }
+    }
+
+    /// The entries most similar to `text`, best first (ties in taxonomy order).
+    public func ranked(_ text: String) -> [Match] {
+        let scores = matcher.scores(text)
+        return scores.indices.sorted { (scores[$0], -$0) > (scores[$1], -$1) }.map { Match(entry: entries[$0], similarity: Double(scores[$0])) }
+    }
+
+    public func best(_ text: String) -> Match? { ranked(text).first }
+
+    /// The best sub-category (by its best entry) for `text`.
+    public func subCategory(_ text: String) -> Match? { best(text) }
+}
+
+/// Cosine similarity of sentence embeddings against a fixed list of texts.
+struct TextEmbeddingMatcher: CaptionMatcher {
+    let method = "embedding"
+    let embedder: SentenceEmbedder
+    let vectors: [[Float]]
+
+    init(texts: [String], embedder: SentenceEmbedder) {
+        self.embedder = embedder
+        vectors = embedder.embed(texts)
+    }
+
+    func scores(_ text: String) -> [Float] {
+        let query = embedder.embed(text)
+        return vectors.map { SentenceEmbedder.cosine(query, $0) }
+    }
+}
