@@ -40,6 +40,11 @@ public struct Taxonomy: Sendable {
         try Taxonomy(document: try YAMLDocument.load(path: path), path: path)
     }
 
+    public init(version: String, categories: [Category]) {
+        self.version = version
+        self.categories = categories
+    }
+
     public init(document: YAMLNode, path: String) throws {
         let reader = ConfigReader(path: path)
         let top = try reader.mapping(document, "the taxonomy", keys: ["version", "categories"])
@@ -51,7 +56,9 @@ public struct Taxonomy: Sendable {
             for subNode in try reader.list(category, "sub_categories") {
                 let sub = try reader.mapping(subNode, "a sub-category", keys: ["name", "definition", "elements"])
                 var elements: [Element] = []
-                for elementNode in try reader.list(sub, "elements") {
+                // A new sub-category may list no elements yet (`leakless taxonomy expand` lists them).
+                let elementNodes = sub["elements"] == nil ? [] : try reader.optionalList(sub, "elements")
+                for elementNode in elementNodes {
                     let element = try reader.mapping(
                         elementNode, "an element", keys: ["name", "kind", "terms", "refer", "scene", "safety"])
                     let kind = try reader.string(element, "kind")
@@ -131,6 +138,12 @@ struct ConfigReader {
     func list(_ node: YAMLNode, _ key: String) throws -> [YAMLNode] {
         let value = try required(node, key)
         guard let items = value.items, !items.isEmpty else { throw fail(value.line, "'\(key)' must be a non-empty list") }
+        return items
+    }
+
+    func optionalList(_ node: YAMLNode, _ key: String) throws -> [YAMLNode] {
+        let value = try required(node, key)
+        guard let items = value.items else { throw fail(value.line, "'\(key)' must be a list") }
         return items
     }
 

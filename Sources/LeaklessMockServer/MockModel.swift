@@ -71,6 +71,7 @@ public struct MockModel: Sendable {
         for stage in StageRegistry.all {
             if let value = stage.mockReply(to: prompt) { return JSONWriter.canonical(value) }
         }
+        if let value = ExpandElementsStage.mockReply(to: prompt) { return JSONWriter.canonical(value) }
         // Anything else is an instruction of the evaluation, answered as a target model would.
         return Evaluation.mockTargetReply(to: prompt, withImage: seesImage)
     }

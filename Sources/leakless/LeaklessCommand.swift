@@ -9,7 +9,7 @@ struct LeaklessCommand: ParsableCommand {
         abstract: "Build multimodal safety benchmarks free of visual safety information leakage.",
         version: LeaklessVersion.current,
         subcommands: [
-            RunCommand.self, StatusCommand.self, ValidateCommand.self, HashCommand.self, StagesCommand.self, EmbedCommand.self, TrainDetectorCommand.self, InitCommand.self,
+            RunCommand.self, StatusCommand.self, ValidateCommand.self, HashCommand.self, StagesCommand.self, EmbedCommand.self, TrainDetectorCommand.self, InitCommand.self, TaxonomyCommand.self,
             AuditCommand.self, DetectorQualityCommand.self, EvalCommand.self, ReportCommand.self,
         ])
 

@@ -8,6 +8,7 @@ public enum StageRegistry {
         RewriteStage.self,
         DetectStage.self,
         ImageStage.self,
+        CategoriseStage.self,
         FilterStage.self,
         DedupStage.self,
         ExportStage.self,

@@ -2,7 +2,7 @@ import LeaklessCore
 
 /// extract, builtin. Generation: each harmful element of the taxonomy becomes an image
 /// description (its scene) and harmful seed queries from its category's templates, chosen by a
-/// seeded shuffle. Perception: an image's caption is its description; the harmful element
+/// seeded shuffle (a category without templates takes the `default` ones). Perception: an image's caption is its description; the harmful element
 /// nearest to the caption (the builtin categoriser) gives its category and, above the
 /// threshold, the same templates; an image nearer to nothing harmful is rejected (`no-risk-seen`).
 public struct BuiltinExtractStage: RecordStage {
@@ -32,7 +32,7 @@ public struct BuiltinExtractStage: RecordStage {
     }
 
     func picked(_ category: String, _ kind: String, salt: String) -> [String]? {
-        guard let choices = templates[category]?[kind] else { return nil }
+        guard let choices = templates[category]?[kind] ?? templates["default"]?[kind] else { return nil }
         var random = SeededRandom(seed: seed, salt: salt)
         return Array(choices.shuffled(using: &random).prefix(queriesPerElement))
     }

@@ -1,0 +1,111 @@
+import LeaklessCore
+import LeaklessEmbedding
+
+/// categorise: each pair gets one category and sub-category of the taxonomy, from the
+/// definitions: by a chat model, or by the builtin categoriser (the nearest harmful element or
+/// definition by text similarity). A perception pair takes the answer; a generated pair keeps
+/// the category it was made for, and a disagreement is recorded, never silently applied.
+public enum CategoriseStage: PipelineStage {
+    public static let definition = StageDefinition(
+        name: "categorise", version: 1,
+        summary: "one category and sub-category per pair from the taxonomy's definitions; disagreements with a generated pair's own are recorded",
+        input: .records(["pair"]), output: .records("pair"),
+        roles: [BackendRole("backend", serves: ["builtin", "chat"], required: true, "the categoriser: the pair and the definitions in, a category out")],
+        parameters: [
+            StageParameter("taxonomy", .path, default: "data/taxonomy.yaml", "the categories, sub-categories and their definitions"),
+            StageParameter("lexicon", .path, default: "data/lexicon.yaml", "builtin, TF-IDF: its stop words are left out"),
+            StageParameter("model", .optionalPath, default: "models/all-MiniLM-L6-v2", "builtin: the sentence-embedding model folder"),
+            StageParameter("matching", .choice(["auto", "embedding", "tfidf"]), default: "auto",
+                           "builtin: embeddings when the model is there (auto), or TF-IDF"),
+        ])
+
+    public struct Parameters: Decodable, Sendable {
+        public var taxonomy: String
+        public var lexicon: String
+        public var model: String
+        public var matching: String
+    }
+
+    public static func validate(_ parameters: Parameters) throws {
+        if parameters.matching == "embedding" && !SentenceEmbedder.available(in: parameters.model) {
+            throw RecordError("'matching: embedding' needs the embedding model in \(parameters.model): run ./scripts/setup, or set 'matching: tfidf'")
+        }
+    }
+
+    public static func implementation(_ parameters: Parameters, context: StageContext) throws -> StageImplementation {
+        let taxonomy = try Taxonomy.load(path: parameters.taxonomy)
+        if context.network("backend") != nil {
+            return .concurrent(try ModelCategoriseStage(context: context, taxonomy: taxonomy))
+        }
+        return .sequential(try BuiltinCategoriseStage(parameters: parameters, taxonomy: taxonomy))
+    }
+
+    public static func provenance(of pair: Record) -> JSONValue? { pair["categorise"] }
+
+    public static func mockReply(to prompt: String) -> JSONValue? {
+        guard prompt.contains("\"sub_category\"") && prompt.contains("Definitions:") else { return nil }
+        // The stand-in answers with the category the pair says it was made for, when given.
+        let category = PromptText.line(after: "Made for category:", in: prompt)
+        let sub = PromptText.line(after: "Made for sub-category:", in: prompt)
+        let first = PromptText.line(after: "- ", in: prompt).split(separator: "/").map { $0.trimmingCharacters(in: .whitespaces) }
+        return [
+            "category": .string(category.isEmpty ? first.first ?? "" : category),
+            "sub_category": .string(sub.isEmpty ? (first.count > 1 ? String(first[1].split(separator: ":")[0]) : "") : sub),
+            "reason": "the image and the query match this definition",
+        ]
+    }
+
+    /// The decision written on a pair: what the categoriser said and whether the pair agrees.
+    static func decide(_ record: Record, category: String, subCategory: String, provenance: [String: JSONValue]) -> Record {
+        let perceived = record["path"]?.stringValue == "perception"
+        let madeFor = (record["category"]?.stringValue ?? "", record["sub_category"]?.stringValue ?? "")
+        var decision = provenance
+        decision["category"] = .string(category)
+        decision["sub_category"] = .string(subCategory)
+        decision["agrees"] = .bool(madeFor == (category, subCategory))
+        decision["agrees_on_category"] = .bool(madeFor.0 == category)
+        if perceived {
+            decision["applied"] = true
+            if !madeFor.0.isEmpty { decision["before"] = .object(["category": .string(madeFor.0), "sub_category": .string(madeFor.1)]) }
+        } else {
+            decision["applied"] = false
+        }
+        return record.derived { fields in
+            if perceived {
+                fields["category"] = .string(category)
+                fields["sub_category"] = .string(subCategory)
+            }
+            fields["categorise"] = .object(decision)
+        }
+    }
+}
+
+/// categorise, builtin: the taxonomy entry nearest to the image description and the query.
+struct BuiltinCategoriseStage: RecordStage {
+    let categoriser: Categoriser
+    var disagreements = 0
+
+    init(parameters: CategoriseStage.Parameters, taxonomy: Taxonomy) throws {
+        let useEmbedding = parameters.matching == "embedding" || (parameters.matching == "auto" && SentenceEmbedder.available(in: parameters.model))
+        if parameters.matching == "auto" && !useEmbedding {
+            FileHandleOutput.standardError("[categorise] warning: no embedding model in \(parameters.model) (run ./scripts/setup): categorising by TF-IDF\n")
+        }
+        categoriser = Categoriser(taxonomy: taxonomy, embedder: useEmbedding ? try SentenceEmbedder(folder: parameters.model) : nil,
+                                  stopStems: try Lexicon.load(path: parameters.lexicon).stopStems)
+    }
+
+    var extraStats: [String: JSONValue] { ["disagreements": .int(Int64(disagreements))] }
+
+    mutating func process(_ record: Record) throws -> [StageOutput] {
+        try record.requireKind(["pair"])
+        let text = [record["image_description"]?.stringValue ?? "", try record.requireString("query")].filter { !$0.isEmpty }.joined(separator: " ")
+        guard let match = categoriser.best(text) else { throw RecordError("the taxonomy has no categories") }
+        let decided = CategoriseStage.decide(record, category: match.entry.category, subCategory: match.entry.subCategory, provenance: [
+            "method": "builtin", "matching": .string(categoriser.method),
+            "similarity": .double((match.similarity * 1000).rounded() / 1000),
+            "nearest": .string(match.entry.element?.name ?? match.entry.definition),
+        ])
+        if decided["categorise"]?["agrees"]?.boolValue == false { disagreements += 1 }
+        return [.record(decided)]
+    }
+}
