@@ -184,7 +184,8 @@ public final class ExpandElementsStage: PromptStage, @unchecked Sendable {
 
     public static func mockReply(to prompt: String) -> JSONValue? {
         guard prompt.contains("\"elements\"") && prompt.contains("harmful elements") else { return nil }
-        let sub = PromptText.line(after: "Sub-category:", in: prompt)
+        let line = PromptText.line(after: "Sub-category:", in: prompt)
+        let sub = line.components(separatedBy: " (").first ?? line
         return ["elements": [
             ["name": .string("a stack of chips at a \(sub.lowercased()) table"), "kind": "object", "terms": ["chips", "stack"], "refer": ["this item"],
              "scene": "A tall stack of chips on a green table.", "safety": "Staking everything on one bet risks ruin."],

@@ -24,6 +24,10 @@ final class StageGoldenTests: XCTestCase {
             "pool": .string(FileSystem.join(projectRoot, "data/pool")), "lexicon": .string(FileSystem.join(projectRoot, "data/lexicon.yaml")),
             "clipart": .string(FileSystem.join(projectRoot, "Tests/LeaklessTests/Fixtures/clipart")), "matching": "tfidf", "min_tfidf": 0.15,
         ],
+        "categorise": [
+            "taxonomy": .string(FileSystem.join(fixtures, "taxonomy.yaml")), "lexicon": .string(FileSystem.join(projectRoot, "data/lexicon.yaml")),
+            "matching": "tfidf",
+        ],
         "filter": ["lexicon": .string(FileSystem.join(projectRoot, "data/lexicon.yaml"))],
         "dedup": ["max_queries_per_image": 2],
     ]
@@ -32,6 +36,7 @@ final class StageGoldenTests: XCTestCase {
     func testRewrite() throws { try check("rewrite") }
     func testDetect() throws { try check("detect") }
     func testImage() throws { try check("image") }
+    func testCategorise() throws { try check("categorise") }
     func testFilter() throws { try check("filter") }
     func testDedup() throws { try check("dedup") }
     func testExport() throws { try check("export") }
@@ -43,7 +48,7 @@ final class StageGoldenTests: XCTestCase {
     }
 
     func testEveryStageHasGoldenFixtures() {
-        XCTAssertEqual(StageRegistry.definitions.map(\.name), ["extract", "rewrite", "detect", "image", "filter", "dedup", "export"],
+        XCTAssertEqual(StageRegistry.definitions.map(\.name), ["extract", "rewrite", "detect", "image", "categorise", "filter", "dedup", "export"],
                        "a new stage needs its golden test here")
     }
 

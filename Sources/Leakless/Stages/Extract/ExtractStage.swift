@@ -28,7 +28,7 @@ public enum ExtractStage: PipelineStage {
             StageParameter("matching", .choice(["auto", "embedding", "tfidf"]), default: "auto",
                            "perception: how a caption is matched to the taxonomy (auto: embeddings when the model is there)"),
             StageParameter("min_similarity", .number(0...1), default: 0.3, "perception, embeddings: the least similarity to a harmful element for an image to count as risky"),
-            StageParameter("min_tfidf", .number(0...1), default: 0.15, "perception, TF-IDF: the same, for TF-IDF similarity"),
+            StageParameter("min_tfidf", .number(0...1), default: 0.2, "perception, TF-IDF: the same, for TF-IDF similarity"),
         ])
 
     public struct Parameters: Decodable, Sendable {
