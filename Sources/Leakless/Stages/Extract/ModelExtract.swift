@@ -18,6 +18,9 @@ public final class ModelExtractStage: PromptStage, @unchecked Sendable {
     public init(context: StageContext, parameters: ExtractStage.Parameters) throws {
         count = parameters.queriesPerElement
         if parameters.perceives {
+            if let backend = context.network("backend"), backend.settings["vision"]?.boolValue == false {
+                throw RecordError("the perception path sends each image to the model, but backend '\(backend.name)' has vision: false")
+            }
             perceiveTemplate = try PromptTemplate.load(folder: context.templates, name: "perceive")
             perception = try Perception(parameters: parameters, context: context, requireCaptions: false)
         } else {
