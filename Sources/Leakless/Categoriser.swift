@@ -77,3 +77,23 @@ struct TextEmbeddingMatcher: CaptionMatcher {
         return vectors.map { SentenceEmbedder.cosine(query, $0) }
     }
 }
+
+/// The `matching` parameter shared by the stages that compare texts (image, extract's
+/// perception, categorise): sentence embeddings when asked or, with `auto`, when the model is
+/// there; TF-IDF otherwise, with a warning on stderr when `auto` had to fall back.
+enum TextMatching {
+    static func check(_ matching: String, model: String) throws {
+        if matching == "embedding" && !SentenceEmbedder.available(in: model) {
+            throw RecordError("'matching: embedding' needs the embedding model in \(model): run ./scripts/setup, or set 'matching: tfidf'")
+        }
+    }
+
+    /// The embedder to use, or nil for TF-IDF.
+    static func embedder(_ matching: String, model: String, stage: String, what: String) throws -> SentenceEmbedder? {
+        let useEmbedding = matching == "embedding" || (matching == "auto" && SentenceEmbedder.available(in: model))
+        if matching == "auto" && !useEmbedding {
+            FileHandleOutput.standardError("[\(stage)] warning: no embedding model in \(model) (run ./scripts/setup): \(what) by TF-IDF\n")
+        }
+        return useEmbedding ? try SentenceEmbedder(folder: model) : nil
+    }
+}

@@ -27,9 +27,7 @@ public enum CategoriseStage: PipelineStage {
     }
 
     public static func validate(_ parameters: Parameters) throws {
-        if parameters.matching == "embedding" && !SentenceEmbedder.available(in: parameters.model) {
-            throw RecordError("'matching: embedding' needs the embedding model in \(parameters.model): run ./scripts/setup, or set 'matching: tfidf'")
-        }
+        try TextMatching.check(parameters.matching, model: parameters.model)
     }
 
     public static func implementation(_ parameters: Parameters, context: StageContext) throws -> StageImplementation {
@@ -86,11 +84,7 @@ struct BuiltinCategoriseStage: RecordStage {
     var disagreements = 0
 
     init(parameters: CategoriseStage.Parameters, taxonomy: Taxonomy) throws {
-        let useEmbedding = parameters.matching == "embedding" || (parameters.matching == "auto" && SentenceEmbedder.available(in: parameters.model))
-        if parameters.matching == "auto" && !useEmbedding {
-            FileHandleOutput.standardError("[categorise] warning: no embedding model in \(parameters.model) (run ./scripts/setup): categorising by TF-IDF\n")
-        }
-        categoriser = Categoriser(taxonomy: taxonomy, embedder: useEmbedding ? try SentenceEmbedder(folder: parameters.model) : nil,
+        categoriser = Categoriser(taxonomy: taxonomy, embedder: try TextMatching.embedder(parameters.matching, model: parameters.model, stage: "categorise", what: "categorising"),
                                   stopStems: try Lexicon.load(path: parameters.lexicon).stopStems)
     }
 

@@ -81,9 +81,7 @@ public enum ExtractStage: PipelineStage {
             throw RecordError("'collections' are read only with 'path: perception' or 'path: both'")
         }
         _ = try parameters.licenceMap()
-        if parameters.matching == "embedding" && !SentenceEmbedder.available(in: parameters.model) {
-            throw RecordError("'matching: embedding' needs the embedding model in \(parameters.model): run ./scripts/setup, or set 'matching: tfidf'")
-        }
+        try TextMatching.check(parameters.matching, model: parameters.model)
     }
 
     public static func implementation(_ parameters: Parameters, context: StageContext) throws -> StageImplementation {
@@ -168,13 +166,9 @@ struct Perception: @unchecked Sendable {
         }
         collections = Dictionary(uniqueKeysWithValues: loaded.map { ($0.name, $0) })
         let taxonomy = try Taxonomy.load(path: parameters.taxonomy)
-        let useEmbedding = parameters.matching == "embedding" || (parameters.matching == "auto" && SentenceEmbedder.available(in: parameters.model))
-        if parameters.matching == "auto" && !useEmbedding {
-            FileHandleOutput.standardError("[extract] warning: no embedding model in \(parameters.model) (run ./scripts/setup): perception matches captions to the taxonomy by TF-IDF\n")
-        }
-        let embedder = useEmbedding ? try SentenceEmbedder(folder: parameters.model) : nil
+        let embedder = try TextMatching.embedder(parameters.matching, model: parameters.model, stage: "extract", what: "perception matches captions to the taxonomy")
         categoriser = Categoriser(taxonomy: taxonomy, embedder: embedder, stopStems: try Lexicon.load(path: parameters.lexicon).stopStems)
-        threshold = useEmbedding ? parameters.minSimilarity : parameters.minTfidf
+        threshold = embedder != nil ? parameters.minSimilarity : parameters.minTfidf
         blobs = BlobStore(folder: context.blobs)
     }
 

@@ -48,9 +48,7 @@ public enum ImageStage: PipelineStage {
     }
 
     public static func validate(_ parameters: Parameters) throws {
-        if parameters.matching == "embedding" && !SentenceEmbedder.available(in: parameters.model) {
-            throw RecordError("'matching: embedding' needs the embedding model in \(parameters.model): run ./scripts/setup, or set 'matching: tfidf'")
-        }
+        try TextMatching.check(parameters.matching, model: parameters.model)
     }
 
     public static func implementation(_ parameters: Parameters, context: StageContext) throws -> StageImplementation {
