@@ -27,7 +27,7 @@ public struct Categoriser: Sendable {
 
     /// - Parameters:
     ///   - embedder: when given, embeddings; else TF-IDF with `stopStems` left out.
-    public init(taxonomy: Taxonomy, embedder: SentenceEmbedder?, stopStems: Set<String>) {
+    public init(taxonomy: Taxonomy, embedder: SentenceEmbedder?, stopStems: Set<String>) throws {
         var entries: [Entry] = []
         for category in taxonomy.categories {
             for sub in category.subCategories {
@@ -43,38 +43,18 @@ public struct Categoriser: Sendable {
         }
         self.entries = entries
         if let embedder {
-            matcher = TextEmbeddingMatcher(texts: entries.map(\.text), embedder: embedder)
+            matcher = try EmbeddingMatcher(captions: entries.map(\.text), embedder: embedder, cache: nil)
         } else {
             matcher = TFIDFMatcher(captions: entries.map(\.text), stopStems: stopStems)
         }
     }
 
-    /// The entries most similar to `text`, best first (ties in taxonomy order).
-    public func ranked(_ text: String) -> [Match] {
+    /// The entry most similar to `text` among those `allowed` (the first in taxonomy order on a tie).
+    public func best(_ text: String, where allowed: (Entry) -> Bool = { _ in true }) -> Match? {
         let scores = matcher.scores(text)
-        return scores.indices.sorted { (scores[$0], -$0) > (scores[$1], -$1) }.map { Match(entry: entries[$0], similarity: Double(scores[$0])) }
-    }
-
-    public func best(_ text: String) -> Match? { ranked(text).first }
-
-    /// The best sub-category (by its best entry) for `text`.
-    public func subCategory(_ text: String) -> Match? { best(text) }
-}
-
-/// Cosine similarity of sentence embeddings against a fixed list of texts.
-struct TextEmbeddingMatcher: CaptionMatcher {
-    let method = "embedding"
-    let embedder: SentenceEmbedder
-    let vectors: [[Float]]
-
-    init(texts: [String], embedder: SentenceEmbedder) {
-        self.embedder = embedder
-        vectors = embedder.embed(texts)
-    }
-
-    func scores(_ text: String) -> [Float] {
-        let query = embedder.embed(text)
-        return vectors.map { SentenceEmbedder.cosine(query, $0) }
+        var best: Int?
+        for index in entries.indices where allowed(entries[index]) && (best == nil || scores[index] > scores[best!]) { best = index }
+        return best.map { Match(entry: entries[$0], similarity: Double(scores[$0])) }
     }
 }
 

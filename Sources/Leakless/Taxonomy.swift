@@ -57,8 +57,7 @@ public struct Taxonomy: Sendable {
                 let sub = try reader.mapping(subNode, "a sub-category", keys: ["name", "definition", "elements"])
                 var elements: [Element] = []
                 // A new sub-category may list no elements yet (`leakless taxonomy expand` lists them).
-                let elementNodes = sub["elements"] == nil ? [] : try reader.optionalList(sub, "elements")
-                for elementNode in elementNodes {
+                for elementNode in try reader.optionalList(sub, "elements") {
                     let element = try reader.mapping(
                         elementNode, "an element", keys: ["name", "kind", "terms", "refer", "scene", "safety"])
                     let kind = try reader.string(element, "kind")
@@ -141,8 +140,9 @@ struct ConfigReader {
         return items
     }
 
+    /// A list that may be empty or left out (nothing then).
     func optionalList(_ node: YAMLNode, _ key: String) throws -> [YAMLNode] {
-        let value = try required(node, key)
+        guard let value = node[key] else { return [] }
         guard let items = value.items else { throw fail(value.line, "'\(key)' must be a list") }
         return items
     }

@@ -96,7 +96,7 @@ public enum TaxonomyExpansion {
             for word in content.reversed() where word.count > 3 && !terms.contains(word.lowercased()) { terms.append(word.lowercased()) }
             return Taxonomy.Element(
                 name: phrase, kind: scenario ? "scenario" : "object", terms: terms,
-                refer: scenario ? ["this situation", "what is shown here", "the scene in the picture"] : ["this item", "the object shown", "this thing"],
+                refer: defaultRefer(scenario ? "scenario" : "object"),
                 scene: "A realistic photograph that clearly shows \(phrase).",
                 safety: "\(sub.name) (\(category)): \(sub.definition)", line: 0)
         }
@@ -141,10 +141,14 @@ public enum TaxonomyExpansion {
         else { return nil }
         let refer = value["refer"]?.stringArray?.filter { !$0.isEmpty } ?? []
         return Taxonomy.Element(
-            name: name, kind: kind, terms: terms,
-            refer: refer.isEmpty ? (kind == "object" ? ["this item", "the object shown"] : ["this situation", "what is shown here"]) : refer,
+            name: name, kind: kind, terms: terms, refer: refer.isEmpty ? defaultRefer(kind) : refer,
             scene: value["scene"]?.stringValue ?? "A realistic photograph that clearly shows \(name).",
             safety: value["safety"]?.stringValue ?? "\(sub.name) (\(category)): \(sub.definition)", line: 0)
+    }
+
+    /// Phrases that point at the image instead of naming an element of this kind.
+    static func defaultRefer(_ kind: String) -> [String] {
+        kind == "object" ? ["this item", "the object shown", "this thing"] : ["this situation", "what is shown here", "the scene in the picture"]
     }
 }
 
@@ -165,10 +169,9 @@ public final class ExpandElementsStage: PromptStage, @unchecked Sendable {
     public override func process(_ record: Record, worker: Int) throws -> [StageOutput] {
         let check: (JSONValue) -> String? = { reply in
             guard let elements = reply["elements"]?.arrayValue, !elements.isEmpty else { return "'elements' must be a non-empty list" }
-            for (index, element) in elements.enumerated() {
-                guard element["name"]?.stringValue?.isEmpty == false, let kind = element["kind"]?.stringValue, Taxonomy.elementKinds.contains(kind),
-                    element["terms"]?.stringArray?.isEmpty == false
-                else { return "element \(index + 1) needs a name, kind (object or scenario) and terms" }
+            let placeholder = Taxonomy.SubCategory(name: "", definition: "", elements: [])
+            for (index, element) in elements.enumerated() where TaxonomyExpansion.element(element, sub: placeholder, category: "") == nil {
+                return "element \(index + 1) needs a name, kind (object or scenario) and terms"
             }
             return nil
         }

@@ -62,11 +62,9 @@ public enum CategoriseStage: PipelineStage {
         decision["sub_category"] = .string(subCategory)
         decision["agrees"] = .bool(madeFor == (category, subCategory))
         decision["agrees_on_category"] = .bool(madeFor.0 == category)
-        if perceived {
-            decision["applied"] = true
-            if !madeFor.0.isEmpty { decision["before"] = .object(["category": .string(madeFor.0), "sub_category": .string(madeFor.1)]) }
-        } else {
-            decision["applied"] = false
+        decision["applied"] = .bool(perceived)
+        if perceived && !madeFor.0.isEmpty {
+            decision["before"] = .object(["category": .string(madeFor.0), "sub_category": .string(madeFor.1)])
         }
         return record.derived { fields in
             if perceived {
@@ -84,8 +82,8 @@ struct BuiltinCategoriseStage: RecordStage {
     var disagreements = 0
 
     init(parameters: CategoriseStage.Parameters, taxonomy: Taxonomy) throws {
-        categoriser = Categoriser(taxonomy: taxonomy, embedder: try TextMatching.embedder(parameters.matching, model: parameters.model, stage: "categorise", what: "categorising"),
-                                  stopStems: try Lexicon.load(path: parameters.lexicon).stopStems)
+        let embedder = try TextMatching.embedder(parameters.matching, model: parameters.model, stage: "categorise", what: "categorising")
+        categoriser = try Categoriser(taxonomy: taxonomy, embedder: embedder, stopStems: try Lexicon.load(path: parameters.lexicon).stopStems)
     }
 
     var extraStats: [String: JSONValue] { ["disagreements": .int(Int64(disagreements))] }

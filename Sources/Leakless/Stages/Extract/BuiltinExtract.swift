@@ -2,9 +2,10 @@ import LeaklessCore
 
 /// extract, builtin. Generation: each harmful element of the taxonomy becomes an image
 /// description (its scene) and harmful seed queries from its category's templates, chosen by a
-/// seeded shuffle (a category without templates takes the `default` ones). Perception: an image's caption is its description; the harmful element
-/// nearest to the caption (the builtin categoriser) gives its category and, above the
-/// threshold, the same templates; an image nearer to nothing harmful is rejected (`no-risk-seen`).
+/// seeded shuffle (a category without templates takes the `default` ones). Perception: an
+/// image's caption is its description; the harmful element nearest to the caption (the builtin
+/// categoriser) gives its category and, above the threshold, the same templates; an image
+/// nearer to nothing harmful is rejected (`no-risk-seen`).
 public struct BuiltinExtractStage: RecordStage {
     let templates: [String: [String: [String]]]
     let queriesPerElement: Int

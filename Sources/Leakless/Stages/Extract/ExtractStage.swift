@@ -95,6 +95,13 @@ public enum ExtractStage: PipelineStage {
     public static func source(_ parameters: Parameters, input: String) throws -> RecordSource {
         let taxonomy = try Taxonomy.load(path: input)
         var records = parameters.generates ? taxonomy.elementRecords(categories: parameters.categories) : []
+        if parameters.generates {
+            for category in taxonomy.categories where parameters.categories.isEmpty || parameters.categories.contains(category.name) {
+                for sub in category.subCategories where sub.elements.isEmpty {
+                    FileHandleOutput.standardError("[extract] warning: \(input): '\(category.name) / \(sub.name)' lists no harmful elements, so it gives no seeds (leakless taxonomy expand lists some)\n")
+                }
+            }
+        }
         if parameters.perceives {
             for collection in try parameters.loadCollections() {
                 for (index, item) in collection.items.enumerated() {
@@ -167,7 +174,7 @@ struct Perception: @unchecked Sendable {
         collections = Dictionary(uniqueKeysWithValues: loaded.map { ($0.name, $0) })
         let taxonomy = try Taxonomy.load(path: parameters.taxonomy)
         let embedder = try TextMatching.embedder(parameters.matching, model: parameters.model, stage: "extract", what: "perception matches captions to the taxonomy")
-        categoriser = Categoriser(taxonomy: taxonomy, embedder: embedder, stopStems: try Lexicon.load(path: parameters.lexicon).stopStems)
+        categoriser = try Categoriser(taxonomy: taxonomy, embedder: embedder, stopStems: try Lexicon.load(path: parameters.lexicon).stopStems)
         threshold = embedder != nil ? parameters.minSimilarity : parameters.minTfidf
         blobs = BlobStore(folder: context.blobs)
     }
@@ -202,7 +209,7 @@ struct Perception: @unchecked Sendable {
 
     /// The nearest harmful element to `text`, when it is near enough to count as shown.
     func nearestElement(_ text: String) -> Categoriser.Match? {
-        categoriser.ranked(text).first { $0.entry.element != nil }
+        categoriser.best(text) { $0.element != nil }
     }
 
     /// A perception seed: the image travels with it, its `source` is the collection's name.

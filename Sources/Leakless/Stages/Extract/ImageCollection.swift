@@ -9,7 +9,7 @@ import LeaklessCore
 /// - `vlsbench`: a benchmark in VLSBench's layout, `data.json` with `image_path` and
 ///   `image_description`.
 /// - `imagefolder`: a Hugging Face imagefolder, `metadata.jsonl` (in the folder or a split
-///   folder) with `file_name` and caption or label fields; licence from the `license:` line of
+///   folder) with `file_name`, a caption field and any labels; licence from the `license:` line of
 ///   the front matter of its `README.md`.
 /// - `folder`: any other folder, searched recursively for PNG and JPEG files, each captioned by
 ///   a `.txt` file of the same name beside it.
@@ -34,7 +34,9 @@ public struct ImageCollection: Sendable {
     public let source: String
     public let items: [Item]
 
-    static let captionFields = ["caption", "text", "description", "image_description", "sentence", "prompt", "title", "label"]
+    /// Fields of a metadata line that describe the image, in order of preference (a label such as
+    /// "unsafe" is kept with the labels, not taken for a caption).
+    static let captionFields = ["caption", "text", "description", "image_description", "sentence", "prompt", "title"]
     static let imageExtensions = ["png", "jpg", "jpeg"]
 
     /// - Parameter licenses: licences given in the pipeline file, by collection name.

@@ -146,9 +146,13 @@ struct EmbeddingMatcher: CaptionMatcher {
     private let count: Int
 
     init(pool: ImagePool, embedder: SentenceEmbedder, cache: String?, progress: ((String) -> Void)? = nil) throws {
+        try self.init(captions: pool.pictures.map(\.caption), embedder: embedder, cache: cache, progress: progress)
+    }
+
+    /// Any list of texts; with `cache`, their embeddings are kept there by texts and model.
+    init(captions: [String], embedder: SentenceEmbedder, cache: String?, progress: ((String) -> Void)? = nil) throws {
         self.embedder = embedder
         let dimension = embedder.dimension
-        let captions = pool.pictures.map(\.caption)
         // Kept by the captions and the model: the same collection is embedded once.
         let model = try FileSystem.contentHash(of: FileSystem.join(embedder.folder, "config.json")).hex
         let key = ContentHash(ofString: ([model, String(dimension)] + captions).joined(separator: "\n")).hex
