@@ -19,6 +19,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
     ],
     targets: [
         // C libraries, each behind a system-library target.
@@ -52,8 +53,10 @@ let package = Package(
         .target(name: "Leakless", dependencies: [
             "LeaklessCore", "LeaklessImaging", "LeaklessNetwork", "LeaklessModels", "LeaklessEmbedding", "LeaklessTypography", "COpenBLAS",
         ]),
+        // The review app: a local web server (FlyingFox) over the review session.
+        .target(name: "LeaklessReview", dependencies: ["Leakless", .product(name: "FlyingFox", package: "FlyingFox")]),
         .target(name: "LeaklessCommandSupport", dependencies: [
-            "Leakless", "LeaklessEmbedding", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Leakless", "LeaklessEmbedding", "LeaklessReview", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "leakless", dependencies: ["Leakless", "LeaklessCommandSupport"]),
 
@@ -63,7 +66,7 @@ let package = Package(
         .target(name: "LeaklessDevCommands", dependencies: ["LeaklessCommandSupport", "LeaklessMockServer", "LeaklessEmbedding"]),
         .executableTarget(name: "leakless-dev", dependencies: ["LeaklessDevCommands"]),
 
-        .testTarget(name: "LeaklessTests", dependencies: ["Leakless", "LeaklessMockServer", "LeaklessTypography"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "LeaklessTests", dependencies: ["Leakless", "LeaklessMockServer", "LeaklessTypography", "LeaklessReview"], resources: [.copy("Fixtures")]),
     ] + stageExecutables.map {
         .executableTarget(name: "leakless-\($0)", dependencies: ["LeaklessCommandSupport"])
     },

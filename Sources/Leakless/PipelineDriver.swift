@@ -110,8 +110,12 @@ public struct PipelineDriver {
 
     /// A stage's parameters with its paths resolved from the pipeline file's folder and made absolute.
     func resolvedParameters(_ stage: StageConfig) -> [String: JSONValue] {
-        var parameters = stage.parameters
-        for parameter in stage.definition.parameters {
+        resolved(stage.parameters, of: stage.definition)
+    }
+
+    func resolved(_ given: [String: JSONValue], of definition: StageDefinition) -> [String: JSONValue] {
+        var parameters = given
+        for parameter in definition.parameters {
             if parameter.type.isPath, let path = parameters[parameter.name]?.stringValue, !path.isEmpty {
                 parameters[parameter.name] = .string(absolute(pipeline.locate(path)))
             } else if case .collectionList = parameter.type, let paths = parameters[parameter.name]?.stringArray {
@@ -243,7 +247,16 @@ public struct PipelineDriver {
             blobs: absolute(blobs), cache: absolute(cache), parameters: resolvedParameters(stage.config),
             backends: stage.config.backends, budget: budget,
             // The export's card and provenance read what the stages before it wrote.
-            upstream: writesFolder ? upstream.map(absolute) : [], spentFile: stage.config.usesModels ? absolute(stage.files.spent) : nil)
+            upstream: writesFolder ? upstream.map(absolute) : [], spentFile: stage.config.usesModels ? absolute(stage.files.spent) : nil,
+            reviewDecisions: stage.config.definition.readsReview ? absolute(ReviewStore.path(workdir: pipeline.workdirPath)) : nil,
+            redetect: stage.config.definition.readsReview ? detectParameters : nil)
+    }
+
+    /// The detect stage's parameters (its defaults when the pipeline has none), paths resolved:
+    /// what judges a query a reviewer edited.
+    public var detectParameters: [String: JSONValue] {
+        if let detect = pipeline.stage(named: DetectStage.definition.name) { return resolvedParameters(detect) }
+        return resolved(DetectStage.definition.defaults, of: DetectStage.definition)
     }
 
     private func execute(_ stage: PlannedStage, budget: Budget, after upstream: [String]) throws {

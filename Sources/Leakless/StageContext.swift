@@ -18,6 +18,9 @@ public struct StageContext: Sendable {
     public var upstream: [String] = []
     /// For a stage that writes a folder: the folder.
     public var folder: String?
+    /// For a stage that honours human review: the review store and the detect stage's parameters.
+    public var reviewDecisions: String?
+    public var redetect: [String: JSONValue]?
 
     public init(templates: String, blobs: String, backends: [String: BackendConfig] = [:], cache: String = "out/cache",
                 budget: Budget = Budget()) {
@@ -33,6 +36,8 @@ public struct StageContext: Sendable {
                   budget: request.budget)
         upstream = request.upstream
         folder = request.folder
+        reviewDecisions = request.reviewDecisions
+        redetect = request.redetect
     }
 
     /// The backend of a role when it is a network backend (not builtin or typography).

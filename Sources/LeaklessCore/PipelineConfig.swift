@@ -141,6 +141,17 @@ public struct PipelineConfig: Sendable {
             return entries
         }
         func checked(_ type: ParameterType, _ node: YAMLNode, _ name: String) throws -> JSONValue {
+            // A mapping's entries are checked one by one, so an error names the entry's line.
+            if case .mapping(let fields) = type, let entries = node.entries {
+                for entry in entries where !fields.contains(where: { $0.name == entry.key }) {
+                    throw fail(entry.line, "unknown key '\(entry.key)' in '\(name)' (expected one of: \(fields.map(\.name).joined(separator: ", ")))")
+                }
+                var values = Dictionary(uniqueKeysWithValues: fields.map { ($0.name, $0.defaultValue) })
+                for entry in entries {
+                    values[entry.key] = try checked(fields.first { $0.name == entry.key }!.type, entry.value, "\(name).\(entry.key)")
+                }
+                return .object(values)
+            }
             switch type.check(node.json) {
             case .success(let value): return value
             case .failure(let mismatch): throw fail(node.line, "'\(name)' must be \(mismatch.expected), found \(describe(node))")

@@ -16,6 +16,8 @@ public enum ParameterType: Sendable, CustomStringConvertible {
     case collection
     /// A list of such collections (folders of images a user has), each keyed like `collection`.
     case collectionList
+    /// A mapping of named settings, each with its own type and default.
+    case mapping([StageParameter])
 
     public var isPath: Bool {
         switch self {
@@ -35,6 +37,7 @@ public enum ParameterType: Sendable, CustomStringConvertible {
         case .path, .optionalPath: return "a path"
         case .collection: return "a folder path, or empty for none"
         case .collectionList: return "a list of folder paths"
+        case .mapping(let fields): return "a mapping of " + fields.map { "'\($0.name)' (\($0.type))" }.joined(separator: ", ")
         }
     }
 
@@ -53,6 +56,19 @@ public enum ParameterType: Sendable, CustomStringConvertible {
         case (.string, .string), (.path, .string), (.optionalPath, .string), (.collection, .string): return .success(value)
         case (.choice(let options), .string(let text)): return options.contains(text) ? .success(value) : no()
         case (.stringList, _), (.collectionList, _): return value.stringArray != nil ? .success(value) : no()
+        case (.mapping(let fields), .object(let given)):
+            var checked = Dictionary(uniqueKeysWithValues: fields.map { ($0.name, $0.defaultValue) })
+            for (key, entry) in given.sorted(by: { $0.key < $1.key }) {
+                guard let field = fields.first(where: { $0.name == key }) else {
+                    return .failure(ParameterMismatch(expected: "a mapping with keys \(fields.map { "'\($0.name)'" }.joined(separator: ", ")), not '\(key)'", found: value))
+                }
+                switch field.type.check(entry) {
+                case .success(let accepted): checked[key] = accepted
+                case .failure(let mismatch):
+                    return .failure(ParameterMismatch(expected: "a mapping whose '\(key)' is \(mismatch.expected)", found: value, detail: entry))
+                }
+            }
+            return .success(.object(checked))
         default: return no()
         }
     }
@@ -62,7 +78,16 @@ public enum ParameterType: Sendable, CustomStringConvertible {
 public struct ParameterMismatch: Error, CustomStringConvertible {
     public let expected: String
     public let found: JSONValue
-    public var description: String { "must be \(expected), found \(found.written)" }
+    /// For a mapping: the entry that is wrong, named in place of the whole mapping.
+    public var detail: JSONValue?
+
+    public init(expected: String, found: JSONValue, detail: JSONValue? = nil) {
+        self.expected = expected
+        self.found = found
+        self.detail = detail
+    }
+
+    public var description: String { "must be \(expected), found \((detail ?? found).written)" }
 }
 
 extension JSONValue {
@@ -116,12 +141,16 @@ public struct StageDefinition: Sendable {
     public let parameters: [StageParameter]
     /// The backends the stage works through, each under its own key in pipeline.yaml.
     public let roles: [BackendRole]
+    /// Whether the stage honours the workdir's human review decisions (`leakless review`): its
+    /// key then covers the review store, and it is given the store and the detect settings.
+    public let readsReview: Bool
 
     public init(
         name: String, version: Int, summary: String, input: Input, output: Output, roles: [BackendRole] = [],
-        parameters: [StageParameter]
+        readsReview: Bool = false, parameters: [StageParameter]
     ) {
         self.roles = roles
+        self.readsReview = readsReview
         self.name = name
         self.version = version
         self.summary = summary

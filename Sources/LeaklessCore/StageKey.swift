@@ -37,7 +37,7 @@ public struct StageKey: Sendable {
                 templateHashes[file] = .string(ContentHash(of: try FileSystem.read(FileSystem.join(templates, file))).hex)
             }
         }
-        let description: JSONValue = .object([
+        var description: JSONValue = .object([
             "stage": .string(stage.name),
             "version": .int(Int64(stage.definition.version)),
             "parameters": .object(parameters),
@@ -45,6 +45,12 @@ public struct StageKey: Sendable {
             "backends": .object(stage.backends.mapValues(\.identity)),
             "input": inputName.map(JSONValue.string) ?? .null,
         ])
+        // Human review decisions change what is exported: the key covers the store's complete lines.
+        if stage.definition.readsReview, let require = stage.parameters["review"]?["require"]?.stringValue, require != "none",
+            case .object(var fields) = description {
+            fields["review_decisions"] = .string(try ReviewStore.contentKey(path: ReviewStore.path(workdir: pipeline.workdirPath)))
+            description = .object(fields)
+        }
         self.description = description
         self.hash = ContentHash(ofJSON: description)
     }

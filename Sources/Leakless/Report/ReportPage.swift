@@ -35,7 +35,7 @@ public enum ReportPage {
     }
 }
 
-func escapeHTML(_ text: String) -> String {
+public func escapeHTML(_ text: String) -> String {
     var result = ""
     for character in text {
         switch character {

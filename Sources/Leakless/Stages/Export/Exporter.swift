@@ -38,6 +38,8 @@ public final class VLSBenchExporter {
     private let lineage: LineageIndex
     private var provenance: [String] = []
     private var card = DatasetCard()
+    /// The human review the export honoured, for the card.
+    var review: ReviewSummary?
 
     public init(folder: String, blobs: BlobStore, format: ExportFormat = .vlsbench, upstream: [String] = []) throws {
         self.folder = folder
@@ -106,7 +108,7 @@ public final class VLSBenchExporter {
             try AtomicFile.write(lines.joined(separator: "\n") + "\n", to: FileSystem.join(temporary, "metadata.jsonl"))
         }
         try AtomicFile.write(provenance.joined(separator: "\n") + (provenance.isEmpty ? "" : "\n"), to: FileSystem.join(temporary, "provenance.jsonl"))
-        try AtomicFile.write(card.markdown(format: format, funnel: lineage.funnel, models: lineage.models), to: FileSystem.join(temporary, "README.md"))
+        try AtomicFile.write(card.markdown(format: format, funnel: lineage.funnel, models: lineage.models, review: review), to: FileSystem.join(temporary, "README.md"))
         try FileSystem.replaceDirectory(folder, with: temporary)
         committed = true
     }
@@ -117,12 +119,22 @@ public final class VLSBenchExporter {
 public struct ExportWriterStage: RecordStage {
     let exporter: VLSBenchExporter
 
+    let review: ReviewGate?
+
     public init(context: StageContext, folder: String, parameters: ExportStage.Parameters) throws {
         exporter = try VLSBenchExporter(
             folder: folder, blobs: BlobStore(folder: context.blobs), format: parameters.format, upstream: context.upstream)
+        review = parameters.review.readsDecisions ? try ReviewGate(policy: parameters.review, context: context) : nil
     }
 
-    public mutating func process(_ record: Record) throws -> [StageOutput] {
+    public mutating func process(_ given: Record) throws -> [StageOutput] {
+        var record = given
+        if let review {
+            switch try review.decide(given) {
+            case .keep(let kept): record = kept
+            case .leaveOut(let reason, let detail): return [.reject(given, reason: reason, detail: detail)]
+            }
+        }
         do {
             try exporter.add(record)
         } catch let error as ImageError {
@@ -134,11 +146,17 @@ public struct ExportWriterStage: RecordStage {
     }
 
     public mutating func finish() throws -> [StageOutput] {
+        if let review {
+            review.finish()
+            exporter.review = review.summary
+        }
         try exporter.commit()
         return []
     }
 
     public var extraStats: [String: JSONValue] {
-        ["pairs_per_category": .object(exporter.perCategory.mapValues { .int(Int64($0)) })]
+        var stats: [String: JSONValue] = ["pairs_per_category": .object(exporter.perCategory.mapValues { .int(Int64($0)) })]
+        if let review { stats["review"] = review.summary.json }
+        return stats
     }
 }

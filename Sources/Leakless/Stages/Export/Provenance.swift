@@ -108,7 +108,8 @@ struct DatasetCard {
         ]
     }
 
-    func markdown(format: ExportFormat, funnel: [LineageIndex.FunnelRow], models: [(stage: String, role: String, backend: String)]) -> String {
+    func markdown(format: ExportFormat, funnel: [LineageIndex.FunnelRow], models: [(stage: String, role: String, backend: String)],
+                  review: ReviewSummary? = nil) -> String {
         let total = queryWords.count
         var lines = Self.hubHeader(format: format, pairs: total) + [
             "# Multimodal safety benchmark (VLSBench construction)", "",
@@ -152,6 +153,7 @@ struct DatasetCard {
             let reasons = row.rejectsByReason.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             lines.append("| \(row.stage) | \(row.recordsIn) | \(row.recordsOut) | \(reasons.isEmpty ? "-" : reasons) |")
         }
+        if let review { lines += review.markdown() }
         lines += ["", "Models: " + (models.isEmpty ? "none recorded." : models.map { "\($0.stage) \($0.role): \($0.backend)" }.joined(separator: "; ") + ".")]
         if !taxonomy.isEmpty { lines.append("Taxonomy: \(taxonomy.sorted().joined(separator: ", ")).") }
         lines += [
