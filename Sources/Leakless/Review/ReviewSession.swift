@@ -147,7 +147,7 @@ public final class ReviewSession: Sendable {
         let reviewer = try field(body, "reviewer")
         do { try ReviewDecision.checkReviewer(reviewer) } catch let error as RecordError { throw RequestError(description: error.description) }
         let pairID = try field(body, "pair")
-        guard let position = index[pairID] else { throw RequestError(description: "no pair \(pairID) among the \(pairs.count) under review") }
+        guard let position = index[pairID] else { throw RequestError(description: "no pair \(pairID) among the \(pairs.count) pairs under review") }
         let decisionName = try field(body, "decision")
         guard let action = ReviewDecision.Action(rawValue: decisionName), action != .undo else {
             throw RequestError(description: "'decision' must be accept, reject or edit, found '\(decisionName)'")
