@@ -9,7 +9,7 @@ enum ReviewPage {
         return #"""
         <!DOCTYPE html>
         <html lang="en"><head><meta charset="utf-8"><meta name="generator" content="leakless">
-        <title>leakless review</title>
+        <title>leakless review</title><link rel="icon" href="data:,">
         <style>
         *{box-sizing:border-box}
         body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#222;background:#fafafa}
