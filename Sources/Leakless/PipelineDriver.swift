@@ -249,6 +249,7 @@ public struct PipelineDriver {
             // The export's card and provenance read what the stages before it wrote.
             upstream: writesFolder ? upstream.map(absolute) : [], spentFile: stage.config.usesModels ? absolute(stage.files.spent) : nil,
             reviewDecisions: stage.config.definition.readsReview ? absolute(ReviewStore.path(workdir: pipeline.workdirPath)) : nil,
+            reviewDecisionsBytes: stage.key.description["review_decisions"]?["bytes"]?.intValue.map { Int($0) } ?? 0,
             redetect: stage.config.definition.readsReview ? detectParameters : nil)
     }
 

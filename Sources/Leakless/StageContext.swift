@@ -20,6 +20,7 @@ public struct StageContext: Sendable {
     public var folder: String?
     /// For a stage that honours human review: the review store and the detect stage's parameters.
     public var reviewDecisions: String?
+    public var reviewDecisionsBytes: Int?
     public var redetect: [String: JSONValue]?
 
     public init(templates: String, blobs: String, backends: [String: BackendConfig] = [:], cache: String = "out/cache",
@@ -37,6 +38,7 @@ public struct StageContext: Sendable {
         upstream = request.upstream
         folder = request.folder
         reviewDecisions = request.reviewDecisions
+        reviewDecisionsBytes = request.reviewDecisionsBytes
         redetect = request.redetect
     }
 

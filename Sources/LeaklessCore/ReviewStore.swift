@@ -129,12 +129,14 @@ public struct ReviewStore: Sendable {
 
     public static func path(workdir: String) -> String { FileSystem.join(workdir, "review", "decisions.jsonl") }
 
-    /// The hash of the store's complete lines ("absent" with none): what the export's key covers.
-    public static func contentKey(path: String) throws -> String {
-        guard FileSystem.exists(path) else { return "absent" }
+    /// The hash and length of the store's complete lines (nil when it has none): what the
+    /// export's key covers, and how much of the store that export then reads, so decisions
+    /// appended while a run is under way wait for the next run.
+    public static func contentKey(path: String) throws -> (hash: String, bytes: Int)? {
+        guard FileSystem.exists(path) else { return nil }
         let bytes = try FileSystem.read(path)
-        guard let end = bytes.lastIndex(of: UInt8(ascii: "\n")) else { return "absent" }
-        return ContentHash(of: bytes[...end]).hex
+        guard let end = bytes.lastIndex(of: UInt8(ascii: "\n")) else { return nil }
+        return (ContentHash(of: bytes[...end]).hex, end + 1)
     }
 
     @discardableResult
@@ -179,11 +181,12 @@ public struct ReviewStore: Sendable {
         LocatedError(path: path, line: nil, message: "\(what) the review store: \(String(cString: strerror(errno)))")
     }
 
-    /// Every complete decision, in the order appended (none when the store does not exist). A
-    /// line that is not a decision is an error naming it.
-    public func load() throws -> (decisions: [ReviewDecision], tornTail: Bool) {
+    /// Every complete decision, in the order appended (none when the store does not exist), of
+    /// the first `limit` bytes when given. A line that is not a decision is an error naming it.
+    public func load(bytes limit: Int? = nil) throws -> (decisions: [ReviewDecision], tornTail: Bool) {
         guard FileSystem.exists(path) else { return ([], false) }
-        let bytes = try FileSystem.read(path)
+        var bytes = try FileSystem.read(path)
+        if let limit, limit < bytes.count { bytes.removeSubrange(limit...) }
         var decisions: [ReviewDecision] = []
         var lineNumber = 0
         var start = bytes.startIndex

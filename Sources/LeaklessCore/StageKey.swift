@@ -48,7 +48,11 @@ public struct StageKey: Sendable {
         // Human review decisions change what is exported: the key covers the store's complete lines.
         if stage.definition.readsReview, let require = stage.parameters["review"]?["require"]?.stringValue, require != "none",
             case .object(var fields) = description {
-            fields["review_decisions"] = .string(try ReviewStore.contentKey(path: ReviewStore.path(workdir: pipeline.workdirPath)))
+            if let store = try ReviewStore.contentKey(path: ReviewStore.path(workdir: pipeline.workdirPath)) {
+                fields["review_decisions"] = .object(["hash": .string(store.hash), "bytes": .int(Int64(store.bytes))])
+            } else {
+                fields["review_decisions"] = "absent"
+            }
             description = .object(fields)
         }
         self.description = description

@@ -40,7 +40,7 @@ final class ReviewGate {
         self.policy = policy
         guard let store = context.reviewDecisions else { throw RecordError("the export honours review decisions, but was not told where the review store is") }
         self.store = store
-        let loaded = try ReviewStore(path: store).load()
+        let loaded = try ReviewStore(path: store).load(bytes: context.reviewDecisionsBytes)
         state = ReviewState(loaded.decisions)
         if let parameters = context.redetect {
             detector = try BuiltinDetectStage(parameters: DetectStage.checkedParameters(parameters, origin: "the detect stage's parameters"))
