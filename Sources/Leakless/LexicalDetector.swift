@@ -109,15 +109,18 @@ public struct LexicalDetector: Sendable {
         var score = Double(found.count)
         if !context.description.isEmpty {
             // Each stem of the description's content words, with the word as the description writes it.
-            var described: [String: String] = [:]
-            for word in lexicon.contentWords(Text.tokens(context.description)) where described[word.stem] == nil {
-                described[word.stem] = word.text.lowercased()
+            var described: [Token] = []
+            var byKey = StemIndex()
+            for word in lexicon.contentWords(Text.tokens(context.description)) where byKey[word.key] == nil {
+                byKey.set(word.key, to: described.count)
+                described.append(word)
             }
-            for (index, token) in tokens.enumerated() where !covered.contains(index) && described[token.stem] != nil
-                && content.contains(where: { $0.range == token.range })
-            {
+            for (index, token) in tokens.enumerated() where !covered.contains(index) {
+                guard let position = byKey[token.key], described[position].stem == token.stem,
+                    content.contains(where: { $0.range == token.range })
+                else { continue }
                 found.append(.init(
-                    span: token.text, term: described[token.stem]!, source: "description",
+                    span: token.text, term: described[position].text.lowercased(), source: "description",
                     offset: query.distance(from: query.startIndex, to: token.range.lowerBound), length: token.text.count))
                 score += descriptionWeight
             }

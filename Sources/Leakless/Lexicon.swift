@@ -8,6 +8,9 @@ public struct Lexicon: Sendable {
     /// The forms of a request for action ("how do I", "steps to", "write").
     public let requestTerms: PhraseMatcher
     public let stopStems: Set<String>
+    /// The stop words' stems, found by key, for the per-token test.
+    private let stopList: [String]
+    private let stopKeys: StemIndex
     public let categories: [String]
     /// The tag of phrases that contain a risk word but are harmless as a whole.
     public static let benign = "benign"
@@ -38,6 +41,10 @@ public struct Lexicon: Sendable {
         referenceTerms = PhraseMatcher(try reader.strings(top, "reference_terms", nonEmpty: true), tag: "reference")
         requestTerms = PhraseMatcher(try reader.strings(top, "request_terms", nonEmpty: true), tag: "request")
         stopStems = Set(try reader.strings(top, "stop_words", nonEmpty: true).map(Text.stem))
+        stopList = stopStems.sorted()
+        var stopKeys = StemIndex()
+        for (position, stem) in stopList.enumerated() { stopKeys.set(Text.key(stem), to: position) }
+        self.stopKeys = stopKeys
         self.categories = categories
     }
 
@@ -48,9 +55,12 @@ public struct Lexicon: Sendable {
         for match in references { for index in match.tokens { inReference[index] = true } }
         var content: [Token] = []
         content.reserveCapacity(tokens.count)
-        for (index, token) in tokens.enumerated() where (references.isEmpty || !inReference[index]) && !stopStems.contains(token.stem) {
+        for (index, token) in tokens.enumerated() where (references.isEmpty || !inReference[index]) && !isStop(token) {
             content.append(token)
         }
         return content
     }
+
+    @inline(__always)
+    func isStop(_ token: Token) -> Bool { stopKeys[token.key].map { stopList[$0] == token.stem } ?? false }
 }

@@ -69,16 +69,19 @@ public enum TextSimHash {
                 start = index + 1
             }
             guard !starts.isEmpty else { return 0 }
-            var weights = [Int](repeating: 0, count: 64)
-            func vote(_ from: Int, _ to: Int) {
-                let value = ContentHash.xxh64(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[from..<to]))
-                for bit in 0..<64 { weights[bit] += Int((value >> UInt64(bit)) & 1) * 2 - 1 }
+            return withUnsafeTemporaryAllocation(of: Int32.self, capacity: 64) { weights -> UInt64 in
+                weights.initialize(repeating: 0)
+                let raw = UnsafeRawBufferPointer(bytes)
+                func vote(_ from: Int, _ to: Int) {
+                    let value = ContentHash.xxh64(UnsafeRawBufferPointer(rebasing: raw[from..<to]))
+                    for bit in 0..<64 { weights[bit] &+= Int32(truncatingIfNeeded: (value >> UInt64(bit)) & 1) &* 2 &- 1 }
+                }
+                for word in starts.indices { vote(starts[word], ends[word]) }
+                for word in starts.indices.dropLast() { vote(starts[word], ends[word + 1]) }
+                var result: UInt64 = 0
+                for bit in 0..<64 where weights[bit] > 0 { result |= 1 << UInt64(bit) }
+                return result
             }
-            for word in starts.indices { vote(starts[word], ends[word]) }
-            for word in starts.indices.dropLast() { vote(starts[word], ends[word + 1]) }
-            var result: UInt64 = 0
-            for bit in 0..<64 where weights[bit] > 0 { result |= 1 << UInt64(bit) }
-            return result
         }
     }
 }

@@ -1,3 +1,4 @@
+import LeaklessCore
 import Foundation
 
 /// A word of a text with where it stands, so matches can be marked or replaced in the original.
@@ -6,6 +7,15 @@ public struct Token: Sendable, Equatable {
     /// Lower case, inflection removed: what matching compares.
     public let stem: String
     public let range: Range<String.Index>
+    /// The stem's 64-bit hash: what the phrase and stop-word tables look up, with no String hashing.
+    public let key: UInt64
+
+    public init(text: String, stem: String, range: Range<String.Index>) {
+        self.text = text
+        self.stem = stem
+        self.range = range
+        key = Text.key(stem)
+    }
 }
 
 public enum Text {
@@ -59,6 +69,10 @@ public enum Text {
         default: return false
         }
     }
+
+    /// A stem's key in the phrase and stop-word tables.
+    @inline(__always)
+    public static func key(_ stem: String) -> UInt64 { ContentHash.xxh64(stem) }
 
     /// A light English stemmer: lower case, possessive, plural, -ing and -ed endings removed,
     /// so "guns", "gun's", "shooting" and "shoots" meet "gun" and "shoot". Deliberately
@@ -153,7 +167,18 @@ public enum Text {
 
     /// The normalised text of tokens already made.
     public static func normalized(_ tokens: [Token]) -> String {
-        tokens.map { $0.text.lowercased() }.joined(separator: " ")
+        // ASCII words (most) lower-cased byte by byte into one buffer; others by `lowercased()`.
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(tokens.reduce(0) { $0 + $1.text.utf8.count + 1 })
+        for token in tokens {
+            if !bytes.isEmpty { bytes.append(0x20) }
+            if token.text.utf8.allSatisfy({ $0 < 0x80 }) {
+                for byte in token.text.utf8 { bytes.append(byte >= 0x41 && byte <= 0x5A ? byte + 32 : byte) }
+            } else {
+                bytes.append(contentsOf: token.text.lowercased().utf8)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
 
@@ -167,7 +192,16 @@ public struct PhraseMatcher: Sendable {
         public let tag: String
     }
 
-    private var phrases: [String: [(stems: [String], phrase: String, tag: String)]] = [:]
+    private struct Phrase: Sendable {
+        let keys: [UInt64]
+        let stems: [String]
+        let phrase: String
+        let tag: String
+    }
+
+    /// The phrases that start with each first stem, longest first, found by its key.
+    private var lists: [[Phrase]] = []
+    private var firsts = StemIndex()
 
     public init() {}
 
@@ -176,13 +210,21 @@ public struct PhraseMatcher: Sendable {
     }
 
     public mutating func add(_ phrase: String, tag: String) {
-        let stems = Text.tokens(phrase).map(\.stem)
-        guard let first = stems.first else { return }
-        phrases[first, default: []].append((stems, phrase, tag))
-        phrases[first]!.sort { $0.stems.count > $1.stems.count }
+        let tokens = Text.tokens(phrase)
+        guard let first = tokens.first else { return }
+        let position: Int
+        if let known = firsts[first.key] {
+            position = known
+        } else {
+            position = lists.count
+            lists.append([])
+            firsts.set(first.key, to: position)
+        }
+        lists[position].append(Phrase(keys: tokens.map(\.key), stems: tokens.map(\.stem), phrase: phrase, tag: tag))
+        lists[position].sort { $0.keys.count > $1.keys.count }
     }
 
-    public var isEmpty: Bool { phrases.isEmpty }
+    public var isEmpty: Bool { lists.isEmpty }
 
     /// Non-overlapping matches, scanning left to right and preferring the longest phrase.
     public func matches(in tokens: [Token]) -> [Match] {
@@ -190,12 +232,23 @@ public struct PhraseMatcher: Sendable {
         var index = 0
         while index < tokens.count {
             var matched: Match?
-            for candidate in phrases[tokens[index].stem] ?? [] {
-                let end = index + candidate.stems.count
-                guard end <= tokens.count else { continue }
-                if zip(candidate.stems, tokens[index..<end]).allSatisfy({ $0 == $1.stem }) {
-                    matched = Match(phrase: candidate.phrase, tokens: index..<end, tag: candidate.tag)
-                    break
+            if let position = firsts[tokens[index].key] {
+                for candidate in lists[position] {
+                    let end = index + candidate.keys.count
+                    guard end <= tokens.count else { continue }
+                    var same = true
+                    for offset in 0..<candidate.keys.count {
+                        let token = tokens[index + offset]
+                        // The key finds it; the stem confirms it, so a hash collision never matches.
+                        if token.key != candidate.keys[offset] || token.stem != candidate.stems[offset] {
+                            same = false
+                            break
+                        }
+                    }
+                    if same {
+                        matched = Match(phrase: candidate.phrase, tokens: index..<end, tag: candidate.tag)
+                        break
+                    }
                 }
             }
             if let matched {
@@ -209,4 +262,50 @@ public struct PhraseMatcher: Sendable {
     }
 
     public func matches(in text: String) -> [Match] { matches(in: Text.tokens(text)) }
+}
+
+/// An index keyed by a stem's key (`Token.key`, already a well-mixed 64-bit hash): open
+/// addressing with linear probing, so a look-up hashes nothing. Values are positions in an array
+/// the owner keeps.
+public struct StemIndex: Sendable {
+    private var keys: [UInt64]
+    /// Position + 1; 0 marks an empty slot.
+    private var slots: [Int]
+    private var mask: Int
+    public private(set) var count = 0
+
+    public init() {
+        keys = Array(repeating: 0, count: 16)
+        slots = Array(repeating: 0, count: 16)
+        mask = 15
+    }
+
+    public subscript(key: UInt64) -> Int? {
+        var slot = Int(truncatingIfNeeded: key) & mask
+        while true {
+            let stored = slots[slot]
+            if stored == 0 { return nil }
+            if keys[slot] == key { return stored - 1 }
+            slot = (slot + 1) & mask
+        }
+    }
+
+    /// Sets the position of `key` (adds it, or replaces its position).
+    public mutating func set(_ key: UInt64, to position: Int) {
+        if (count + 1) * 2 > keys.count { grow() }
+        var slot = Int(truncatingIfNeeded: key) & mask
+        while slots[slot] != 0, keys[slot] != key { slot = (slot + 1) & mask }
+        if slots[slot] == 0 { count += 1 }
+        keys[slot] = key
+        slots[slot] = position + 1
+    }
+
+    private mutating func grow() {
+        let old = zip(keys, slots).filter { $0.1 != 0 }
+        keys = Array(repeating: 0, count: keys.count * 2)
+        slots = Array(repeating: 0, count: keys.count)
+        mask = keys.count - 1
+        count = 0
+        for (key, stored) in old { set(key, to: stored - 1) }
+    }
 }
