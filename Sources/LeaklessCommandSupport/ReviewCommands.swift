@@ -50,14 +50,20 @@ public struct ReviewServeCommand: ParsableCommand {
             let session = try reviewSession(options)
             let server = try ReviewServer(session: session, port: UInt16(port), reviewer: reviewer)
             let done = DispatchSemaphore(value: 0)
+            let listening = DispatchSemaphore(value: 0)
+            let portBox = PortBox()
             let task = Task {
                 do { try await server.run() } catch is CancellationError {} catch {
-                    FileHandleOutput.standardError("leakless: the review server stopped: \(error)\n")
+                    if portBox.port == nil {
+                        // It never listened (the port is taken): the waiting command reports it.
+                        portBox.fail("\(error)".contains("Address already in use") ? "the port is in use (another review server?); choose another with --port" : "\(error)")
+                        listening.signal()
+                    } else {
+                        FileHandleOutput.standardError("leakless: the review server stopped: \(error)\n")
+                    }
                 }
                 done.signal()
             }
-            let listening = DispatchSemaphore(value: 0)
-            let portBox = PortBox()
             Task {
                 do { portBox.set(try await server.listeningPort()) } catch { portBox.fail("\(error)") }
                 listening.signal()
@@ -94,7 +100,8 @@ final class PortBox: @unchecked Sendable {
     var port: Int? { lock.withLock { value } }
     var error: String? { lock.withLock { message } }
     func set(_ port: Int) { lock.withLock { value = port } }
-    func fail(_ error: String) { lock.withLock { message = error } }
+    /// The first failure is the one reported.
+    func fail(_ error: String) { lock.withLock { if message == nil { message = error } } }
 }
 
 public struct ReviewExportCommand: ParsableCommand {
