@@ -140,15 +140,27 @@ enum ReviewPage {
             ["safety reason", esc(pair.safety_reason)],
             ["category", esc(pair.category) + " / " + esc(pair.sub_category)],
             ["element", esc(pair.element)],
-            ["image source", esc(pair.source) + (pair.image_source ? " <small>" + esc(pair.image_source) + "</small>" : "")],
+            ["image source", esc(pair.source) + (pair.image_source ? " <small>" + esc(pair.image_source) + "</small>" : "") + (pair.path ? " <small>(" + esc(pair.path) + " path)</small>" : "")],
             ["detector", esc(det.verdict || "?") + " <small>" + esc(det.detector || "") + (det.score !== undefined ? ", score " + esc(det.score) : "") +
               (det.harm_probability !== undefined ? ", harm " + esc(det.harm_probability) : "") + (det.leak_probability !== undefined ? ", leak " + esc(det.leak_probability) : "") + "</small>"],
             ["words the lexicon flags", evidence || "none"],
+            ["categoriser", categorised(pair)],
             ["filter", pair.filter ? esc(JSON.stringify(pair.filter)) : "passed"],
             ["near duplicates", pair.duplicates.length ? '<ul class="dups">' + pair.duplicates.map(x => "<li>" + esc(x.reason) + ": " + esc(x.query || x.detail) + "</li>").join("") + "</ul>" : "none"],
             ["seed query", esc(pair.harmful_query)],
           ];
           $("facts").innerHTML = rows.map(([k, v]) => "<dt>" + k + "</dt><dd>" + v + "</dd>").join("");
+        }
+
+        function categorised(pair) {
+          const c = pair.categorise;
+          if (!c) return "not run";
+          const said = esc(c.category) + " / " + esc(c.sub_category) + (c.nearest ? " <small>nearest: " + esc(c.nearest) +
+            (c.similarity !== undefined ? ", " + esc(c.similarity) : "") + "</small>" : "");
+          if (c.agrees) return said + " (agrees)";
+          const own = c.before || {category: pair.category, sub_category: pair.sub_category};
+          return said + ' <span class="decision reject">disagrees</span> with ' + esc(own.category) + " / " + esc(own.sub_category) +
+            (c.applied ? " (applied)" : " (the pair keeps its own)");
         }
 
         function status(text, kind) { $("status").textContent = text; $("status").className = kind || ""; }

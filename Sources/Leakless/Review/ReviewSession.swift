@@ -86,7 +86,7 @@ public final class ReviewSession: Sendable {
             "category": pair["category"] ?? .null, "sub_category": pair["sub_category"] ?? .null, "source": pair["source"] ?? .null,
             "harmful_query": pair["harmful_query"] ?? .null, "element": pair["element"]?["name"] ?? .null,
             "detection": pair["detection"] ?? .null, "filter": pair["filter"] ?? .null, "categorise": pair["categorise"] ?? .null,
-            "duplicates": .array(duplicates),
+            "duplicates": .array(duplicates), "path": pair["path"] ?? .null,
             "evidence": .array(verdict.evidence.filter { !$0.span.isEmpty }.map { ["span": .string($0.span), "term": .string($0.term), "source": .string($0.source)] }),
             "lexical_score": .double(verdict.score.rounded(places: 3)),
         ]
