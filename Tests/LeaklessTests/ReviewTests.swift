@@ -312,6 +312,10 @@ final class ReviewTests: XCTestCase {
         let (_, pairsData, _) = try await get("/api/pairs")
         let pairs = try JSONParser.parse(bytes: Array(pairsData))["pairs"]!.arrayValue!
         XCTAssertEqual(pairs.count, review.count)
+        // What dedup dropped in a pair's favour is shown with it.
+        let dropped = try StageStats.load(path: try storeFile(folder, "dedup-", ".stats.json")).rejected
+        XCTAssertGreaterThan(dropped, 0)
+        XCTAssertEqual(pairs.reduce(0) { $0 + ($1["duplicates"]?.arrayValue?.count ?? 0) }, dropped)
         let (imageStatus, image, type) = try await get(pairs[0]["image"]!.stringValue!)
         XCTAssertEqual(imageStatus, 200)
         XCTAssertEqual(type, "image/png")

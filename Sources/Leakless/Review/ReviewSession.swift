@@ -50,7 +50,15 @@ public final class ReviewSession: Sendable {
         let detectParameters = try DetectStage.checkedParameters(driver.detectParameters, origin: pipeline.path)
         detector = Mutex(try? BuiltinDetectStage(parameters: detectParameters))
         let lexical = LexicalDetector(lexicon: try Lexicon.load(path: detectParameters.lexicon), minContentWords: detectParameters.minContentWords)
-        let duplicates = try Self.duplicates(rejects: export.input.replacingOccurrences(of: ".jsonl", with: ".rejects.jsonl"), of: Set(index.keys))
+        // What the stage before the export dropped in favour of a kept pair.
+        let before = plan.last { $0.files.output == export.input }
+        // A reject names the record as that stage read it: a kept pair's own id or its parent's.
+        var kept: [String: String] = [:]
+        for pair in pairs {
+            kept[pair.id] = pair.id
+            for parent in pair.parents where kept[parent] == nil { kept[parent] = pair.id }
+        }
+        let duplicates = try before.map { try Self.duplicates(rejects: $0.files.rejects, of: kept) } ?? [:]
         views = pairs.enumerated().map { position, pair in
             Self.view(of: pair, position: position, lexical: lexical, duplicates: duplicates[pair.id] ?? [])
         }
@@ -58,15 +66,17 @@ public final class ReviewSession: Sendable {
 
     public var count: Int { pairs.count }
 
-    /// The records the stage before the export dropped as duplicates of a kept pair, by that pair.
-    static func duplicates(rejects path: String, of kept: Set<String>) throws -> [String: [JSONValue]] {
+    /// The records the stage before the export dropped as duplicates of a kept pair, by that
+    /// pair; `kept` maps each id a reject may name to the kept pair's id.
+    static func duplicates(rejects path: String, of kept: [String: String]) throws -> [String: [JSONValue]] {
         guard FileSystem.exists(path) else { return [:] }
         var found: [String: [JSONValue]] = [:]
         let lines = try LineReader(path: path)
         while let line = try lines.nextLine() {
             guard let reject = try? JSONParser.parse(bytes: Array(line)), let detail = reject["detail"]?.stringValue else { continue }
-            for word in detail.split(whereSeparator: { !$0.isHexDigit }) where word.count == 32 && kept.contains(String(word)) {
-                found[String(word), default: []].append([
+            for word in detail.split(whereSeparator: { !$0.isHexDigit }) where word.count == 32 {
+                guard let pair = kept[String(word)] else { continue }
+                found[pair, default: []].append([
                     "reason": reject["reason"] ?? .null, "detail": .string(detail),
                     "query": reject["record"]?["query"] ?? .null,
                 ])
