@@ -134,6 +134,12 @@ public struct StatusCommand: ParsableCommand {
                                        budget.tokens > 0 ? "\(budget.tokens) tokens" : nil].compactMap { $0 }.joined(separator: ", ") + ")"
             }
             print(line)
+            let review = ReviewStore(workdir: driver.pipeline.workdirPath)
+            let decisions = try review.load().decisions
+            if !decisions.isEmpty {
+                let reviewers = ReviewState(decisions).reviewers
+                print("review: \(decisions.count) decisions by \(reviewers.count) reviewer\(reviewers.count == 1 ? "" : "s") in \(review.path) (leakless review status)")
+            }
         }
     }
 }

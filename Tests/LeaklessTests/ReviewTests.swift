@@ -381,5 +381,7 @@ final class ReviewTests: XCTestCase {
         XCTAssertEqual(state.current(review.pairs[1].id, reviewer: "dana")?.action, .reject)
         let status = try runExecutable("leakless", ["review", "status"], in: folder)
         XCTAssertTrue(status.stdout.contains("  dana: 5 reviewed (accept 3, edit 0, reject 2)"), status.stdout)
+        let pipelineStatus = try runExecutable("leakless", ["status"], in: folder)
+        XCTAssertTrue(pipelineStatus.stdout.contains("review: 5 decisions by 1 reviewer in out/review/decisions.jsonl"), pipelineStatus.stdout)
     }
 }
