@@ -263,6 +263,18 @@ final class ReviewTests: XCTestCase {
         let again = try runExecutable("leakless", ["review", "import", file], in: folder)
         XCTAssertTrue(again.stdout.contains("imported 0 decisions (all were already recorded)"), again.stdout)
 
+        // The same in Label Studio's flat JSON-MIN export: a row per annotation.
+        let flat = FileSystem.join(folder, "export-min.json")
+        try write("""
+            [{"id": 3, "image": "data:image/png;base64,", "pair_id": "\(review.pairs[2].id)", "query": "", "decision": "reject",
+              "reject_reason": "duplicate of another pair", "annotator": 7, "annotation_id": 105,
+              "created_at": "2026-11-03T09:00:00.000000Z", "updated_at": "2026-11-03T09:00:05.000000Z", "lead_time": 5.0}]
+            """, to: flat)
+        let min = try runExecutable("leakless", ["review", "import", flat], in: folder)
+        XCTAssertTrue(min.stdout.hasPrefix("imported 1 decision: reject 1"), min.stdout + min.stderr)
+        XCTAssertEqual(ReviewState(try review.store.load().decisions).current(review.pairs[2].id, reviewer: "label-studio-user-7")?.reason,
+                       "duplicate of another pair")
+
         // The export honours the imported decisions.
         try setReview(folder, "{require: accepted, min_reviewers: 1}")
         XCTAssertEqual(try runExecutable("leakless", ["run"], in: folder).status, 0)

@@ -87,7 +87,8 @@ public enum LabelStudio {
         return String(file.dropFirst(base.count).drop { $0 == "/" })
     }
 
-    /// The decisions in a Label Studio export (JSON, a list of tasks with `annotations`) that
+    /// The decisions in a Label Studio export (JSON, a list of tasks with `annotations`; or
+    /// JSON-MIN, a row per annotation) that
     /// are not already the reviewer's current decision: importing the same file twice adds
     /// nothing. Cancelled (skipped) annotations are ignored. Every task must name a pair under
     /// review; an error names the file and the task.
@@ -106,22 +107,37 @@ public enum LabelStudio {
             func fail(_ message: String) -> LocatedError {
                 LocatedError(path: path, line: nil, message: "task \(number + 1)\(task["id"].map { " (id \(JSONWriter.canonical($0)))" } ?? ""): \(message)")
             }
-            guard let pair = task["data"]?["pair_id"]?.stringValue else { throw fail("no data.pair_id: these tasks were not exported by leakless review export") }
+            // JSON-MIN, Label Studio's flat export: one row per annotation, the data fields and
+            // each control's answer side by side, the annotator in `annotator`.
+            let flat = task["annotations"] == nil && (task["annotator"] != nil || task["annotation_id"] != nil)
+            guard let pair = (flat ? task["pair_id"] : task["data"]?["pair_id"])?.stringValue else {
+                throw fail("no \(flat ? "" : "data.")pair_id: these tasks were not exported by leakless review export")
+            }
             guard let original = queries[pair] else { throw fail("pair \(pair) is not among the \(queries.count) pairs under review in this workdir") }
-            for annotation in task["annotations"]?.arrayValue ?? [] {
+            let annotations = flat ? [task] : task["annotations"]?.arrayValue ?? []
+            for annotation in annotations {
                 if annotation["was_cancelled"]?.boolValue == true { continue }
-                let reviewer = try reviewerName(annotation["completed_by"], fail: fail)
+                let reviewer = try reviewerName(flat ? annotation["annotator"] : annotation["completed_by"], fail: fail)
                 var choice = "", reason = "", note = "", edited = ""
-                for result in annotation["result"]?.arrayValue ?? [] {
-                    let name = result["from_name"]?.stringValue ?? ""
-                    let choices = result["value"]?["choices"]?.stringArray ?? []
-                    let text = (result["value"]?["text"]?.stringArray ?? []).joined(separator: " ").trimmingCharacters(in: .whitespacesAndNewlines)
+                func set(_ name: String, choices: [String], text: String) {
                     switch name {
                     case "decision": choice = choices.first ?? ""
                     case "reject_reason": reason = choices.first ?? ""
                     case "note": note = text
                     case "edited_query": edited = text
-                    default: continue
+                    default: break
+                    }
+                }
+                if flat {
+                    for name in ["decision", "reject_reason", "note", "edited_query"] {
+                        let value = annotation[name]
+                        let strings = value?.stringValue.map { [$0] } ?? value?.stringArray ?? value?["choices"]?.stringArray ?? []
+                        set(name, choices: strings, text: strings.joined(separator: " ").trimmingCharacters(in: .whitespacesAndNewlines))
+                    }
+                } else {
+                    for result in annotation["result"]?.arrayValue ?? [] {
+                        let text = (result["value"]?["text"]?.stringArray ?? []).joined(separator: " ").trimmingCharacters(in: .whitespacesAndNewlines)
+                        set(result["from_name"]?.stringValue ?? "", choices: result["value"]?["choices"]?.stringArray ?? [], text: text)
                     }
                 }
                 let time = annotation["updated_at"]?.stringValue ?? annotation["created_at"]?.stringValue ?? ReviewDecision.now()
