@@ -98,7 +98,6 @@ public final class ReviewSession: Sendable {
             "detection": pair["detection"] ?? .null, "filter": pair["filter"] ?? .null, "categorise": pair["categorise"] ?? .null,
             "duplicates": .array(duplicates), "path": pair["path"] ?? .null,
             "evidence": .array(verdict.evidence.filter { !$0.span.isEmpty }.map { ["span": .string($0.span), "term": .string($0.term), "source": .string($0.source)] }),
-            "lexical_score": .double(verdict.score.rounded(places: 3)),
         ]
         if let image = pair["image"]?.objectValue, let blob = image["blob"]?.stringValue, let format = image["format"]?.stringValue {
             fields["image"] = .string("/image/\(blob).\(format)")

@@ -31,7 +31,6 @@ public struct ReviewPolicy: Decodable, Sendable, Equatable {
 final class ReviewGate {
     let policy: ReviewPolicy
     let state: ReviewState
-    let store: String
     private let detector: BuiltinDetectStage?
     private var seen: Set<String> = []
     private(set) var summary = ReviewSummary()
@@ -39,7 +38,6 @@ final class ReviewGate {
     init(policy: ReviewPolicy, context: StageContext) throws {
         self.policy = policy
         guard let store = context.reviewDecisions else { throw RecordError("the export honours review decisions, but was not told where the review store is") }
-        self.store = store
         let loaded = try ReviewStore(path: store).load(bytes: context.reviewDecisionsBytes)
         state = ReviewState(loaded.decisions)
         if let parameters = context.redetect {
