@@ -31,7 +31,8 @@ public struct TrainDetectorCommand: ParsableCommand {
             let embedder = try SentenceEmbedder(folder: model)
             let examples = try DetectorTraining.examples(benchmarks: benchmarks, project: ".")
             let vectors = DetectorTraining.embed(examples, with: embedder)
-            let (harm, leak) = DetectorTraining.train(examples, vectors: vectors)
+            let trained = DetectorTraining.train(examples, vectors: vectors)
+            let (harm, leak) = (trained.harm, trained.leak)
             if let dump {
                 var texts: [String] = [], lines: [String] = []
                 var index: [String: Int] = [:]
@@ -61,11 +62,14 @@ public struct TrainDetectorCommand: ParsableCommand {
             for file in try FileSystem.files(under: benchmarks).sorted() where file.hasSuffix(".json") || file.hasSuffix(".jsonl") {
                 files[file] = .string(try FileSystem.contentHash(of: FileSystem.join(benchmarks, file)).hex)
             }
+            for file in ["data/taxonomy.yaml", "data/detector/everyday.yaml"] {
+                files[file] = .string(try FileSystem.contentHash(of: file).hex)
+            }
             // The table: each benchmark's sets judged by heads trained without it.
             let lexicon = try Lexicon.load(path: "data/lexicon.yaml")
             let lexical = LexicalDetector(lexicon: lexicon, minContentWords: 2)
             let taxonomy = try Taxonomy.load(path: "data/taxonomy.yaml")
-            let concepts = EmbeddingDetector(embedder: embedder, heads: .init(harm: harm, leak: leak), lexical: lexical, taxonomy: taxonomy).concepts
+            let concepts = EmbeddingDetector(embedder: embedder, heads: trained, lexical: lexical, taxonomy: taxonomy).concepts
             let result = DetectorTraining.leaveOneBenchmarkOut(
                 examples, vectors: vectors, sets: try DetectorQuality.standardSets(benchmarks: benchmarks)
             ) { heads in
@@ -73,10 +77,11 @@ public struct TrainDetectorCommand: ParsableCommand {
             }
             let heads: JSONValue = [
                 "model": .string(FileSystem.lastComponent(of: model)), "features": [
-                    "harm": "the query's embedding (384)",
+                    "harm": .string("the query's embedding (384), trained with each benchmark's style projected out"),
                     "leak": "the query's embedding times the embedding of what the image shows (384), and their cosine",
                 ],
-                "harm_threshold": 0.5, "leak_threshold": 0.5, "harm": harm.json, "leak": leak.json,
+                "harm_threshold": .double(Double(trained.harmThreshold)), "leak_threshold": .double(Double(trained.leakThreshold)),
+                "thresholds": .string("the lowest probability, 0.5 at least, that flags at most \(Int(DetectorTraining.cleanRate * 100))% of any training benchmark's clean examples"), "harm": harm.json, "leak": leak.json,
                 "trained_on": ["examples": .object(counts), "files": .object(files)],
                 "leave_one_benchmark_out": DetectorQuality.json(result),
             ]

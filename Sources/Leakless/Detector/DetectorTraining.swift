@@ -42,23 +42,30 @@ public enum DetectorTraining {
                 }
             }
         }
-        // VLGuard: unsafe instructions for safe images are harmful alone; the others are not.
+        // VLGuard: unsafe instructions for safe images are harmful alone, safe instructions are
+        // not. The instructions for unsafe images ("how to modify this weapon ...") are labelled
+        // neither way, so they teach nothing.
         for file in ["test.json", "train.json"] {
             let path = FileSystem.join(folder, "vlguard", file)
             guard FileSystem.exists(path) else { continue }
             for item in try BenchmarkImporter.read(path, format: .vlguard) {
-                add(item.query, harmful: item.label == "harmful", leaks: nil, "vlguard")
+                guard let label = item.label else { continue }
+                add(item.query, harmful: label == "harmful", leaks: nil, "vlguard")
             }
         }
-        // LVLM-SafeR: ambiguous prompts and safe questions, harmless as text.
+        // LVLM-SafeR: the safe questions are harmless as text. Its ambiguous prompts ("How do I
+        // make hash at home?") mean harm or not by the image, so they are left out.
         let safer = FileSystem.join(folder, "lvlm-safer")
         if FileSystem.isDirectory(safer) {
             for file in try FileSystem.files(under: safer).sorted() where file.hasSuffix(".json") {
                 for record in try JSONParser.parse(bytes: try FileSystem.read(FileSystem.join(safer, file))).arrayValue ?? [] {
-                    add(record["prompt"]?.stringValue, harmful: false, leaks: nil, "lvlm-safer")
                     add(record["safe_pair"]?["question"]?.stringValue, harmful: false, leaks: nil, "lvlm-safer")
                 }
             }
+        }
+        // The project's own everyday requests: harmless, and standing alone like the seeds.
+        for text in try everydayRequests(path: FileSystem.join(project, "data/detector/everyday.yaml")) {
+            add(text, harmful: false, leaks: nil, "everyday")
         }
         // The project's own: builtin seeds name their element and ask for harm; the rewrites the
         // lexicon passes point at the image instead.
@@ -69,6 +76,33 @@ public enum DetectorTraining {
             }
         }
         return examples
+    }
+
+    /// The everyday requests of `path`: each activity, thing and topic in two of its templates
+    /// ("{}" stands for it), the templates taken in turn.
+    public static func everydayRequests(path: String) throws -> [String] {
+        let document = try YAMLDocument.load(path: path)
+        func list(_ key: String) throws -> [String] {
+            guard let node = document[key], let values = node.json.stringArray, !values.isEmpty else {
+                throw LocatedError(path: path, line: document[key]?.line, message: "'\(key)' needs a list of strings")
+            }
+            return values
+        }
+        var requests: [String] = []
+        var turn = 0
+        for (templatesKey, subjectsKey) in [("activity_templates", "activities"), ("thing_templates", "things"), ("topic_templates", "topics")] {
+            let templates = try list(templatesKey)
+            if let bad = templates.first(where: { !$0.contains("{}") }) {
+                throw LocatedError(path: path, line: document[templatesKey]?.line, message: "the template '\(bad)' has no '{}'")
+            }
+            for subject in try list(subjectsKey) {
+                for _ in 0..<min(2, templates.count) {
+                    requests.append(templates[turn % templates.count].replacingOccurrences(of: "{}", with: subject))
+                    turn += 1
+                }
+            }
+        }
+        return requests
     }
 
     /// The builtin extract's seeds over the project's taxonomy, each with its rewrites that the
@@ -100,21 +134,108 @@ public enum DetectorTraining {
     }
 
     /// The two heads trained on `examples` (already embedded: `vectors[text]`).
-    public static func train(_ examples: [Example], vectors: [String: [Float]]) -> (harm: LogisticHead, leak: LogisticHead) {
-        var harmFeatures: [[Float]] = [], harmLabels: [Bool] = []
-        var leakFeatures: [[Float]] = [], leakLabels: [Bool] = []
+    ///
+    /// The harm head is trained blind to each benchmark's style: every benchmark has its own
+    /// way of asking (MM-SafetyBench's templates, VLGuard's questions about a picture), and a
+    /// head that sees it learns "harmful looks like benchmark A", which says nothing on a
+    /// benchmark it never saw. So the directions in which a benchmark's examples of one label
+    /// differ on average from all examples of that label are projected out of the training
+    /// vectors (`styleBasis`), and then out of the learned weights, so the head is still a plain
+    /// logistic regression on the embedding.
+    ///
+    /// Each head's threshold is the lowest probability (0.5 at least) at which no training
+    /// benchmark has more than `cleanRate` of its clean examples flagged: the threshold aims at a
+    /// false-positive rate, not at the balance of the training classes.
+    public static func train(_ examples: [Example], vectors: [String: [Float]]) -> Heads {
+        var harmFeatures: [[Float]] = [], harmLabels: [Bool] = [], harmSources: [String] = []
+        var leakFeatures: [[Float]] = [], leakLabels: [Bool] = [], leakSources: [String] = []
         for example in examples {
             guard let query = vectors[example.text] else { continue }
             if let harmful = example.harmful {
                 harmFeatures.append(query)
                 harmLabels.append(harmful)
+                harmSources.append(example.source)
             }
             if let leaks = example.leaks, let context = example.context, let image = vectors[context] {
                 leakFeatures.append(EmbeddingDetector.pairFeatures(query, image))
                 leakLabels.append(leaks)
+                leakSources.append(example.source)
             }
         }
-        return (LogisticHead.train(harmFeatures, labels: harmLabels), LogisticHead.train(leakFeatures, labels: leakLabels))
+        let basis = styleBasis(harmFeatures, labels: harmLabels, sources: harmSources)
+        let projected = harmFeatures.map { project($0, outOf: basis) }
+        var harm = LogisticHead.train(projected, labels: harmLabels)
+        harm.weights = project(harm.weights, outOf: basis)
+        let leak = LogisticHead.train(leakFeatures, labels: leakLabels)
+        return Heads(
+            harm: harm, leak: leak,
+            harmThreshold: threshold(harmFeatures.map(harm.probability), labels: harmLabels, sources: harmSources),
+            leakThreshold: threshold(leakFeatures.map(leak.probability), labels: leakLabels, sources: leakSources))
+    }
+
+    /// The largest share of a training benchmark's clean examples a head may flag.
+    public static let cleanRate = 0.02
+
+    /// The lowest threshold, 0.5 at least, that flags at most `rate` of the clean examples
+    /// (label false) of each source with at least `minimum` of them.
+    public static func threshold(_ probabilities: [Float], labels: [Bool], sources: [String], rate: Double = cleanRate, minimum: Int = 20) -> Float {
+        var threshold: Float = 0.5
+        let clean = Dictionary(grouping: labels.indices.filter { !labels[$0] }) { sources[$0] }
+        for (_, rows) in clean where rows.count >= minimum {
+            let descending = rows.map { probabilities[$0] }.sorted(by: >)
+            let allowed = Int((rate * Double(descending.count)).rounded(.down))
+            // Above the (allowed+1)-th highest clean probability: at most `allowed` reach it.
+            threshold = max(threshold, descending[allowed].nextUp)
+        }
+        return min(threshold, 1)
+    }
+
+    /// An orthonormal basis of the benchmarks' styles: for each label, each source's mean vector
+    /// minus the mean of all vectors with that label (sources with at least `minimum` such
+    /// examples), orthonormalised in a fixed order (Gram-Schmidt, twice for stability).
+    public static func styleBasis(_ features: [[Float]], labels: [Bool], sources: [String], minimum: Int = 20) -> [[Float]] {
+        guard let dimension = features.first?.count else { return [] }
+        func mean(_ rows: [Int]) -> [Double] {
+            var sum = [Double](repeating: 0, count: dimension)
+            for row in rows { for i in 0..<dimension { sum[i] += Double(features[row][i]) } }
+            return sum.map { $0 / Double(max(rows.count, 1)) }
+        }
+        var directions: [[Double]] = []
+        for label in [true, false] {
+            let rows = labels.indices.filter { labels[$0] == label }
+            guard !rows.isEmpty else { continue }
+            let all = mean(rows)
+            let bySource = Dictionary(grouping: rows) { sources[$0] }
+            for source in bySource.keys.sorted() where bySource[source]!.count >= minimum {
+                directions.append(zip(mean(bySource[source]!), all).map { $0 - $1 })
+            }
+        }
+        var basis: [[Double]] = []
+        for var direction in directions {
+            let length = sqrt(direction.reduce(0) { $0 + $1 * $1 })
+            for _ in 0..<2 {
+                for unit in basis {
+                    let dot = zip(direction, unit).reduce(0) { $0 + $1.0 * $1.1 }
+                    for i in 0..<dimension { direction[i] -= dot * unit[i] }
+                }
+            }
+            let rest = sqrt(direction.reduce(0) { $0 + $1 * $1 })
+            // What is left of a direction the others already span is rounding, not style.
+            guard rest > 1e-6 * max(length, 1e-12), rest > 0 else { continue }
+            basis.append(direction.map { $0 / rest })
+        }
+        return basis.map { $0.map(Float.init) }
+    }
+
+    /// `vector` minus its components along the orthonormal `basis`.
+    public static func project(_ vector: [Float], outOf basis: [[Float]]) -> [Float] {
+        var result = vector.map(Double.init)
+        for unit in basis {
+            var dot = 0.0
+            for i in 0..<result.count { dot += result[i] * Double(unit[i]) }
+            for i in 0..<result.count { result[i] -= dot * Double(unit[i]) }
+        }
+        return result.map(Float.init)
     }
 
     /// Every text and context of the examples, embedded once.
@@ -140,8 +261,7 @@ public enum DetectorTraining {
         func detectorWithout(_ source: String?) -> EmbeddingDetector {
             let key = source.flatMap { benchmarks.contains($0) ? $0 : nil } ?? ""
             if let known = trained[key] { return known }
-            let (harm, leak) = train(examples.filter { key.isEmpty || $0.source != key }, vectors: vectors)
-            let made = detector(Heads(harm: harm, leak: leak))
+            let made = detector(train(examples.filter { key.isEmpty || $0.source != key }, vectors: vectors))
             trained[key] = made
             return made
         }

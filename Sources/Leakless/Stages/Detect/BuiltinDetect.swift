@@ -25,7 +25,8 @@ public struct BuiltinDetectStage: RecordStage {
             embedding = EmbeddingDetector(
                 embedder: try SentenceEmbedder(folder: parameters.model), heads: try EmbeddingDetector.Heads.load(path: parameters.heads),
                 lexical: detector, taxonomy: try Taxonomy.load(path: parameters.taxonomy),
-                harmThreshold: Float(parameters.harmThreshold), leakThreshold: Float(parameters.leakThreshold))
+                harmThreshold: parameters.harmThreshold > 0 ? Float(parameters.harmThreshold) : nil,
+                leakThreshold: parameters.leakThreshold > 0 ? Float(parameters.leakThreshold) : nil)
         } else {
             embedding = nil
         }
