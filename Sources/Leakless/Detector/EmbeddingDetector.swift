@@ -10,6 +10,8 @@ import LeaklessEmbedding
 /// - `leaks`: the leak head (the query's embedding times the embedding of what the image shows,
 ///   its description, key phrases or element terms, and their cosine) says the query names or
 ///   strongly implies it, with probability `leakThreshold` or more.
+/// - `leaks` too when the query names one of its element's own terms (the detect stage's
+///   `element_terms`): that names what the image shows, whatever the heads say.
 /// - `meaningless`: too few content words (the lexicon's count).
 /// - `clean` otherwise.
 /// Each verdict is explained: the lexicon's matching spans, and the nearest harmful element of
@@ -123,6 +125,9 @@ public final class EmbeddingDetector: Sendable {
         } else if harm >= harmThreshold {
             verdict = .harmfulAlone
         } else if let leak, leak >= leakThreshold {
+            verdict = .leaks
+        } else if words.evidence.contains(where: { $0.source == "element" }) {
+            // The record's own element terms, named: a leak whatever the heads say.
             verdict = .leaks
         } else {
             verdict = .clean
