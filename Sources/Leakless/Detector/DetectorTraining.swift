@@ -183,7 +183,7 @@ public enum DetectorTraining {
         let clean = Dictionary(grouping: labels.indices.filter { !labels[$0] }) { sources[$0] }
         for (_, rows) in clean where rows.count >= minimum {
             let descending = rows.map { probabilities[$0] }.sorted(by: >)
-            let allowed = Int((rate * Double(descending.count)).rounded(.down))
+            let allowed = min(Int((rate * Double(descending.count)).rounded(.down)), descending.count - 1)
             // Above the (allowed+1)-th highest clean probability: at most `allowed` reach it.
             threshold = max(threshold, descending[allowed].nextUp)
         }
