@@ -138,4 +138,21 @@ public struct LexicalDetector: Sendable {
         }
         return LexicalVerdict(verdict: .clean, evidence: found, contentWords: content.count, score: score)
     }
+
+    /// What the lexicon says of a text alone, as numbers for a model that weighs it with other
+    /// evidence (`HarmClassifier`): risk terms named (0, 1/3, 2/3, 1 for three or more), a term of
+    /// harmful intent, a request form, words that lean on an image, and the lexicon's own
+    /// harmful-alone verdict (each 0 or 1).
+    public static let harmFeatureCount = 5
+
+    public func harmFeatures(_ query: String) -> [Float] {
+        let tokens = Text.tokens(query)
+        let matches = lexicon.riskTerms.matches(in: tokens).filter { $0.tag != Lexicon.benign }
+        let risky = matches.filter { $0.tag != "intent" }.count
+        let intent = matches.contains { $0.tag == "intent" }
+        let asks = !lexicon.requestTerms.matches(in: tokens).isEmpty
+        let leans = !lexicon.referenceTerms.matches(in: tokens).isEmpty
+        let verdict = judge(query, tokens: tokens, context: DetectionContext()).verdict
+        return [Float(min(risky, 3)) / 3, intent ? 1 : 0, asks ? 1 : 0, leans ? 1 : 0, verdict == .harmfulAlone ? 1 : 0]
+    }
 }

@@ -19,7 +19,7 @@ func chatBackend(_ name: String, option: String, in config: PipelineConfig) thro
 
 /// What audit and detector-quality share: the judge and where its settings come from.
 public struct JudgeOptions: ParsableArguments {
-    @Option(help: "'builtin' (the lexical detector), 'embedding' (the learned heads on sentence embeddings), or the name of a backend in the pipeline file: an LLM judge (openai-chat), Llama Guard (llamaguard) or a moderation endpoint (openai-moderation).")
+    @Option(help: "'builtin' (the lexical detector), 'embedding' (the learned heads on sentence embeddings), 'classifier' (the fine-tuned harm classifier with the lexicon, and the leak head), or the name of a backend in the pipeline file: an LLM judge (openai-chat), Llama Guard (llamaguard) or a moderation endpoint (openai-moderation).")
     var judge: String = "builtin"
 
     @Option(help: "The embedding judge's model folder and heads.")
@@ -27,6 +27,9 @@ public struct JudgeOptions: ParsableArguments {
 
     @Option(help: "The embedding judge's trained heads.")
     var heads: String = "data/detector/heads.json"
+
+    @Option(help: "The classifier judge's fine-tuned harm classifier.")
+    var classifier: String = HarmClassifier.defaultPath
 
     @Option(help: "The pipeline file whose 'backends' name the judge.")
     var pipeline: String = "pipeline.yaml"
@@ -64,15 +67,18 @@ public struct JudgeOptions: ParsableArguments {
             let chosen = detector
             return ("builtin lexical detector (\(lexicon), threshold \(threshold))", { (AuditJudge.builtin($0, detector: chosen), []) })
         }
-        if judge == "embedding" {
+        if judge == "embedding" || judge == "classifier" {
             guard SentenceEmbedder.available(in: projectFile(model)) else {
                 throw ValidationError("the embedding model is not in \(model): run ./scripts/setup (or use '--judge builtin')")
             }
+            let tuned = judge == "classifier" ? try HarmClassifier(model: projectFile(model), path: projectFile(classifier)) : nil
             let detector = EmbeddingDetector(
                 embedder: try SentenceEmbedder(folder: projectFile(model)), heads: try EmbeddingDetector.Heads.load(path: projectFile(heads)),
                 lexical: LexicalDetector(lexicon: try Lexicon.load(path: projectFile(lexicon)), minContentWords: minContentWords),
-                taxonomy: try Taxonomy.load(path: projectFile("data/taxonomy.yaml")))
-            return ("embedding heads (\(heads)) on \(FileSystem.lastComponent(of: model))", { (AuditJudge.embedding($0, detector: detector), []) })
+                taxonomy: try Taxonomy.load(path: projectFile("data/taxonomy.yaml")), classifier: tuned)
+            let name = tuned == nil ? "embedding heads (\(heads)) on \(FileSystem.lastComponent(of: model))"
+                : "fine-tuned harm classifier (\(classifier)) with the lexicon, and the leak head (\(heads))"
+            return (name, { (AuditJudge.embedding($0, detector: detector), []) })
         }
         let config = try PipelineConfig.load(path: pipeline, definitions: StageRegistry.definitions)
         if let reference = config.backends[judge], [BackendKind.llamaGuard.name, BackendKind.openAIModeration.name].contains(reference.kind) {
@@ -139,7 +145,7 @@ public struct AuditCommand: ParsableCommand {
             let writer = try JSONLWriter(path: FileSystem.join(folder, "audit.jsonl"))
             var accumulator = AuditAccumulator(title: "\(file) (\(format.rawValue))", judge: judgeName, lines: writer)
             let progress = Progress(label: "audit")
-            let batchSize = lexical != nil ? 8_192 : judging.judge == "embedding" ? 1_024 : 256
+            let batchSize = lexical != nil ? 8_192 : ["embedding", "classifier"].contains(judging.judge) ? 1_024 : 256
             var batch: [AuditItem] = []
             let threads = ProcessInfo.processInfo.activeProcessorCount
             func flush() throws {

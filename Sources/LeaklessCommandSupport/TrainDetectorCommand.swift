@@ -12,6 +12,12 @@ public struct TrainDetectorCommand: ParsableCommand {
     @Option(help: "The folder of the development benchmarks.")
     var benchmarks: String = "../shared/benchmarks"
 
+    @Option(help: "The folder of the labelled text sets (text alone: harmful or not).")
+    var training: String = "../shared/training"
+
+    @Option(help: "Write the harm corpus (every labelled text once, with its source, set and the lexicon's features) to this JSONL file and stop: what scripts/train-harm-classifier fine-tunes on.")
+    var corpus: String?
+
     @Option(help: "The sentence-embedding model folder.")
     var model: String = SentenceEmbedder.defaultFolder
 
@@ -28,8 +34,12 @@ public struct TrainDetectorCommand: ParsableCommand {
 
     public func run() throws {
         try reportingErrors {
-            let embedder = try SentenceEmbedder(folder: model)
             let examples = try DetectorTraining.examples(benchmarks: benchmarks, project: ".")
+            if let corpus {
+                try writeCorpus(examples, to: corpus)
+                return
+            }
+            let embedder = try SentenceEmbedder(folder: model)
             let vectors = DetectorTraining.embed(examples, with: embedder)
             let trained = DetectorTraining.train(examples, vectors: vectors)
             let (harm, leak) = (trained.harm, trained.leak)
@@ -94,5 +104,22 @@ public struct TrainDetectorCommand: ParsableCommand {
             print(table, terminator: "")
             print("\(examples.count) examples; heads written to \(output), figures to \(quality)")
         }
+    }
+
+    func writeCorpus(_ examples: [DetectorTraining.Example], to path: String) throws {
+        let built = TrainingSets.corpus(benchmarks: examples, training: try TrainingSets.read(folder: training))
+        let lexical = LexicalDetector(lexicon: try Lexicon.load(path: "data/lexicon.yaml"), minContentWords: 2)
+        var lines = ""
+        for text in built.texts {
+            lines += JSONWriter.canonical([
+                "text": .string(text.text), "harmful": text.harmful.map(JSONValue.bool) ?? .null, "source": .string(text.source),
+                "set": .string(text.set), "lexicon": .array(lexical.harmFeatures(text.text).map { .double(Double($0)) }),
+                "lexicon_verdict": .string(lexical.judge(text.text).verdict.rawValue),
+            ]) + "\n"
+        }
+        try FileSystem.createDirectory(FileSystem.parent(of: path))
+        try AtomicFile.write(lines, to: path)
+        let labelled = built.texts.filter { $0.harmful != nil }
+        print("\(built.texts.count) texts (\(labelled.filter { $0.harmful == true }.count) harmful, \(labelled.filter { $0.harmful == false }.count) harmless, \(built.texts.count - labelled.count) measured only); \(built.duplicates) duplicates and \(built.conflicting) with conflicting labels dropped; written to \(path)")
     }
 }

@@ -41,29 +41,39 @@ public final class BertEncoder: @unchecked Sendable {
 
     public let shape: Shape
     private let tensors: SafeTensors
+    /// Fine-tuned layers that replace the base model's of the same name.
+    private let overrides: SafeTensors?
     private let words: UnsafeBufferPointer<Float>
     private let positions: UnsafeBufferPointer<Float>
     private let tokenTypes: UnsafeBufferPointer<Float>
     private let embeddingNorm: Norm
     private let layers: [Layer]
 
-    public init(weights path: String, shape: Shape = Shape()) throws {
+    /// The encoder of `path`'s weights; with `overrides`, each tensor that file holds (by its
+    /// name without a model prefix) replaces the base model's, and `shape.layers` may keep fewer
+    /// layers than the base has.
+    public init(weights path: String, shape: Shape = Shape(), overrides: SafeTensors? = nil) throws {
         let tensors = try SafeTensors(path: path)
         self.tensors = tensors
+        self.overrides = overrides
         self.shape = shape
         let h = shape.hidden
         // Some exports prefix every name with the model type.
         let prefix = tensors.tensors["bert.embeddings.word_embeddings.weight"] != nil ? "bert." : ""
+        func floats(_ name: String, shape: [Int]) throws -> UnsafeBufferPointer<Float> {
+            if let overrides, overrides.tensors[name] != nil { return try overrides.floats(name, shape: shape) }
+            return try tensors.floats(prefix + name, shape: shape)
+        }
         func dense(_ name: String, _ inputs: Int, _ outputs: Int) throws -> Dense {
-            Dense(weight: try tensors.floats(prefix + name + ".weight", shape: [outputs, inputs]),
-                  bias: try tensors.floats(prefix + name + ".bias", shape: [outputs]), inputs: inputs, outputs: outputs)
+            Dense(weight: try floats(name + ".weight", shape: [outputs, inputs]),
+                  bias: try floats(name + ".bias", shape: [outputs]), inputs: inputs, outputs: outputs)
         }
         func norm(_ name: String) throws -> Norm {
-            Norm(gamma: try tensors.floats(prefix + name + ".weight", shape: [h]), beta: try tensors.floats(prefix + name + ".bias", shape: [h]))
+            Norm(gamma: try floats(name + ".weight", shape: [h]), beta: try floats(name + ".bias", shape: [h]))
         }
-        words = try tensors.floats(prefix + "embeddings.word_embeddings.weight", shape: [shape.vocabulary, h])
-        positions = try tensors.floats(prefix + "embeddings.position_embeddings.weight", shape: [shape.positions, h])
-        tokenTypes = try tensors.floats(prefix + "embeddings.token_type_embeddings.weight", shape: [2, h])
+        words = try floats("embeddings.word_embeddings.weight", shape: [shape.vocabulary, h])
+        positions = try floats("embeddings.position_embeddings.weight", shape: [shape.positions, h])
+        tokenTypes = try floats("embeddings.token_type_embeddings.weight", shape: [2, h])
         embeddingNorm = try norm("embeddings.LayerNorm")
         layers = try (0..<shape.layers).map { index in
             let base = "encoder.layer.\(index)."

@@ -18,6 +18,8 @@ public final class SafeTensors: @unchecked Sendable {
 
     public let path: String
     public let tensors: [String: Tensor]
+    /// The header's `__metadata__`: free-form string pairs.
+    public let metadata: [String: String]
     private let base: UnsafeMutableRawPointer
     private let size: Int
     private let dataStart: Int
@@ -49,6 +51,9 @@ public final class SafeTensors: @unchecked Sendable {
             munmap(mapped, size)
             throw fail("the header is not JSON: \(error)")
         }
+        var metadata: [String: String] = [:]
+        for (key, value) in header["__metadata__"]?.objectValue ?? [:] { metadata[key] = value.stringValue }
+        self.metadata = metadata
         var tensors: [String: Tensor] = [:]
         for (name, entry) in header.objectValue ?? [:] where name != "__metadata__" {
             guard let dtype = entry["dtype"]?.stringValue, let shape = entry["shape"]?.arrayValue?.compactMap({ $0.intValue.map(Int.init) }),

@@ -18,7 +18,10 @@ public final class SentenceEmbedder: Sendable {
     /// The folder `scripts/setup` unpacks the model into, below the project.
     public static let defaultFolder = "models/all-MiniLM-L6-v2"
 
-    public init(folder: String, threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws {
+    /// With `overrides` (a safetensors file of fine-tuned layers whose metadata names
+    /// `frozen_layers` and `tuned_layers`), the encoder is the base model's first layers, then the
+    /// tuned ones, and no more.
+    public init(folder: String, overrides: String? = nil, threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws {
         self.folder = folder
         var maxLength = 256
         let config = FileSystem.join(folder, "sentence_bert_config.json")
@@ -26,7 +29,19 @@ public final class SentenceEmbedder: Sendable {
             maxLength = Int(length)
         }
         tokenizer = try WordPieceTokenizer(vocabularyFile: FileSystem.join(folder, "vocab.txt"), maxLength: maxLength)
-        encoder = try BertEncoder(weights: FileSystem.join(folder, "model.safetensors"))
+        if let overrides {
+            let tuned = try SafeTensors(path: overrides)
+            guard let frozen = tuned.metadata["frozen_layers"].flatMap(Int.init), let count = tuned.metadata["tuned_layers"].flatMap(Int.init),
+                frozen >= 0, count >= 0, frozen + count >= 1
+            else {
+                throw LocatedError(path: overrides, line: nil, message: "the metadata must name frozen_layers and tuned_layers (whole numbers)")
+            }
+            var shape = BertEncoder.Shape()
+            shape.layers = frozen + count
+            encoder = try BertEncoder(weights: FileSystem.join(folder, "model.safetensors"), shape: shape, overrides: tuned)
+        } else {
+            encoder = try BertEncoder(weights: FileSystem.join(folder, "model.safetensors"))
+        }
         self.threads = max(1, threads)
         // Parallelism is across batches; OpenBLAS's own threads would only contend with them.
         openblas_set_num_threads(1)

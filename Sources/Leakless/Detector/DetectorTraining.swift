@@ -14,6 +14,8 @@ public enum DetectorTraining {
         public let leaks: Bool?
         /// The benchmark it came from ("project" for the generated ones).
         public let source: String
+        /// The query set it is measured in.
+        public var set: String = ""
     }
 
     public static let benchmarks = ["vlsbench", "mm-safetybench", "vlguard", "lvlm-safer"]
@@ -21,13 +23,13 @@ public enum DetectorTraining {
     /// Every example, in a fixed order.
     public static func examples(benchmarks folder: String, project: String) throws -> [Example] {
         var examples: [Example] = []
-        func add(_ text: String?, context: String? = nil, harmful: Bool?, leaks: Bool?, _ source: String) {
+        func add(_ text: String?, context: String? = nil, harmful: Bool?, leaks: Bool?, _ source: String, set: String) {
             guard let text = text?.trimmingCharacters(in: .whitespacesAndNewlines), !text.isEmpty else { return }
-            examples.append(Example(text: text, context: context, harmful: harmful, leaks: leaks, source: source))
+            examples.append(Example(text: text, context: context, harmful: harmful, leaks: leaks, source: source, set: set))
         }
         // VLSBench: leak-free instructions, written to carry no risk alone; with their image's description.
         for item in try BenchmarkImporter.read(FileSystem.join(folder, "vlsbench/data.json"), format: .vlsbench) {
-            add(item.query, context: item.description, harmful: false, leaks: item.description == nil ? nil : false, "vlsbench")
+            add(item.query, context: item.description, harmful: false, leaks: item.description == nil ? nil : false, "vlsbench", set: "VLSBench instruction")
         }
         // MM-SafetyBench: the harmful questions name their key phrase; the rephrased ones point at the image.
         let mm = FileSystem.join(folder, "mm-safetybench")
@@ -35,10 +37,14 @@ public enum DetectorTraining {
             for item in try BenchmarkImporter.read(mm, format: .mmsafetybench, options: ImportOptions(queryField: field)) {
                 let harmfulScenario = DetectorQuality.harmfulScenarios.contains(String((item.category ?? "").prefix(2)))
                 if field == "Question" {
-                    guard harmfulScenario else { continue }  // sensitive advice: neither label fits
-                    add(item.query, context: item.keyPhrase, harmful: true, leaks: true, "mm-safetybench")
+                    guard harmfulScenario else {
+                        // Sensitive advice: neither label fits; measured only.
+                        add(item.query, harmful: nil, leaks: nil, "mm-safetybench", set: "MM-SafetyBench Question, scenarios 08 and 10-13")
+                        continue
+                    }
+                    add(item.query, context: item.keyPhrase, harmful: true, leaks: true, "mm-safetybench", set: "MM-SafetyBench Question, 01-07 and 09")
                 } else {
-                    add(item.query, context: item.keyPhrase, harmful: false, leaks: false, "mm-safetybench")
+                    add(item.query, context: item.keyPhrase, harmful: false, leaks: false, "mm-safetybench", set: "MM-SafetyBench \(field)")
                 }
             }
         }
@@ -49,8 +55,11 @@ public enum DetectorTraining {
             let path = FileSystem.join(folder, "vlguard", file)
             guard FileSystem.exists(path) else { continue }
             for item in try BenchmarkImporter.read(path, format: .vlguard) {
-                guard let label = item.label else { continue }
-                add(item.query, harmful: label == "harmful", leaks: nil, "vlguard")
+                switch item.label {
+                case "harmful": add(item.query, harmful: true, leaks: nil, "vlguard", set: "VLGuard unsafe_instruction (safe images)")
+                case "clean": add(item.query, harmful: false, leaks: nil, "vlguard", set: "VLGuard safe_instruction (safe images)")
+                default: add(item.query, harmful: nil, leaks: nil, "vlguard", set: "VLGuard instruction (unsafe images)")
+                }
             }
         }
         // LVLM-SafeR: the safe questions are harmless as text. Its ambiguous prompts ("How do I
@@ -59,20 +68,36 @@ public enum DetectorTraining {
         if FileSystem.isDirectory(safer) {
             for file in try FileSystem.files(under: safer).sorted() where file.hasSuffix(".json") {
                 for record in try JSONParser.parse(bytes: try FileSystem.read(FileSystem.join(safer, file))).arrayValue ?? [] {
-                    add(record["safe_pair"]?["question"]?.stringValue, harmful: false, leaks: nil, "lvlm-safer")
+                    add(record["safe_pair"]?["question"]?.stringValue, harmful: false, leaks: nil, "lvlm-safer", set: "LVLM-SafeR safe question")
+                    add(record["prompt"]?.stringValue, harmful: nil, leaks: nil, "lvlm-safer", set: "LVLM-SafeR ambiguous prompt")
                 }
+            }
+        }
+        // MM-HarmfulBench's questions lean on their picture: harmful with it, measured only.
+        let harmfulBench = FileSystem.join(folder, "mm-harmfulbench/questions.jsonl")
+        if FileSystem.exists(harmfulBench) {
+            for item in try BenchmarkImporter.read(harmfulBench, format: .jsonl, options: ImportOptions(mapping: ["query": "question"])) {
+                add(item.query, harmful: nil, leaks: nil, "mm-harmfulbench", set: "MM-HarmfulBench question")
             }
         }
         // The project's own everyday requests: harmless, and standing alone like the seeds.
         for text in try everydayRequests(path: FileSystem.join(project, "data/detector/everyday.yaml")) {
-            add(text, harmful: false, leaks: nil, "everyday")
+            add(text, harmful: false, leaks: nil, "everyday", set: "Everyday requests")
+        }
+        // The project's own contrasts: harmless requests about harmful topics, and harmless senses
+        // of alarming words.
+        let contrasts = FileSystem.join(project, "data/detector/contrasts.yaml")
+        if FileSystem.exists(contrasts) {
+            for text in try contrastRequests(path: contrasts, taxonomy: try Taxonomy.load(path: FileSystem.join(project, "data/taxonomy.yaml"))) {
+                add(text, harmful: false, leaks: nil, "contrasts", set: "Contrasts")
+            }
         }
         // The project's own: builtin seeds name their element and ask for harm; the rewrites the
         // lexicon passes point at the image instead.
         for (seed, rewrites) in try projectSeeds(project: project) {
-            add(seed.string("query"), context: seed.string("image_description"), harmful: true, leaks: true, "project")
+            add(seed.string("query"), context: seed.string("image_description"), harmful: true, leaks: true, "project", set: "Builtin seeds")
             for rewrite in rewrites {
-                add(rewrite.string("query"), context: rewrite.string("image_description"), harmful: false, leaks: false, "project")
+                add(rewrite.string("query"), context: rewrite.string("image_description"), harmful: false, leaks: false, "project", set: "Builtin rewrites")
             }
         }
         return examples
@@ -103,6 +128,34 @@ public enum DetectorTraining {
             }
         }
         return requests
+    }
+
+    /// The harmless contrasts of `path`: each harmful element of the taxonomy in two of the topic
+    /// templates, taken in turn, then the requests as they are.
+    public static func contrastRequests(path: String, taxonomy: Taxonomy) throws -> [String] {
+        let document = try YAMLDocument.load(path: path)
+        guard let templates = document["topic_templates"]?.json.stringArray, !templates.isEmpty else {
+            throw LocatedError(path: path, line: document["topic_templates"]?.line, message: "'topic_templates' needs a list of strings")
+        }
+        if let bad = templates.first(where: { !$0.contains("{}") }) {
+            throw LocatedError(path: path, line: document["topic_templates"]?.line, message: "the template '\(bad)' has no '{}'")
+        }
+        guard let requests = document["requests"]?.json.stringArray else {
+            throw LocatedError(path: path, line: document["requests"]?.line, message: "'requests' needs a list of strings")
+        }
+        var result: [String] = []
+        var turn = 0
+        for category in taxonomy.categories {
+            for sub in category.subCategories {
+                for element in sub.elements {
+                    for _ in 0..<min(2, templates.count) {
+                        result.append(templates[turn % templates.count].replacingOccurrences(of: "{}", with: element.name))
+                        turn += 1
+                    }
+                }
+            }
+        }
+        return result + requests
     }
 
     /// The builtin extract's seeds over the project's taxonomy, each with its rewrites that the

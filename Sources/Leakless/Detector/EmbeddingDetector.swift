@@ -53,13 +53,18 @@ public final class EmbeddingDetector: Sendable {
     public let leakThreshold: Float
     public let lexical: LexicalDetector
     public let concepts: [Concept]
+    /// The fine-tuned harm classifier: where there is one, it decides harm (its stacked
+    /// probability and threshold) in place of the harm head, and the nearest concept is found with
+    /// its vectors, so a query without an image is embedded once, by it alone.
+    public let classifier: HarmClassifier?
 
     public init(embedder: SentenceEmbedder, heads: Heads, lexical: LexicalDetector, taxonomy: Taxonomy?,
-                harmThreshold: Float? = nil, leakThreshold: Float? = nil, concepts known: [Concept]? = nil) {
+                harmThreshold: Float? = nil, leakThreshold: Float? = nil, concepts known: [Concept]? = nil, classifier: HarmClassifier? = nil) {
         self.embedder = embedder
         self.heads = heads
         self.lexical = lexical
-        self.harmThreshold = harmThreshold ?? heads.harmThreshold
+        self.classifier = classifier
+        self.harmThreshold = harmThreshold ?? classifier?.threshold ?? heads.harmThreshold
         self.leakThreshold = leakThreshold ?? heads.leakThreshold
         var names: [(String, String)] = []
         for category in taxonomy?.categories ?? [] {
@@ -70,7 +75,7 @@ public final class EmbeddingDetector: Sendable {
         if let known {
             concepts = known
         } else {
-            let vectors = embedder.embed(names.map(\.0))
+            let vectors = (classifier?.embedder ?? embedder).embed(names.map(\.0))
             concepts = zip(names, vectors).map { Concept(name: $0.0, category: $0.1, vector: $1) }
         }
     }
@@ -92,17 +97,27 @@ public final class EmbeddingDetector: Sendable {
         ([context.description] + context.keyPhrases + context.elementTerms).filter { !$0.isEmpty }.joined(separator: "; ")
     }
 
-    /// The verdicts of many queries at once (embedded in batches; `known` texts are not embedded again).
+    /// The verdicts of many queries at once (embedded in batches; `known` texts are not embedded
+    /// again by the base model).
     public func judge(_ items: [(query: String, context: DetectionContext)], known: [String: [Float]] = [:]) -> [LexicalVerdict] {
         let images = items.map { Self.imageText($0.context) }
-        var texts = items.map(\.query)
+        // The base model embeds what the heads read: every query without a classifier, with one
+        // only the queries that have an image to leak.
+        var texts = zip(items, images).filter { classifier == nil || !$1.isEmpty }.map(\.0.query)
         texts += images.filter { !$0.isEmpty }
         var seen = Set<String>()
         let missing = texts.filter { known[$0] == nil && seen.insert($0).inserted }
         var vectors = known
         for (text, vector) in zip(missing, embedder.embed(missing)) { vectors[text] = vector }
-        return zip(items, images).map { item, image in
-            verdict(item.query, context: item.context, query: vectors[item.query]!, image: image.isEmpty ? nil : vectors[image])
+        let tuned = classifier?.scores(items.map(\.query), lexical: lexical)
+        return items.indices.map { index in
+            let (query, context) = items[index]
+            let image = images[index]
+            let leak = image.isEmpty ? nil : heads.leak.probability(Self.pairFeatures(vectors[query]!, vectors[image]!))
+            if let tuned {
+                return verdict(query, context: context, harm: tuned[index].probability, leak: leak, vector: tuned[index].vector)
+            }
+            return verdict(query, context: context, harm: heads.harm.probability(vectors[query]!), leak: leak, vector: vectors[query]!)
         }
     }
 
@@ -110,12 +125,11 @@ public final class EmbeddingDetector: Sendable {
         judge([(query, context)])[0]
     }
 
-    func verdict(_ text: String, context: DetectionContext, query: [Float], image: [Float]?) -> LexicalVerdict {
+    /// `vector`: the query's, in the space the concepts were embedded in.
+    func verdict(_ text: String, context: DetectionContext, harm: Float, leak: Float?, vector: [Float]) -> LexicalVerdict {
         let words = lexical.judge(text, context: context)
-        let harm = heads.harm.probability(query)
-        let leak = image.map { heads.leak.probability(Self.pairFeatures(query, $0)) }
         var evidence = words.evidence
-        if let nearest = concepts.map({ ($0, SentenceEmbedder.cosine(query, $0.vector)) }).max(by: { $0.1 < $1.1 }) {
+        if let nearest = concepts.map({ ($0, SentenceEmbedder.cosine(vector, $0.vector)) }).max(by: { $0.1 < $1.1 }) {
             evidence.append(LexicalVerdict.Evidence(
                 span: "", term: nearest.0.name, source: "nearest concept (\(nearest.0.category), similarity \(String(format1: Double(nearest.1), digits: 2)))"))
         }

@@ -21,12 +21,13 @@ public struct BuiltinDetectStage: RecordStage {
         self.detector = detector
         useElementTerms = parameters.elementTerms
         useDescription = parameters.descriptionOverlap
-        if parameters.detector == "embedding" {
+        if parameters.detector != "lexicon" {
             embedding = EmbeddingDetector(
                 embedder: try SentenceEmbedder(folder: parameters.model), heads: try EmbeddingDetector.Heads.load(path: parameters.heads),
                 lexical: detector, taxonomy: try Taxonomy.load(path: parameters.taxonomy),
                 harmThreshold: parameters.harmThreshold > 0 ? Float(parameters.harmThreshold) : nil,
-                leakThreshold: parameters.leakThreshold > 0 ? Float(parameters.leakThreshold) : nil)
+                leakThreshold: parameters.leakThreshold > 0 ? Float(parameters.leakThreshold) : nil,
+                classifier: parameters.detector == "classifier" ? try HarmClassifier(model: parameters.model, path: parameters.classifier) : nil)
         } else {
             embedding = nil
         }
@@ -46,7 +47,8 @@ public struct BuiltinDetectStage: RecordStage {
         let items = try pending.map { try input($0) }
         let verdicts = embedding.judge(items.map { ($0.0, $0.1) })
         defer { pending = [] }
-        return zip(pending, verdicts).flatMap { output($0, $1, method: "builtin-embedding") }
+        let method = embedding.classifier == nil ? "builtin-embedding" : "builtin-classifier"
+        return zip(pending, verdicts).flatMap { output($0, $1, method: method) }
     }
 
     func input(_ record: Record) throws -> (String, DetectionContext) {

@@ -9,11 +9,12 @@ public enum DetectStage: PipelineStage {
         input: .records(["query"]), output: .records("query"),
         roles: [BackendRole("backend", serves: ["builtin", "chat"], required: true, "the VSIL judge")],
         parameters: [
-            StageParameter("detector", .choice(["lexicon", "embedding"]), default: "lexicon", "lexicon: the word lists; embedding: the learned heads on sentence embeddings, explained by the lexicon (see README: its leave-one-benchmark-out figures)"),
+            StageParameter("detector", .choice(["lexicon", "embedding", "classifier"]), default: "lexicon", "lexicon: the word lists; embedding: the learned heads on sentence embeddings, explained by the lexicon; classifier: the fine-tuned harm classifier with the lexicon in one decision, and the leak head (see README: their leave-one-source-out figures)"),
             StageParameter("model", .optionalPath, default: "models/all-MiniLM-L6-v2", "the sentence-embedding model folder (scripts/setup fetches it)"),
             StageParameter("heads", .path, default: "data/detector/heads.json", "the trained heads (leakless train-detector)"),
+            StageParameter("classifier", .path, default: "data/detector/harm-classifier.safetensors", "the fine-tuned harm classifier (scripts/train-harm-classifier)"),
             StageParameter("taxonomy", .path, default: "data/taxonomy.yaml", "its harmful elements are the concepts a flagged query is explained by"),
-            StageParameter("harm_threshold", .number(0...1), default: 0, "harm-head probability from which a query is harmful alone (0: the one the heads were trained with)"),
+            StageParameter("harm_threshold", .number(0...1), default: 0, "probability of harm (the harm head's, or with detector: classifier the classifier's decision) from which a query is harmful alone (0: the one they were calibrated with)"),
             StageParameter("leak_threshold", .number(0...1), default: 0, "leak-head probability from which a query names what the image shows (0: the one the heads were trained with)"),
             StageParameter("lexicon", .path, default: "data/lexicon.yaml", "risk, intent, stop and reference word lists"),
             StageParameter("min_content_words", .integer(0...20), default: 2, "fewer content words than this is meaningless"),
@@ -26,6 +27,7 @@ public enum DetectStage: PipelineStage {
         public var detector: String
         public var model: String
         public var heads: String
+        public var classifier: String
         public var taxonomy: String
         public var harmThreshold: Double
         public var leakThreshold: Double
@@ -44,7 +46,7 @@ public enum DetectStage: PipelineStage {
     }
 
     public static func validate(_ parameters: Parameters) throws {
-        if parameters.detector == "embedding" && !SentenceEmbedder.available(in: parameters.model) {
+        if parameters.detector != "lexicon" && !SentenceEmbedder.available(in: parameters.model) {
             throw RecordError("the embedding model is not in \(parameters.model): run ./scripts/setup, or set 'detector: lexicon'")
         }
     }

@@ -1,0 +1,500 @@
+"""Fine-tunes the harm classifier of leakless's detector: all-MiniLM-L6-v2's lower layers, kept
+frozen, then its next layers fine-tuned, mean pooling, unit length and a logistic head; then a
+stacked logistic model over the head's logit and the lexicon's features, and a threshold set for
+a false-positive rate measured on harmless sets held out by source.
+
+Run by scripts/train-harm-classifier (a development tool: PyTorch from PyPI; the product runs in
+Swift). Deterministic for a seed on one machine:
+
+    python3 train_harm_classifier.py --corpus CORPUS.jsonl --model MODEL_DIR --output OUT.safetensors \
+        --report REPORT.json [--loso] [--frozen 2] [--tuned 1]
+"""
+import argparse, bisect, json, math, random, sys, time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from tokenizers import Tokenizer
+
+H, HEADS, INTER = 384, 12, 1536
+
+
+class Layer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.query, self.key, self.value = nn.Linear(H, H), nn.Linear(H, H), nn.Linear(H, H)
+        self.attention_output, self.attention_norm = nn.Linear(H, H), nn.LayerNorm(H, eps=1e-12)
+        self.intermediate, self.output = nn.Linear(H, INTER), nn.Linear(INTER, H)
+        self.output_norm = nn.LayerNorm(H, eps=1e-12)
+        self.dropout = nn.Dropout(0.1)
+
+    NAMES = {
+        "query": "attention.self.query", "key": "attention.self.key", "value": "attention.self.value",
+        "attention_output": "attention.output.dense", "attention_norm": "attention.output.LayerNorm",
+        "intermediate": "intermediate.dense", "output": "output.dense", "output_norm": "output.LayerNorm",
+    }
+
+    def load(self, weights, index):
+        for attribute, name in self.NAMES.items():
+            module = getattr(self, attribute)
+            module.weight.data.copy_(weights[f"encoder.layer.{index}.{name}.weight"])
+            module.bias.data.copy_(weights[f"encoder.layer.{index}.{name}.bias"])
+
+    def export(self, index):
+        out = {}
+        for attribute, name in self.NAMES.items():
+            module = getattr(self, attribute)
+            out[f"encoder.layer.{index}.{name}.weight"] = module.weight.detach().clone()
+            out[f"encoder.layer.{index}.{name}.bias"] = module.bias.detach().clone()
+        return out
+
+    def forward(self, x, mask):
+        b, n, _ = x.shape
+        def split(t):
+            return t.view(b, n, HEADS, H // HEADS).transpose(1, 2)
+        q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
+        scores = q @ k.transpose(-1, -2) / math.sqrt(H // HEADS)
+        scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
+        context = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, n, H)
+        x = self.attention_norm(x + self.dropout(self.attention_output(context)))
+        return self.output_norm(x + self.dropout(self.output(F.gelu(self.intermediate(x)))))
+
+
+def embed_tokens(weights, ids):
+    words = weights["embeddings.word_embeddings.weight"][ids]
+    positions = weights["embeddings.position_embeddings.weight"][: ids.shape[1]][None]
+    x = words + positions + weights["embeddings.token_type_embeddings.weight"][0]
+    return F.layer_norm(x, (H,), weights["embeddings.LayerNorm.weight"], weights["embeddings.LayerNorm.bias"], eps=1e-12)
+
+
+class Classifier(nn.Module):
+    """The tuned layers, mean pooling, unit length, a logistic head."""
+
+    def __init__(self, weights, first, count):
+        super().__init__()
+        self.first = first
+        self.layers = nn.ModuleList(Layer() for _ in range(count))
+        for offset, layer in enumerate(self.layers):
+            layer.load(weights, first + offset)
+        self.head = nn.Linear(H, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def pooled(self, x, mask):
+        for layer in self.layers:
+            x = layer(x, mask)
+        m = mask.float()[..., None]
+        pooled = (x * m).sum(1) / m.sum(1)
+        return F.normalize(pooled, dim=-1)
+
+    def forward(self, x, mask):
+        return self.head(self.pooled(x, mask)).squeeze(-1) * 10
+
+    def export(self):
+        out = {}
+        for offset, layer in enumerate(self.layers):
+            out.update(layer.export(self.first + offset))
+        out["harm.weight"] = (self.head.weight.detach()[0] * 10).clone()
+        out["harm.bias"] = (self.head.bias.detach() * 10).clone()
+        return out
+
+
+def batches(lengths, indices, tokens_per_batch, shuffle, rng):
+    order = sorted(indices, key=lambda i: lengths[i])
+    groups, current, longest = [], [], 0
+    for i in order:
+        longest_next = max(longest, lengths[i])
+        if current and longest_next * (len(current) + 1) > tokens_per_batch:
+            groups.append(current)
+            current, longest_next = [], lengths[i]
+        current.append(i)
+        longest = longest_next
+    if current:
+        groups.append(current)
+    if shuffle:
+        rng.shuffle(groups)
+    return groups
+
+
+def padded(hidden, lengths, group):
+    n = max(lengths[i] for i in group)
+    x = torch.zeros(len(group), n, H)
+    mask = torch.zeros(len(group), n, dtype=torch.bool)
+    for row, i in enumerate(group):
+        x[row, : lengths[i]] = hidden[i]
+        mask[row, : lengths[i]] = True
+    return x, mask
+
+
+def train(weights, hidden, lengths, labels, sample_weights, indices, args, seed):
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    model = Classifier(weights, args.frozen, args.tuned)
+    optimiser = torch.optim.AdamW([
+        {"params": model.layers.parameters(), "lr": args.rate, "weight_decay": 0.01},
+        {"params": model.head.parameters(), "lr": args.rate * 20, "weight_decay": 0.0},
+    ])
+    plan = [batches(lengths, indices, args.batch_tokens, True, rng) for _ in range(args.epochs)]
+    generator = torch.Generator().manual_seed(seed)
+    total = sum(len(p) for p in plan)
+    step = 0
+    model.train()
+    for epoch in plan:
+        for group in epoch:
+            x, mask = padded(hidden, lengths, group)
+            if args.token_dropout > 0:
+                # Words left out at random: no single topic word can decide alone.
+                keep = torch.rand(mask.shape, generator=generator) >= args.token_dropout
+                keep[:, 0] = True
+                mask = mask & keep
+            y = torch.tensor([labels[i] for i in group], dtype=torch.float32)
+            y = y * (1 - args.smoothing) + 0.5 * args.smoothing
+            w = torch.tensor([sample_weights[i] for i in group], dtype=torch.float32)
+            scale = min(1.0, (step + 1) / (0.1 * total)) * (1 - step / total)  # warm-up, then linear decay
+            for g, base in zip(optimiser.param_groups, [args.rate, args.rate * 20]):
+                g["lr"] = base * scale
+            loss = (F.binary_cross_entropy_with_logits(model(x, mask), y, reduction="none") * w).sum() / w.sum()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            step += 1
+    model.eval()
+    return model
+
+
+@torch.no_grad()
+def logits(model, hidden, lengths, indices, batch_tokens=8192):
+    out = {}
+    for group in batches(lengths, indices, batch_tokens, False, None):
+        x, mask = padded(hidden, lengths, group)
+        for i, value in zip(group, model(x, mask).tolist()):
+            out[i] = value
+    return out
+
+
+def fit_stacker(features, labels, weights, iterations=500):
+    """A logistic regression over [head logit, lexicon features], by Newton steps (small, convex)."""
+    x = torch.tensor(features, dtype=torch.float64)
+    x = torch.cat([x, torch.ones(len(features), 1, dtype=torch.float64)], 1)
+    y = torch.tensor(labels, dtype=torch.float64)
+    w = torch.tensor(weights, dtype=torch.float64)
+    beta = torch.zeros(x.shape[1], dtype=torch.float64)
+    for _ in range(50):
+        p = torch.sigmoid(x @ beta)
+        gradient = x.T @ (w * (p - y)) + 1e-3 * beta
+        hessian = (x.T * (w * p * (1 - p))) @ x + 1e-3 * torch.eye(x.shape[1], dtype=torch.float64)
+        beta = beta - torch.linalg.solve(hessian, gradient)
+    return beta.tolist()
+
+
+def stacked(beta, feature):
+    z = beta[-1] + sum(b * f for b, f in zip(beta[:-1], feature))
+    return 1 / (1 + math.exp(-max(min(z, 60), -60)))
+
+
+def threshold_for(scores_by_set, rate):
+    """The lowest score, 0.5 at least, at which the harmless sets (20 texts or more), each weighing
+    the same, have at most `rate` of their texts flagged on average (flagged: score >= threshold)."""
+    sets = [sorted(s) for s in scores_by_set.values() if len(s) >= 20]
+    def mean_rate(t):
+        return sum((len(s) - bisect.bisect_left(s, t)) / len(s) for s in sets) / max(len(sets), 1)
+    for candidate in [0.5] + sorted({math.nextafter(v, 2.0) for s in sets for v in s if v >= 0.5}):
+        if mean_rate(candidate) <= rate:
+            return min(candidate, 1.0)
+    return 1.0
+
+
+# The goals of each measured set: (at most?, rate).
+GOALS = {
+    "XSTest safe": (True, 0.08), "JailbreakBench benign": (True, 0.05), "VLGuard safe_instruction (safe images)": (True, 0.05),
+    "MM-SafetyBench Rephrased Question": (True, 0.05), "VLSBench instruction": (True, 0.05), "Everyday requests": (True, 0.05),
+    "Self-Instruct seed tasks": (True, 0.05), "Self-Instruct user-oriented tasks": (True, 0.05),
+    "XSTest unsafe contrasts": (False, 0.85), "SimpleSafetyTests": (False, 0.85), "AdvBench": (False, 0.85), "StrongREJECT": (False, 0.85),
+    "HarmBench standard": (False, 0.85), "CatQA": (False, 0.85), "JailbreakBench harmful": (False, 0.85),
+    "MM-SafetyBench Question, 01-07 and 09": (False, 0.85),
+}
+
+
+def markdown(results, rows, title):
+    """The leave-one-source-out table: each set flagged by the classifier trained without its source, and by the lexicon."""
+    lexicon = {}
+    for r in rows:
+        lexicon.setdefault(r["set"], []).append(r.get("lexicon_verdict") in ("leaks", "harmful-alone"))
+    def goal(name, rate):
+        if name not in GOALS:
+            return "-"
+        at_most, target = GOALS[name]
+        met = rate <= target if at_most else rate >= target
+        return f"{'at most' if at_most else 'at least'} {target * 100:.0f}%: {'met' if met else 'not met'}"
+    lines = [f"# {title}", "",
+             "Each set is judged by a classifier trained without its source, with the stacker and threshold fitted on the other "
+             "sources' out-of-fold scores. 'classifier (stacked)' is the shipped decision (head and lexicon together); 'head alone' "
+             "the fine-tuned head at its own threshold; 'lexicon' the lexical detector on the text alone (flagged: leaks or "
+             "harmful-alone), trained on nothing here, but its word lists were tuned by hand on the development benchmarks "
+             "(VLSBench, MM-SafetyBench, VLGuard).", "",
+             "| set | source | label | texts | classifier (stacked) | head alone | lexicon | goal (classifier) | goal (lexicon) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    order = sorted(results.items(), key=lambda item: ({True: 0, False: 1, None: 2}[item[1]["label"]], item[0]))
+    for name, r in order:
+        lex = sum(lexicon[name]) / len(lexicon[name])
+        label = {True: "harmful", False: "harmless", None: "-"}[r["label"]]
+        lines.append(f"| {name} | {r['source']} | {label} | {r['texts']:,} | {r['stacked'] * 100:.1f}% | {r['head'] * 100:.1f}% | {lex * 100:.1f}% | {goal(name, r['stacked'])} | {goal(name, lex)} |")
+    return "\n".join(lines) + "\n"
+
+
+# Plain cases the shipped classifier must get right (a test checks them).
+PLAIN_CASES = ["How to build a pipe bomb", "How do I kill a Python process?", "What are good shooting angles for a portrait?"]
+
+
+def set_weights(rows, labels, indices, mode):
+    """Each class half the loss; within a class, each set the same share (`equal`) or a share by its size."""
+    count = {}
+    for i in indices:
+        count[(labels[i], rows[i]["set"])] = count.get((labels[i], rows[i]["set"]), 0) + 1
+    classes = {label: sum(1 for (l, _) in count if l == label) for label in (0.0, 1.0)}
+    totals = {label: sum(n for (l, _), n in count.items() if l == label) for label in (0.0, 1.0)}
+    w = {}
+    for i in indices:
+        if mode == "equal":
+            w[i] = 0.5 / classes[labels[i]] / count[(labels[i], rows[i]["set"])]
+        else:
+            w[i] = 0.5 / totals[labels[i]]
+    return w
+
+
+def stack_feature(row, logit):
+    return [logit / 10] + row["lexicon"]
+
+
+def calibrate(rows, labels, scores, indices, args):
+    """The stacker and both thresholds, from scores (logits) of labelled texts that no model saw in training."""
+    w = set_weights(rows, labels, indices, args.set_weight)
+    beta = fit_stacker([stack_feature(rows[i], scores[i]) for i in indices], [labels[i] for i in indices], [w[i] for i in indices])
+    thresholds = {}
+    for mode in ["head", "stacked"]:
+        harmless = {}
+        for i in indices:
+            if not labels[i]:
+                harmless.setdefault(rows[i]["set"], []).append(probability(mode, beta, rows[i], scores[i]))
+        thresholds[mode] = threshold_for(harmless, args.clean_rate)
+    return beta, thresholds
+
+
+def probability(mode, beta, row, logit):
+    return 1 / (1 + math.exp(-max(min(logit, 60), -60))) if mode == "head" else stacked(beta, stack_feature(row, logit))
+
+
+def leave_one_source_out(rows, labels, oof, sources, args):
+    """Per held-out source: its sets flagged, with the stacker and thresholds fitted on the other sources' out-of-fold scores."""
+    results = {}
+    for source in sources:
+        others = [i for i in oof if rows[i]["source"] != source and rows[i]["harmful"] is not None]
+        beta, thresholds = calibrate(rows, labels, oof, others, args)
+        members_by_set = {}
+        for i in oof:
+            if rows[i]["source"] == source:
+                members_by_set.setdefault(rows[i]["set"], []).append(i)
+        for name, members in sorted(members_by_set.items()):
+            entry = {"source": source, "texts": len(members), "label": rows[members[0]]["harmful"]}
+            for mode in ["head", "stacked"]:
+                flagged = sum(probability(mode, beta, rows[i], oof[i]) >= thresholds[mode] for i in members)
+                entry[mode] = round(flagged / len(members), 4)
+                entry[mode + "_threshold"] = round(thresholds[mode], 4)
+            entry["head_at_half"] = round(sum(oof[i] >= 0 for i in members) / len(members), 4)
+            results[name] = entry
+    return results
+
+
+def finish(rows, labels, oof, sources, tensors, report, args):
+    """The table, and the shipped stacker and thresholds (from every out-of-fold score), into `tensors`."""
+    if oof:
+        results = leave_one_source_out(rows, labels, oof, sources, args)
+        report["leave_one_source_out"] = results
+        for name, r in sorted(results.items()):
+            print(f"{name:55s} {str(r['label']):5s} n={r['texts']:5d} head {r['head']*100:5.1f}% @{r['head_threshold']:.3f} "
+                  f"stacked {r['stacked']*100:5.1f}% @{r['stacked_threshold']:.3f} (0.5: {r['head_at_half']*100:5.1f}%)", file=sys.stderr)
+    if tensors is not None:
+        scores = oof
+        labelled = [i for i in oof if rows[i]["harmful"] is not None]
+        beta, thresholds = calibrate(rows, labels, scores, labelled, args)
+        tensors["stack.weight"] = torch.tensor(beta[:-1], dtype=torch.float32)
+        tensors["stack.bias"] = torch.tensor([beta[-1]], dtype=torch.float32)
+        tensors["harm.threshold"] = torch.tensor([thresholds["head"]], dtype=torch.float32)
+        tensors["stack.threshold"] = torch.tensor([thresholds["stacked"]], dtype=torch.float32)
+        report["stacker"] = {"weights": beta[:-1], "bias": beta[-1],
+                             "features": ["head logit / 10", "risk terms", "intent", "request", "leans on image", "lexicon harmful-alone"]}
+        report["thresholds"] = thresholds
+        report["calibration"] = {"clean_rate": args.clean_rate,
+                                 "rule": "the lowest probability, 0.5 at least, at which the harmless sets, each weighing the same, have at most clean_rate flagged on average, on out-of-fold scores"}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--corpus", help="the corpus (leakless train-detector --corpus)")
+    parser.add_argument("--model", help="the base model folder")
+    parser.add_argument("--output", help="the classifier to write (with --refit: to update)")
+    parser.add_argument("--report", required=True)
+    parser.add_argument("--loso", action="store_true", help="measure each source with a model trained without it")
+    parser.add_argument("--only", default="", help="with --loso: only these sources (comma-separated)")
+    parser.add_argument("--refit", help="an out-of-fold file of an earlier run: only fit the stacker and thresholds again, and the table")
+    parser.add_argument("--frozen", type=int, default=2)
+    parser.add_argument("--tuned", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=2e-4)
+    parser.add_argument("--batch-tokens", type=int, default=2048)
+    parser.add_argument("--set-cap", type=int, default=600, help="at most this many training texts of one set")
+    parser.add_argument("--out-of-fold", help="with --loso: write each text's out-of-fold logit here (JSONL)")
+    parser.add_argument("--reference", help="write the final model's logits of a few texts here (a test fixture for the Swift runtime)")
+    parser.add_argument("--set-weight", choices=["equal", "size"], default="equal")
+    parser.add_argument("--clean-rate", type=float, default=0.05)
+    parser.add_argument("--token-dropout", type=float, default=0.0, help="share of tokens left out of each training text at random")
+    parser.add_argument("--smoothing", type=float, default=0.0, help="label smoothing")
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    started = time.time()
+
+    if args.refit:
+        rows = [json.loads(line) for line in open(args.refit, encoding="utf-8") if line.strip()]
+        if args.corpus:
+            verdicts = {}
+            for line in open(args.corpus, encoding="utf-8"):
+                if line.strip():
+                    r = json.loads(line)
+                    verdicts[r["text"]] = r.get("lexicon_verdict")
+            for r in rows:
+                r.setdefault("lexicon_verdict", verdicts.get(r["text"]))
+        labels = [1.0 if r["harmful"] else 0.0 for r in rows]
+        oof = {i: r["logit"] for i, r in enumerate(rows)}
+        sources = sorted({r["source"] for r in rows})
+        tensors = load_file(args.output) if args.output else None
+        with open(args.report, encoding="utf-8") as f:
+            report = json.load(f)
+        finish(rows, labels, oof, sources, tensors, report, args)
+        if tensors is not None:
+            with open(args.output, "rb") as f:
+                metadata = json.loads(f.read(int.from_bytes(f.read(8), "little"))).get("__metadata__", {})
+            save_file({k: v.contiguous() for k, v in tensors.items()}, args.output, metadata=metadata)
+        report["_rows"] = rows
+        write_report_clean(report, args)
+        return
+
+    rows = [json.loads(line) for line in open(args.corpus, encoding="utf-8") if line.strip()]
+    tokenizer = Tokenizer.from_file(f"{args.model}/tokenizer.json")
+    tokenizer.enable_truncation(256)
+    tokenizer.no_padding()
+    weights = load_file(f"{args.model}/model.safetensors")
+    weights = {k[5:] if k.startswith("bert.") else k: v for k, v in weights.items()}
+    ids = [e.ids for e in tokenizer.encode_batch([r["text"] for r in rows])]
+    lengths = [len(i) for i in ids]
+    print(f"{len(rows)} texts, {sum(lengths)} tokens; frozen layers 0-{args.frozen - 1}, tuned {args.tuned}", file=sys.stderr)
+
+    # The frozen layers, once.
+    frozen = [Layer() for _ in range(args.frozen)]
+    for index, layer in enumerate(frozen):
+        layer.load(weights, index)
+        layer.eval()
+    hidden = [None] * len(rows)
+    with torch.no_grad():
+        for group in batches(lengths, range(len(rows)), 8192, False, None):
+            n = max(lengths[i] for i in group)
+            tokens = torch.zeros(len(group), n, dtype=torch.long)
+            mask = torch.zeros(len(group), n, dtype=torch.bool)
+            for row, i in enumerate(group):
+                tokens[row, : lengths[i]] = torch.tensor(ids[i])
+                mask[row, : lengths[i]] = True
+            x = embed_tokens(weights, tokens)
+            for layer in frozen:
+                x = layer(x, mask)
+            for row, i in enumerate(group):
+                hidden[i] = x[row, : lengths[i]].clone()
+    print(f"frozen layers run in {time.time() - started:.0f} s", file=sys.stderr)
+
+    labelled = [i for i, r in enumerate(rows) if r["harmful"] is not None]
+    labels = [1.0 if r["harmful"] else 0.0 for r in rows]
+    rng = random.Random(args.seed)
+    by_set = {}
+    for i in labelled:
+        by_set.setdefault(rows[i]["set"], []).append(i)
+    # Training texts: at most `set_cap` of a set (a fixed random choice).
+    chosen = []
+    for name in sorted(by_set):
+        members = list(by_set[name])
+        rng.shuffle(members)
+        chosen += sorted(members[: args.set_cap])
+    chosen_set = set(chosen)
+
+    def weights_for(indices):
+        w = [0.0] * len(rows)
+        for i, value in set_weights(rows, labels, indices, args.set_weight).items():
+            w[i] = value
+        return w
+
+    sources = sorted({rows[i]["source"] for i in labelled})
+    report = {"frozen_layers": args.frozen, "tuned_layers": args.tuned, "epochs": args.epochs, "rate": args.rate, "set_cap": args.set_cap,
+              "set_weight": args.set_weight, "seed": args.seed, "texts": len(rows),
+              "trained_on": {name: len([i for i in members if i in chosen_set]) for name, members in sorted(by_set.items())}}
+    measured_only = sorted({r["source"] for r in rows} - set(sources))
+    final = train(weights, hidden, lengths, labels, weights_for(chosen), chosen, args, args.seed)
+    oof = {}
+    only = []
+    if args.loso:
+        only = [s for s in args.only.split(",") if s] or sources
+        for source in only:
+            fold_started = time.time()
+            train_indices = [i for i in chosen if rows[i]["source"] != source]
+            model = train(weights, hidden, lengths, labels, weights_for(train_indices), train_indices, args, args.seed)
+            oof.update(logits(model, hidden, lengths, [i for i, r in enumerate(rows) if r["source"] == source]))
+            print(f"  fold {source}: {time.time() - fold_started:.0f} s", file=sys.stderr)
+        # Sources with no labelled text were never trained on: the final model measures them.
+        oof.update(logits(final, hidden, lengths, [i for i, r in enumerate(rows) if r["source"] in measured_only]))
+        only += measured_only
+        if args.out_of_fold:
+            with open(args.out_of_fold, "w", encoding="utf-8") as f:
+                for i in sorted(oof):
+                    f.write(json.dumps({"set": rows[i]["set"], "source": rows[i]["source"], "harmful": rows[i]["harmful"],
+                                        "lexicon": rows[i]["lexicon"], "lexicon_verdict": rows[i].get("lexicon_verdict"),
+                                        "logit": round(oof[i], 5), "text": rows[i]["text"]}) + "\n")
+    tensors = final.export() if args.output else None
+    if tensors is not None and not oof:
+        # No out-of-fold scores: the stacker and thresholds from the final model's own (optimistic).
+        oof_for_fit = logits(final, hidden, lengths, chosen)
+        finish(rows, labels, oof_for_fit, [], tensors, report, args)
+        report.pop("leave_one_source_out", None)
+    else:
+        finish(rows, labels, oof, only, tensors, report, args)
+    if args.output:
+        if args.reference:
+            texts = PLAIN_CASES + [rows[i]["text"] for i in sorted(random.Random(args.seed).sample(range(len(rows)), 24))]
+            values = []
+            with torch.no_grad():
+                for sequence in [e.ids for e in tokenizer.encode_batch(texts)]:
+                    x = embed_tokens(weights, torch.tensor([sequence]))
+                    mask = torch.ones(1, len(sequence), dtype=torch.bool)
+                    for layer in frozen:
+                        x = layer(x, mask)
+                    values.append(final(x, mask).item())
+            with open(args.reference, "w", encoding="utf-8") as f:
+                json.dump([{"text": t, "logit": round(v, 5)} for t, v in zip(texts, values)], f, indent=1)
+                f.write("\n")
+        save_file({k: v.contiguous() for k, v in tensors.items()}, args.output,
+                  metadata={"frozen_layers": str(args.frozen), "tuned_layers": str(args.tuned)})
+    report["seconds"] = round(time.time() - started, 1)
+    report["_rows"] = rows
+    write_report_clean(report, args)
+
+
+def write_report_clean(report, args):
+    rows = report.pop("_rows")
+    with open(args.report, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2, sort_keys=True)
+        f.write("\n")
+    if "leave_one_source_out" in report and args.report.endswith(".json"):
+        with open(args.report[:-5] + ".md", "w", encoding="utf-8") as f:
+            f.write(markdown(report["leave_one_source_out"], rows, "Harm classifier, leave one source out"))
+
+
+if __name__ == "__main__":
+    main()
