@@ -66,15 +66,13 @@ public struct StageKey: Sendable {
         guard FileSystem.isDirectory(located) else {
             throw LocatedError(path: pipeline.path, line: stage.line, message: "stage '\(stage.name)': '\(parameter.name)' names \(path), which is not a folder (looked in \(pipeline.searched(path))); it is \(parameter.help)")
         }
-        guard let enumerator = FileManager.default.enumerator(atPath: located) else {
+        let files: [(path: String, size: Int, modified: Int)]
+        do {
+            files = try FileSystem.listing(under: located)
+        } catch {
             throw LocatedError(path: pipeline.path, line: stage.line, message: "stage '\(stage.name)': cannot list \(located)")
         }
-        var listing: [String] = []
-        while let relative = enumerator.nextObject() as? String {
-            guard let attributes = enumerator.fileAttributes, attributes[.type] as? FileAttributeType != .typeDirectory else { continue }
-            let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-            listing.append("\(relative)\t\(attributes[.size] as? Int ?? 0)\t\(Int(modified))")
-        }
+        let listing = files.map { "\($0.path)\t\($0.size)\t\($0.modified)" }
         return ContentHash(ofString: listing.sorted().joined(separator: "\n")).hex
     }
 
