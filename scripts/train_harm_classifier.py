@@ -4,7 +4,7 @@ stacked logistic model over the head's logit and the lexicon's features, and a t
 a false-positive rate measured on harmless sets held out by source.
 
 Run by scripts/train-harm-classifier (a development tool: PyTorch from PyPI; the product runs in
-Swift). Deterministic for a seed on one machine:
+Swift). Seeded (`--seed`); PyTorch's CPU kernels may differ in the last bits between machines:
 
     python3 train_harm_classifier.py --corpus CORPUS.jsonl --model MODEL_DIR --output OUT.safetensors \
         --report REPORT.json [--loso] [--frozen 2] [--tuned 1]
