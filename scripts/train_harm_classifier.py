@@ -173,7 +173,7 @@ def logits(model, hidden, lengths, indices, batch_tokens=8192):
     return out
 
 
-def fit_stacker(features, labels, weights, iterations=500):
+def fit_stacker(features, labels, weights):
     """A logistic regression over [head logit, lexicon features], by Newton steps (small, convex)."""
     x = torch.tensor(features, dtype=torch.float64)
     x = torch.cat([x, torch.ones(len(features), 1, dtype=torch.float64)], 1)
