@@ -55,8 +55,7 @@ public final class HarmClassifier: Sendable {
     }
 
     public func score(_ text: String, vector: [Float], lexical: LexicalDetector) -> Score {
-        var logit = head.bias
-        for i in 0..<min(vector.count, head.weights.count) { logit += head.weights[i] * vector[i] }
+        let logit = head.logit(vector)
         // The stacker sees the logit on the scale it was fitted on (a tenth), then the lexicon's features.
         let features = [logit / 10] + lexical.harmFeatures(text)
         return Score(vector: vector, head: 1 / (1 + expf(-logit)), probability: stacker.probability(features))

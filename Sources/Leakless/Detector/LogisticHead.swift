@@ -14,11 +14,14 @@ public struct LogisticHead: Sendable, Equatable {
         self.bias = bias
     }
 
-    public func probability(_ features: [Float]) -> Float {
+    /// w . x + b.
+    public func logit(_ features: [Float]) -> Float {
         var z = bias
         for i in 0..<min(weights.count, features.count) { z += weights[i] * features[i] }
-        return 1 / (1 + expf(-z))
+        return z
     }
+
+    public func probability(_ features: [Float]) -> Float { 1 / (1 + expf(-logit(features))) }
 
     public static func train(_ features: [[Float]], labels: [Bool], l2: Float = 1e-4, iterations: Int = 800, rate: Float = 4) -> LogisticHead {
         let rows = features.count, dimension = features.first?.count ?? 0
