@@ -81,10 +81,25 @@ public struct Taxonomy: Sendable {
     }
 
     /// Every element as a record, with the line it was read from, in taxonomy order.
+    /// Whether a selection (category names, or "Category / Sub-category") takes this
+    /// sub-category; an empty selection takes all.
+    public static func selects(_ filter: [String], category: String, subCategory: String) -> Bool {
+        filter.isEmpty || filter.contains(category) || filter.contains("\(category) / \(subCategory)")
+    }
+
+    /// The entries of a selection that name no category and no "Category / Sub-category" here.
+    public func unknownSelections(_ filter: [String]) -> [String] {
+        var known = Set(categories.map(\.name))
+        for category in categories {
+            for sub in category.subCategories { known.insert("\(category.name) / \(sub.name)") }
+        }
+        return filter.filter { !known.contains($0) }
+    }
+
     public func elementRecords(categories filter: [String] = []) -> [(line: Int, record: Record)] {
         var records: [(line: Int, record: Record)] = []
-        for category in categories where filter.isEmpty || filter.contains(category.name) {
-            for sub in category.subCategories {
+        for category in categories {
+            for sub in category.subCategories where Self.selects(filter, category: category.name, subCategory: sub.name) {
                 for element in sub.elements {
                     records.append((element.line, Record([
                         "kind": "element",

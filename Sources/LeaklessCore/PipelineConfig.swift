@@ -1,3 +1,5 @@
+import Foundation
+
 /// A model backend named in pipeline.yaml: its kind and every setting, defaults filled in.
 public struct BackendConfig: Sendable {
     public static var kinds: [String] { BackendKind.all.map(\.name) }
@@ -129,7 +131,11 @@ public struct PipelineConfig: Sendable {
         return try PipelineConfig(document: document, path: path, definitions: definitions)
     }
 
-    public init(document: YAMLNode, path: String, definitions: [StageDefinition]) throws {
+    /// `environment` is where a `base_url`'s `${NAME}` and `${NAME:-default}` are looked up.
+    public init(
+        document: YAMLNode, path: String, definitions: [StageDefinition],
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws {
         func fail(_ line: Int, _ message: String) -> LocatedError {
             LocatedError(path: path, line: line, message: message)
         }
@@ -196,7 +202,14 @@ public struct PipelineConfig: Sendable {
                     settings[setting.name] = value
                     continue
                 }
-                let value = try checked(setting.type, node, setting.name)
+                var value = try checked(setting.type, node, setting.name)
+                if setting.name == "base_url", let written = value.stringValue {
+                    do {
+                        value = .string(try Self.expandEnvironment(written, environment: environment))
+                    } catch let error as EnvironmentExpansionError {
+                        throw fail(node.line, "'base_url': \(error.message)")
+                    }
+                }
                 if setting.name == "base_url", let url = value.stringValue, !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
                     throw fail(node.line, "'base_url' must start with http:// or https://, found '\(url)'")
                 }
@@ -296,4 +309,47 @@ private func describe(_ node: YAMLNode) -> String {
 extension StageConfig {
     /// Whether any of the stage's roles calls a model over the network.
     public var usesModels: Bool { backends.values.contains { !$0.backendKind.isLocal } }
+}
+
+struct EnvironmentExpansionError: Error {
+    let message: String
+}
+
+extension PipelineConfig {
+    /// `text` with each `${NAME}` replaced by the variable's value and each `${NAME:-default}` by
+    /// the value, or the default when the variable is unset or empty. An unset `${NAME}` with no
+    /// default is an error, never an empty string.
+    static func expandEnvironment(_ text: String, environment: [String: String]) throws -> String {
+        var result = ""
+        var rest = text[...]
+        while let open = rest.range(of: "${") {
+            result += rest[..<open.lowerBound]
+            guard let close = rest[open.upperBound...].firstIndex(of: "}") else {
+                throw EnvironmentExpansionError(message: "'${' without its closing '}' in '\(text)'")
+            }
+            let inner = rest[open.upperBound..<close]
+            let name: Substring
+            var fallback: Substring?
+            if let separator = inner.range(of: ":-") {
+                name = inner[..<separator.lowerBound]
+                fallback = inner[separator.upperBound...]
+            } else {
+                name = inner
+            }
+            guard let first = name.first, first == "_" || first.isLetter,
+                name.allSatisfy({ $0 == "_" || ($0.isASCII && ($0.isLetter || $0.isNumber)) })
+            else {
+                throw EnvironmentExpansionError(message: "'${\(inner)}' does not name an environment variable (letters, digits, _)")
+            }
+            if let value = environment[String(name)], !value.isEmpty {
+                result += value
+            } else if let fallback {
+                result += fallback
+            } else {
+                throw EnvironmentExpansionError(message: "the environment variable \(name) is not set (write ${\(name):-DEFAULT} for a default)")
+            }
+            rest = rest[rest.index(after: close)...]
+        }
+        return result + rest
+    }
 }

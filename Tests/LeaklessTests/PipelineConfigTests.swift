@@ -39,6 +39,45 @@ final class PipelineConfigTests: XCTestCase {
         assertError(header + "  dedup: [1, 2]\n", "p.yaml:5: stage 'dedup' must be a mapping, found list")
         assertError("stages: {extract: {seed: 1}\n", "p.yaml:2: invalid YAML: did not find expected ',' or '}'")
     }
+
+    func testBaseURLTakesEnvironmentVariables() throws {
+        func backend(_ url: String, _ environment: [String: String]) throws -> String {
+            let text = "backends:\n  m:\n    kind: openai-chat\n    model: x\n    base_url: \(url)\nstages:\n  extract:\n    backend: m\n"
+            let config = try PipelineConfig(document: try YAMLDocument.parse(text, path: "p.yaml"), path: "p.yaml",
+                                            definitions: StageRegistry.definitions, environment: environment)
+            return config.backends["m"]!.string("base_url")
+        }
+        XCTAssertEqual(try backend("${PORT_URL:-http://127.0.0.1:8080/v1}", [:]), "http://127.0.0.1:8080/v1")
+        XCTAssertEqual(try backend("${PORT_URL:-http://127.0.0.1:8080/v1}", ["PORT_URL": ""]), "http://127.0.0.1:8080/v1")
+        XCTAssertEqual(try backend("${PORT_URL:-http://127.0.0.1:8080/v1}", ["PORT_URL": "http://10.0.0.2:9/v1"]), "http://10.0.0.2:9/v1")
+        XCTAssertEqual(try backend("http://${HOST}:${PORT}/v1", ["HOST": "gpu-box", "PORT": "8000"]), "http://gpu-box:8000/v1")
+        XCTAssertEqual(try backend("http://a/b", ["HOST": "x"]), "http://a/b")
+        func failure(_ url: String) -> String {
+            do {
+                return try backend(url, [:])
+            } catch {
+                return "\(error)"
+            }
+        }
+        XCTAssertEqual(failure("http://${HOST}/v1"), "p.yaml:5: 'base_url': the environment variable HOST is not set (write ${HOST:-DEFAULT} for a default)")
+        XCTAssertEqual(failure("http://${HOST/v1"), "p.yaml:5: 'base_url': '${' without its closing '}' in 'http://${HOST/v1'")
+        XCTAssertEqual(failure("${A B:-x}"), "p.yaml:5: 'base_url': '${A B:-x}' does not name an environment variable (letters, digits, _)")
+        XCTAssertEqual(failure("${EMPTY:-}"), "p.yaml:5: 'base_url' must start with http:// or https://, found ''")
+    }
+
+    func testExtractCategoriesNameCategoriesOrSubCategories() throws {
+        let path = FileSystem.join(projectRoot, "data/taxonomy.yaml")
+        let taxonomy = try Taxonomy.load(path: path)
+        let one = taxonomy.elementRecords(categories: ["Violent / Weapon-Related Violence"])
+        XCTAssertEqual(Set(one.map { $0.record.string("sub_category") }), ["Weapon-Related Violence"])
+        XCTAssertGreaterThan(taxonomy.elementRecords(categories: ["Violent"]).count, one.count)
+        XCTAssertEqual(taxonomy.unknownSelections(["Violent", "Violent / Weapon-Related Violence", "Violence", "Violent / Guns"]),
+                       ["Violence", "Violent / Guns"])
+        let parameters = try ExtractStage.parameters(["categories": ["Violent", "Violent / Guns"]])
+        XCTAssertThrowsError(try ExtractStage.source(parameters, input: path)) { error in
+            XCTAssertTrue("\(error)".hasSuffix("data/taxonomy.yaml: extract's categories name 'Violent / Guns', which the taxonomy does not have (a category's name, or 'Category / Sub-category')"), "\(error)")
+        }
+    }
 }
 
 final class StageKeyTests: XCTestCase {

@@ -22,7 +22,7 @@ public enum ExtractStage: PipelineStage {
             StageParameter("licenses", .stringList, default: [], "'name: licence' for collections whose files do not say"),
             StageParameter("queries_per_element", .integer(1...20), default: 3, "harmful queries written per element or image"),
             StageParameter("seed", .integer(Int64.min...Int64.max), default: 1, "seed of the template choice"),
-            StageParameter("categories", .stringList, default: [], "only these categories (empty: all)"),
+            StageParameter("categories", .stringList, default: [], "only these categories, or sub-categories written 'Category / Sub-category' (empty: all)"),
             StageParameter("lexicon", .path, default: "data/lexicon.yaml", "perception: its stop words are ignored by TF-IDF matching"),
             StageParameter("model", .optionalPath, default: "models/all-MiniLM-L6-v2", "perception: the sentence-embedding model folder"),
             StageParameter("matching", .choice(["auto", "embedding", "tfidf"]), default: "auto",
@@ -94,10 +94,15 @@ public enum ExtractStage: PipelineStage {
     /// The taxonomy's elements (generation), then each collection's images (perception).
     public static func source(_ parameters: Parameters, input: String) throws -> RecordSource {
         let taxonomy = try Taxonomy.load(path: input)
+        let unknown = taxonomy.unknownSelections(parameters.categories)
+        if !unknown.isEmpty {
+            throw LocatedError(path: input, line: nil, message: "extract's categories name \(unknown.map { "'\($0)'" }.joined(separator: ", ")), which the taxonomy does not have (a category's name, or 'Category / Sub-category')")
+        }
         var records = parameters.generates ? taxonomy.elementRecords(categories: parameters.categories) : []
         if parameters.generates {
-            for category in taxonomy.categories where parameters.categories.isEmpty || parameters.categories.contains(category.name) {
-                for sub in category.subCategories where sub.elements.isEmpty {
+            for category in taxonomy.categories {
+                for sub in category.subCategories where sub.elements.isEmpty
+                    && Taxonomy.selects(parameters.categories, category: category.name, subCategory: sub.name) {
                     FileHandleOutput.standardError("[extract] warning: \(input): '\(category.name) / \(sub.name)' lists no harmful elements, so it gives no seeds (leakless taxonomy expand lists some)\n")
                 }
             }
