@@ -190,7 +190,7 @@ public struct AuditCommand: ParsableCommand {
             print("\(report.records) records: " + LexicalVerdict.Verdict.allCases.map { "\($0.rawValue) \(all.byVerdict[$0] ?? 0)" }.joined(separator: ", ")
                 + "; flagged \(String(format1: all.flaggedRate * 100, digits: 1))%")
             print("\(report.distinctQueries) distinct queries, \(report.emptyQueryCount) empty, \(report.duplicateGroupCount) repeated (\(report.duplicateExtraCopies) extra copies)")
-            if !report.unjudged.isEmpty { print("\(report.unjudged.count) not judged (see \(folder)/work)") }
+            if !report.unjudged.isEmpty { print("\(report.unjudged.count) not judged (each with its reason in \(folder)/audit.jsonl)") }
             print("written to \(folder)/audit.jsonl, audit.json, audit.md, audit.html")
         }
     }

@@ -37,6 +37,29 @@ final class ImageStageTests: XCTestCase {
         XCTAssertEqual(messages, [])
     }
 
+    /// The clip-art index and caption embeddings live in a per-user cache that workdirs share.
+    func testThePoolIndexIsKeptInAPerUserCache() throws {
+        let user = try temporaryFolder(self)
+        let workdir = FileSystem.join(user, "out/cache")
+        XCTAssertEqual(PoolIndexCache.folder(workdirCache: workdir, environment: ["LEAKLESS_CACHE": FileSystem.join(user, "mine"), "HOME": "/nonexistent"]),
+                       FileSystem.join(user, "mine"))
+        XCTAssertEqual(PoolIndexCache.folder(workdirCache: workdir, environment: ["XDG_CACHE_HOME": FileSystem.join(user, "xdg"), "HOME": "/nonexistent"]),
+                       FileSystem.join(user, "xdg/leakless"))
+        XCTAssertEqual(PoolIndexCache.folder(workdirCache: workdir, environment: ["HOME": user]), FileSystem.join(user, ".cache/leakless"))
+        XCTAssertTrue(FileSystem.isDirectory(FileSystem.join(user, ".cache/leakless/pool-index")))
+        // Nowhere to write: the workdir's own cache, as before.
+        XCTAssertEqual(PoolIndexCache.folder(workdirCache: workdir, environment: ["LEAKLESS_CACHE": "/proc/leakless"]), workdir)
+        XCTAssertEqual(PoolIndexCache.folder(workdirCache: workdir, environment: [:]), workdir)
+
+        // Two workdirs, one index: the second loads it without building.
+        let shared = PoolIndexCache.folder(workdirCache: workdir, environment: ["LEAKLESS_CACHE": FileSystem.join(user, "shared")])
+        var messages: [String] = []
+        _ = try ClipartIndex.load(folder: Self.clipart, cacheFolder: shared) { messages.append($0) }
+        _ = try ClipartIndex.load(folder: Self.clipart, cacheFolder: PoolIndexCache.folder(
+            workdirCache: FileSystem.join(user, "other/cache"), environment: ["LEAKLESS_CACHE": FileSystem.join(user, "shared")])) { messages.append($0) }
+        XCTAssertEqual(messages.count, 1, "built for the first workdir only")
+    }
+
     func testAFolderWithoutTheClipArtSaysWhatToInstall() throws {
         let empty = try temporaryFolder(self)
         XCTAssertThrowsError(try ClipartIndex.load(folder: empty, cacheFolder: empty)) { error in

@@ -29,14 +29,15 @@ public struct BuiltinImageStage: RecordStage {
 
     public init(context: StageContext, parameters: ImageStage.Parameters) throws {
         let log: (String) -> Void = { FileHandleOutput.standardError("[image] \($0)\n") }
-        pool = try ImagePool.load(folder: parameters.pool, clipart: parameters.clipart, cache: context.cache, progress: log)
+        let indexCache = PoolIndexCache.folder(workdirCache: context.cache)
+        pool = try ImagePool.load(folder: parameters.pool, clipart: parameters.clipart, cache: indexCache, progress: log)
         guard !pool.pictures.isEmpty else {
             throw LocatedError(path: parameters.pool, line: nil, message: "the pool has no pictures")
         }
         let useEmbeddings = parameters.matching == "embedding" || (parameters.matching == "auto" && SentenceEmbedder.available(in: parameters.model))
         if useEmbeddings {
             let embedder = try SentenceEmbedder(folder: parameters.model)
-            matcher = try EmbeddingMatcher(pool: pool, embedder: embedder, cache: context.cache, progress: log)
+            matcher = try EmbeddingMatcher(pool: pool, embedder: embedder, cache: indexCache, progress: log)
             threshold = Float(parameters.minSimilarity)
         } else {
             if parameters.matching == "auto" {

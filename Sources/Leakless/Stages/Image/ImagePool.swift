@@ -1,3 +1,4 @@
+import Foundation
 import COpenBLAS
 import LeaklessCore
 import LeaklessEmbedding
@@ -30,7 +31,7 @@ public struct ImagePool: Sendable {
 
     /// Loads the pool folder (every photo is decoded once, so a broken file fails here, by name)
     /// and, when `clipart` is given, the clip-art index (built once, kept under `cache`, the
-    /// workdir's cache: never beside the pool's own files).
+    /// per-user cache that workdirs share (`PoolIndexCache`): never beside the pool's own files).
     public static func load(folder: String, clipart: String? = nil, cache: String,
                             progress: ((String) -> Void)? = nil) throws -> ImagePool {
         let path = FileSystem.join(folder, "pool.yaml")
@@ -186,5 +187,27 @@ struct EmbeddingMatcher: CaptionMatcher {
             }
         }
         return result
+    }
+}
+
+/// Where the clip-art index and the pool's caption embeddings are kept (under `pool-index/`,
+/// keyed by the files and the model as before): a per-user cache that every workdir shares,
+/// `$LEAKLESS_CACHE`, else `$XDG_CACHE_HOME/leakless`, else `~/.cache/leakless`; the workdir's
+/// own cache when none of these can be written.
+enum PoolIndexCache {
+    static func folder(workdirCache: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        var candidates: [String] = []
+        if let folder = environment["LEAKLESS_CACHE"], !folder.isEmpty {
+            candidates.append(folder)
+        } else if let folder = environment["XDG_CACHE_HOME"], folder.hasPrefix("/") {
+            candidates.append(FileSystem.join(folder, "leakless"))
+        } else if let home = environment["HOME"], home.hasPrefix("/") {
+            candidates.append(FileSystem.join(home, ".cache/leakless"))
+        }
+        for folder in candidates {
+            let index = FileSystem.join(folder, "pool-index")
+            if (try? FileSystem.createDirectory(index)) != nil, access(index, W_OK) == 0 { return folder }
+        }
+        return workdirCache
     }
 }
