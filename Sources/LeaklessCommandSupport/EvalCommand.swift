@@ -73,6 +73,7 @@ public struct EvalCommand: ParsableCommand {
                 func rate(_ share: Double) -> String { overall.total == 0 ? "n/a" : percent(share) }
                 print("\(name): \(overall.total) pairs labelled, refusal \(rate(overall.refusal)), warning \(rate(overall.warning)), safety \(rate(overall.safety))"
                     + (result.failed.isEmpty ? "" : "; \(result.failed.count) not labelled"))
+                for note in Evaluation.textOnlyNotes([result], options: options) { print("note: \(note)") }
                 if let blind = result.blindOverall {
                     let difference = overall.total == 0 || blind.total == 0 ? "n/a" : String(format1: (overall.safety - blind.safety) * 100, digits: 1) + " points"
                     print("\(name) without the image: safety \(blind.total == 0 ? "n/a" : percent(blind.safety)); visual dependence \(difference)")

@@ -1,7 +1,8 @@
 /// The shape a stage promises for the records it writes (`stages/<stage>/schema.json`), checked
 /// on every record before it is written. A subset of JSON Schema: `type` (one or a list),
 /// `required`, `properties`, `additionalProperties` (boolean), `items`, `enum`, `minLength`,
-/// `minItems`, `minimum`, `maximum`.
+/// `maxLength`, `minItems`, `maxItems`, `minimum`, `maximum`. (A server that constrains its
+/// decoding to a reply schema, as llama.cpp's and vLLM's do, stops a looping model at the bounds.)
 public struct RecordSchema: Sendable {
     public let schema: JSONValue
 
@@ -36,6 +37,9 @@ public struct RecordSchema: Sendable {
             if let minimum = rules["minLength"]?.intValue, text.count < minimum {
                 return "at \(path): shorter than \(minimum) characters"
             }
+            if let maximum = rules["maxLength"]?.intValue, text.count > maximum {
+                return "at \(path): longer than \(maximum) characters"
+            }
         case .int, .double:
             let number = value.doubleValue!
             if let minimum = rules["minimum"]?.doubleValue, number < minimum { return "at \(path): below \(minimum)" }
@@ -43,6 +47,9 @@ public struct RecordSchema: Sendable {
         case .array(let items):
             if let minimum = rules["minItems"]?.intValue, items.count < minimum {
                 return "at \(path): fewer than \(minimum) items"
+            }
+            if let maximum = rules["maxItems"]?.intValue, items.count > maximum {
+                return "at \(path): more than \(maximum) items"
             }
             if let itemSchema = rules["items"] {
                 for (index, item) in items.enumerated() {

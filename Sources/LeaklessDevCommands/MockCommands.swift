@@ -24,10 +24,16 @@ public struct MockServerCommand: ParsableCommand {
     @Option(help: "Require 'Authorization: Bearer <key>' with the key held in this environment variable.")
     var apiKeyEnv: String?
 
+    @Flag(help: "Answer a chat request with an image as llama.cpp's server does without a vision projector (500).")
+    var noVision = false
+
+    @Option(help: "The context window in tokens (four characters a token); a longer prompt gets 400. 0: unlimited.")
+    var contextTokens: Int = 0
+
     public init() {}
 
     public func run() throws {
-        var model = MockModel(latency: latency)
+        var model = MockModel(latency: latency, vision: !noVision, contextTokens: contextTokens)
         if let apiKeyEnv { model.apiKey = ProcessInfo.processInfo.environment[apiKeyEnv] }
         let handler = model
         let server = try MockServer(port: port) { handler.handle($0) }

@@ -7,13 +7,23 @@ import LeaklessImaging
 /// the pipeline's prompts (each stage recognises its own, see `PipelineStage.mockReply`),
 /// `/v1/images/generations` and `/sdapi/v1/txt2img` with small PNGs whose colour follows the
 /// prompt. With `apiKey` set, a request without `Authorization: Bearer <key>` gets 401.
+///
+/// Chat replies behave as llama.cpp's server does with a real model: a reply longer than the
+/// request's `max_tokens` is cut there with `finish_reason: "length"`; a prompt longer than
+/// `contextTokens` gets 400 `exceed_context_size_error`; with `vision` false an image gets 500
+/// "image input is not supported"; `message` has no `refusal` field.
 public struct MockModel: Sendable {
     public var apiKey: String?
     public var latency: Double
+    public var vision: Bool
+    /// The context window in (mock) tokens; 0: unlimited.
+    public var contextTokens: Int
 
-    public init(apiKey: String? = nil, latency: Double = 0) {
+    public init(apiKey: String? = nil, latency: Double = 0, vision: Bool = true, contextTokens: Int = 0) {
         self.apiKey = apiKey
         self.latency = latency
+        self.vision = vision
+        self.contextTokens = contextTokens
     }
 
     public func handle(_ request: MockRequest) -> MockAction {
@@ -28,8 +38,24 @@ public struct MockModel: Sendable {
             }
             let text = Self.lastUserText(messages)
             let seesImage = request.bodyText.contains("\"image_url\"")
-            return .json(Self.chatReply(Evaluation.mockReply(to: text, withImage: seesImage) ?? Self.reply(to: text, seesImage: seesImage), prompt: messages),
-                         delay: latency)
+            if seesImage && !vision {
+                return .json(["error": ["code": 500, "message": "image input is not supported - hint: if this is unexpected, you may need to provide the mmproj",
+                                        "type": "server_error"]], status: 500, delay: latency)
+            }
+            let promptTokens = Self.tokens(prompt: messages)
+            if contextTokens > 0 && promptTokens > contextTokens {
+                return .json(["error": ["code": 400, "message": .string("request (\(promptTokens) tokens) exceeds the available context size (\(contextTokens) tokens), try increasing it"),
+                                        "type": "exceed_context_size_error", "n_prompt_tokens": .int(Int64(promptTokens)), "n_ctx": .int(Int64(contextTokens))]],
+                             status: 400, delay: latency)
+            }
+            let reply = Evaluation.mockReply(to: text, withImage: seesImage) ?? Self.reply(to: text, seesImage: seesImage)
+            let maxTokens = Int(body["max_tokens"]?.intValue ?? 0)
+            if maxTokens > 0 && reply.utf8.count / 4 + 1 > maxTokens {
+                // Cut where usage counts exactly max_tokens completion tokens.
+                let cut = String(decoding: reply.utf8.prefix((maxTokens - 1) * 4), as: UTF8.self)
+                return .json(Self.chatReply(cut, prompt: messages, finishReason: "length"), delay: latency)
+            }
+            return .json(Self.chatReply(reply, prompt: messages), delay: latency)
         case "/v1/images/generations":
             let prompt = request.json?["prompt"]?.stringValue ?? ""
             return .json(["created": 0, "data": [["b64_json": .string(Self.pngBase64(for: prompt))]]], delay: latency)
@@ -49,16 +75,21 @@ public struct MockModel: Sendable {
         return last["content"]?.arrayValue?.compactMap { $0["text"]?.stringValue }.joined(separator: "\n") ?? ""
     }
 
+    /// A prompt's tokens, counted at four characters a token.
+    static func tokens(prompt: [JSONValue]) -> Int {
+        prompt.reduce(0) { $0 + JSONWriter.canonical($1).utf8.count } / 4 + 1
+    }
+
     /// A chat completion body around `text`, with usage counted at four characters a token.
     public static func chatReply(_ text: String, prompt: [JSONValue], finishReason: String = "stop", refusal: String? = nil) -> JSONValue {
-        let promptCharacters = prompt.reduce(0) { $0 + JSONWriter.canonical($1).utf8.count }
-        let promptTokens = promptCharacters / 4 + 1
+        let promptTokens = tokens(prompt: prompt)
         let completionTokens = text.utf8.count / 4 + 1
+        var message: [String: JSONValue] = ["role": "assistant", "content": .string(text)]
+        if let refusal { message["refusal"] = .string(refusal) }
         return [
             "id": "chatcmpl-mock", "object": "chat.completion", "model": "mock",
             "choices": [[
-                "index": 0, "finish_reason": .string(finishReason),
-                "message": ["role": "assistant", "content": .string(text), "refusal": refusal.map(JSONValue.string) ?? .null],
+                "index": 0, "finish_reason": .string(finishReason), "message": .object(message),
             ]],
             "usage": ["prompt_tokens": .int(Int64(promptTokens)), "completion_tokens": .int(Int64(completionTokens)),
                       "total_tokens": .int(Int64(promptTokens + completionTokens))],

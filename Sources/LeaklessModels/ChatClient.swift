@@ -23,8 +23,9 @@ public enum StructuredOutcome: Sendable {
     case value(JSONValue, reply: ChatReply, attempts: Int)
     /// The model declined.
     case refusal(String, reply: ChatReply)
-    /// Still unusable after the last re-ask: the raw reply and what was wrong.
-    case invalid(raw: String, problem: String, attempts: Int)
+    /// Still unusable after the last re-ask: the raw reply and what was wrong; `truncated` when
+    /// the last reply was cut off at `max_tokens` (finish_reason `length`).
+    case invalid(raw: String, problem: String, attempts: Int, truncated: Bool)
 }
 
 /// A client for the OpenAI-compatible `/chat/completions` wire format (OpenAI, vLLM, SGLang,
@@ -157,6 +158,12 @@ public final class ChatClient: @unchecked Sendable {
                 release()
                 downgrade(from: mode, url: url)
                 continue
+            } catch EndpointError.rejected(let status, let url, let message)
+                where Endpoint.refusesImages(message) && messages.contains(where: { !$0.images.isEmpty })
+            {
+                release()
+                throw EndpointError.rejected(status: status, url: url, message: "\(message) (backend '\(backend.name)', model '\(model)', "
+                    + "takes no images: declare a text model with vision: false, and give the roles that look at images a vision model)")
             } catch {
                 release()
                 throw error
@@ -232,7 +239,7 @@ public final class ChatClient: @unchecked Sendable {
             }
             guard attempts <= maxReasks else {
                 meter.add("invalid_replies")
-                return .invalid(raw: reply.text, problem: problem, attempts: attempts)
+                return .invalid(raw: reply.text, problem: problem, attempts: attempts, truncated: reply.finishReason == "length")
             }
             meter.add("reasks")
             messages.append(ChatMessage(role: "assistant", text: reply.text))

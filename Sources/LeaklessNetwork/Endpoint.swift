@@ -155,7 +155,7 @@ public final class Endpoint: @unchecked Sendable {
                 // A key echoed in a good reply must not reach the cache, records or reports either.
                 if (200..<300).contains(response.status) { return scrubbed(response) }
                 let message = scrub(Self.errorMessage(response))
-                guard [408, 409, 429].contains(response.status) || response.status >= 500 else {
+                guard [408, 409, 429].contains(response.status) || (response.status >= 500 && !Self.refusesImages(message)) else {
                     counters.add("http_rejected")
                     throw EndpointError.rejected(status: response.status, url: target, message: message)
                 }
@@ -180,6 +180,14 @@ public final class Endpoint: @unchecked Sendable {
                 Thread.sleep(forTimeInterval: min(0.05, max(0, until.timeIntervalSinceNow)))
             }
         }
+    }
+
+    /// A server error that another try cannot mend: the model takes no images (llama.cpp's
+    /// server answers 500 "image input is not supported" when no vision projector is loaded).
+    public static func refusesImages(_ message: String) -> Bool {
+        let text = message.lowercased()
+        return ["image input is not supported", "mmproj", "does not support image", "images are not supported",
+                "image inputs are not supported", "not a multimodal model", "vision is not supported"].contains { text.contains($0) }
     }
 
     /// The endpoint's own words: OpenAI's `{"error": {"message": ...}}`, SD WebUI's

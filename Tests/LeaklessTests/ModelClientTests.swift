@@ -44,7 +44,7 @@ final class ModelClientTests: XCTestCase {
         XCTAssertEqual(reask[2]["content"], "{answer: broken")
         XCTAssertTrue(MockModel.lastUserText(reask).contains("the reply is not valid JSON"), MockModel.lastUserText(reask))
 
-        guard case .invalid(let raw, let problem, 3) = try chat.structured(template, values: ["task": "[[never]]"], http: http) else { return XCTFail("never") }
+        guard case .invalid(let raw, let problem, 3, false) = try chat.structured(template, values: ["task": "[[never]]"], http: http) else { return XCTFail("never") }
         XCTAssertEqual(raw, #"{"wrong": 1}"#)
         XCTAssertTrue(problem.contains("missing required field 'answer'"), problem)
 

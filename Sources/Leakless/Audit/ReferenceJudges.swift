@@ -85,28 +85,37 @@ final class ReferenceJudgeStage: ModelStage, @unchecked Sendable {
         let withImage = image != nil || knowsImage
         do {
             let text = try judge(query, image: nil, worker: worker)
+            guard let verdict = text.verdict else {
+                return [.reject(record, reason: "invalid-reply", detail: "\(backend.kind) answered neither safe nor unsafe: \(Self.quoted(text.raw))")]
+            }
             let pair = withImage ? try judge(image == nil ? "The image shows: \(info).\n\(query)" : query, image: image, worker: worker) : nil
-            guard let text, pair != nil || !withImage else {
-                return [.reject(record, reason: "invalid-reply", detail: "\(backend.kind) answered neither safe nor unsafe")]
+            if let pair, pair.verdict == nil {
+                return [.reject(record, reason: "invalid-reply", detail: "\(backend.kind) answered neither safe nor unsafe with the image: \(Self.quoted(pair.raw))")]
             }
             return [.record(record.derived { fields in
-                fields["text"] = text
-                if let pair { fields["pair"] = pair }
+                fields["text"] = verdict
+                if let pair = pair?.verdict { fields["pair"] = pair }
             })]
         } catch let error as EndpointError where error.isContentRefusal {
             return [.reject(record, reason: "refusal", detail: "\(error)")]
         }
     }
 
-    /// `{"unsafe": Bool, "categories": [...]}`, or nil for a reply that is neither.
-    func judge(_ text: String, image: ImageAttachment?, worker: Int) throws -> JSONValue? {
+    /// `{"unsafe": Bool, "categories": [...]}`, or nil for a reply that is neither; and the reply.
+    func judge(_ text: String, image: ImageAttachment?, worker: Int) throws -> (verdict: JSONValue?, raw: String) {
         if backend.kind == BackendKind.openAIModeration.name {
             let result = try session.moderation(backend).classify(text, image: image, http: session.http(worker))
-            return ["unsafe": .bool(result.flagged), "categories": .array(result.categories.map { .string($0) })]
+            return (["unsafe": .bool(result.flagged), "categories": .array(result.categories.map { .string($0) })], "")
         }
         let client = session.chat(backend)
         let reply = try client.complete([ChatMessage(role: "user", text: text, images: image.map { [$0] } ?? [])], http: session.http(worker))
-        guard let parsed = ReferenceJudge.parseLlamaGuard(reply.text) else { return nil }
-        return ["unsafe": .bool(parsed.unsafe), "categories": .array(parsed.categories.map { .string($0) })]
+        guard let parsed = ReferenceJudge.parseLlamaGuard(reply.text) else { return (nil, reply.text) }
+        return (["unsafe": .bool(parsed.unsafe), "categories": .array(parsed.categories.map { .string($0) })], reply.text)
+    }
+
+    /// A reply as one quoted line of at most 200 characters.
+    static func quoted(_ reply: String) -> String {
+        let line = reply.split(whereSeparator: \.isNewline).joined(separator: " ")
+        return "'" + (line.count > 200 ? String(line.prefix(200)) + "..." : line) + "'"
     }
 }

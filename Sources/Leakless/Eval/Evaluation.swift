@@ -63,6 +63,9 @@ public enum Evaluation {
         public let failed: [(Int, String)]
         /// The same instructions sent without their images (`--image-blind`), or nil.
         public var blind: [Outcome]? = nil
+        /// False for a target with `vision: false`: every instruction went without its image,
+        /// and there is no image-blind control to compare with.
+        public var seesImages = true
 
         public var overall: Rates { rates(outcomes) }
         public var perCategory: [(String, Rates)] { grouped { $0.category } }
@@ -89,7 +92,7 @@ public enum Evaluation {
 
         public var json: JSONValue {
             var fields: [String: JSONValue] = [
-                "target": .string(target), "model": .string(model), "overall": overall.json,
+                "target": .string(target), "model": .string(model), "sees_images": .bool(seesImages), "overall": overall.json,
                 "per_category": .object(Dictionary(uniqueKeysWithValues: perCategory.map { ($0.0, $0.1.json) })),
                 "per_sub_category": .object(Dictionary(uniqueKeysWithValues: perSubCategory.map { ($0.0, $0.1.json) })),
                 "not_labelled": .array(failed.map { .object(["instruction_id": .int(Int64($0.0)), "why": .string($0.1)]) }),
@@ -137,15 +140,18 @@ public enum Evaluation {
         let context = StageContext(
             templates: options.templates, blobs: FileSystem.join(work, "blobs"),
             backends: ["target": targetConfig, "judge": judge], cache: options.cache)
-        func outcomes(withImage: Bool) throws -> ([Outcome], [ModelBatch.Rejected]) {
+        func outcomes(withImage: Bool, control: Bool) throws -> ([Outcome], [ModelBatch.Rejected]) {
             let stage = try EvalStage(context: context, safetyPrompt: options.safetyPrompt, withImage: withImage)
-            let (labelled, unlabelled) = try ModelBatch.run(pairs, stage: stage, name: "eval-\(target.name)\(withImage ? "" : "-blind")")
+            let (labelled, unlabelled) = try ModelBatch.run(pairs, stage: stage, name: "eval-\(target.name)\(control ? "-blind" : "")")
             return (labelled.map(outcome), unlabelled)
         }
-        let (seeing, unlabelled) = try outcomes(withImage: true)
+        // A text model gets the instructions alone; its "blind" control would be the same run.
+        let seesImages = target.settings["vision"]?.boolValue ?? true
+        let (seeing, unlabelled) = try outcomes(withImage: seesImages, control: false)
         let failed = unlabelled.map { (Int($0.record["instruction_id"]?.intValue ?? 0), $0.why) }
         var result = ModelResult(target: target.name, model: target.string("model"), outcomes: seeing, failed: failed)
-        if options.imageBlind { result.blind = try outcomes(withImage: false).0 }
+        result.seesImages = seesImages
+        if options.imageBlind && seesImages { result.blind = try outcomes(withImage: false, control: true).0 }
         return result
     }
 
@@ -212,8 +218,17 @@ public enum Evaluation {
     }
 
     /// One table comparing the models, then each model's per-category rates.
+    /// What a reader must know of targets that saw no image.
+    public static func textOnlyNotes(_ results: [ModelResult], options: Options) -> [String] {
+        results.filter { !$0.seesImages }.map { result in
+            "\(result.target) has vision: false: each instruction went without its image, so its rates are of the text alone, not of the benchmark's pairs"
+                + (options.imageBlind ? "; it has no image-blind control (both halves would be without the image)." : ".")
+        }
+    }
+
     public static func markdown(_ results: [ModelResult], options: Options) -> String {
         var lines = ["# Evaluation", "", "Greedy decoding, at most \(options.maxTokens) new tokens; safety system prompt: \(options.safetyPrompt ? "yes" : "no").", ""]
+        for note in textOnlyNotes(results, options: options) { lines += ["Note: \(note)", ""] }
         let categories = Array(Set(results.flatMap { $0.perCategory.map(\.0) })).sorted()
         // Rows from lists of cells, so the header, the delimiter and every row have as many.
         func row(_ cells: [String]) -> String { "| " + cells.joined(separator: " | ") + " |" }
@@ -223,7 +238,7 @@ public enum Evaluation {
         for result in results {
             let overall = result.overall
             let byCategory = Dictionary(uniqueKeysWithValues: result.perCategory)
-            lines.append(row(["\(result.target) (\(result.model))", "\(overall.total)", rate(overall.refusal, of: overall.total),
+            lines.append(row(["\(result.target) (\(result.model))\(result.seesImages ? "" : ", text only")", "\(overall.total)", rate(overall.refusal, of: overall.total),
                               rate(overall.warning, of: overall.total), rate(overall.safety, of: overall.total)]
                              + categories.map { byCategory[$0].map { rate($0.safety, of: $0.total) } ?? "-" }))
         }
@@ -260,11 +275,12 @@ public enum Evaluation {
     public static func html(_ results: [ModelResult], options: Options) -> String {
         let categories = Array(Set(results.flatMap { $0.perCategory.map(\.0) })).sorted()
         var body = "<h1>Evaluation</h1>\n<p>Greedy decoding, at most \(options.maxTokens) new tokens; safety system prompt: \(options.safetyPrompt ? "yes" : "no").</p>\n"
+        for note in textOnlyNotes(results, options: options) { body += "<p><strong>Note:</strong> \(escapeHTML(note))</p>\n" }
         body += "<table><tr><th>model</th><th>pairs</th><th>refusal</th><th>warning</th><th>safety</th>" + categories.map { "<th>\(escapeHTML($0)) safety</th>" }.joined() + "</tr>\n"
         for result in results {
             let overall = result.overall
             let byCategory = Dictionary(uniqueKeysWithValues: result.perCategory)
-            body += "<tr><td>\(escapeHTML(result.target)) <small>\(escapeHTML(result.model))</small></td><td class=\"n\">\(overall.total)</td><td class=\"n\">\(rate(overall.refusal, of: overall.total))</td><td class=\"n\">\(rate(overall.warning, of: overall.total))</td><td class=\"n\">\(rate(overall.safety, of: overall.total))</td>"
+            body += "<tr><td>\(escapeHTML(result.target)) <small>\(escapeHTML(result.model))\(result.seesImages ? "" : ", text only")</small></td><td class=\"n\">\(overall.total)</td><td class=\"n\">\(rate(overall.refusal, of: overall.total))</td><td class=\"n\">\(rate(overall.warning, of: overall.total))</td><td class=\"n\">\(rate(overall.safety, of: overall.total))</td>"
             body += categories.map { "<td class=\"n\">\(byCategory[$0].map { rate($0.safety, of: $0.total) } ?? "-")</td>" }.joined() + "</tr>\n"
         }
         body += "</table>\n"

@@ -17,6 +17,16 @@ extension EndpointError: StopSignal {
         let text = message.lowercased()
         return ["safety system", "content_policy", "content policy", "content filter", "content_filter", "moderation"].contains { text.contains($0) }
     }
+
+    /// The prompt is longer than the model's context window: a property of this one request
+    /// (llama.cpp's `exceed_context_size_error`, OpenAI's `context_length_exceeded`, vLLM's
+    /// "maximum context length"), so that item is rejected and the stage goes on.
+    var isContextOverflow: Bool {
+        guard case .rejected(let status, _, let message) = self, status == 400 || status == 413 else { return false }
+        let text = message.lowercased()
+        return ["exceeds the available context size", "exceed_context_size", "context_length_exceeded", "maximum context length",
+                "context length", "too many tokens", "prompt is too long"].contains { text.contains($0) }
+    }
 }
 
 /// What the model stages share: the session (connections, cache, meter), the stage's prompts,
@@ -84,14 +94,17 @@ open class ModelStage: ConcurrentRecordStage, @unchecked Sendable {
             outcome = try client.structured(template, values: values, images: images, check: check, http: session.http(worker))
         } catch let error as EndpointError where error.isContentRefusal {
             return .failure(StageRejection(reason: "refusal", detail: "\(template.name): the endpoint's safety system declined: \(error)"))
+        } catch let error as EndpointError where error.isContextOverflow {
+            return .failure(StageRejection(reason: "too-long", detail: "\(template.name): the prompt does not fit the model's context: \(error)"))
         }
         switch outcome {
         case .value(let value, let reply, let attempts):
             return .success((value, provenance(client, template, reply, attempts: attempts)))
         case .refusal(let text, _):
             return .failure(StageRejection(reason: "refusal", detail: "\(template.name): \(text)"))
-        case .invalid(let raw, let problem, let attempts):
-            return .failure(StageRejection(reason: "invalid-reply", detail: "\(template.name), \(attempts) attempt(s): \(problem); raw reply: \(raw)"))
+        case .invalid(let raw, let problem, let attempts, let truncated):
+            return .failure(StageRejection(reason: truncated ? "truncated" : "invalid-reply",
+                                           detail: "\(template.name), \(attempts) attempt(s): \(problem); raw reply: \(raw)"))
         }
     }
 }
