@@ -19,6 +19,8 @@ public struct PromptTemplate: Sendable {
     public let replySchema: JSONValue?
     /// Identifies the template and its schema in request-cache keys.
     public let hash: ContentHash
+    /// The template's text, as written.
+    let text: String
 
     public var name: String {
         let file = FileSystem.lastComponent(of: path)
@@ -68,9 +70,24 @@ public struct PromptTemplate: Sendable {
         self.sections = sections
         self.slots = slots
         self.replySchema = replySchema
+        self.text = text
         var hashed = Array(text.utf8)
         if let replySchema { hashed += Array(JSONWriter.canonical(replySchema).utf8) }
         self.hash = ContentHash(of: hashed)
+    }
+
+    /// The same prompt with more rules on some properties of its reply schema (an `enum` of the
+    /// names a reply may take, known only at run time), so a server that constrains decoding to
+    /// the schema can only give one of them.
+    public func narrowing(_ rules: [String: [String: JSONValue]]) throws -> PromptTemplate {
+        guard !rules.isEmpty, var schema = replySchema?.objectValue, var properties = schema["properties"]?.objectValue else { return self }
+        for (name, extra) in rules {
+            var property = properties[name]?.objectValue ?? [:]
+            for (key, value) in extra { property[key] = value }
+            properties[name] = .object(property)
+        }
+        schema["properties"] = .object(properties)
+        return try PromptTemplate(path: path, text: text, replySchema: .object(schema))
     }
 
     /// Loads `folder/NAME.prompt` and, when present, `folder/NAME.reply.json`.

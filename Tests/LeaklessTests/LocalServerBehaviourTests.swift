@@ -88,6 +88,25 @@ final class LocalServerBehaviourTests: XCTestCase {
         XCTAssertEqual(schema.violation(in: ["queries": ["abcdef"]]), "at $.queries[0]: longer than 5 characters")
     }
 
+    /// The categoriser's reply schema lists the taxonomy's names, so a server that decodes to the
+    /// schema cannot name a category that is not there.
+    func testTheCategoriserSchemaEnumeratesTheTaxonomy() throws {
+        let template = try testTemplate(self)
+        let narrowed = try template.narrowing(["answer": ["enum": ["a", "b"]]])
+        XCTAssertEqual(narrowed.replySchema?["properties"]?["answer"], ["type": "string", "minLength": 1, "enum": ["a", "b"]])
+        XCTAssertNotEqual(narrowed.hash, template.hash)
+        XCTAssertEqual(try template.narrowing([:]).hash, template.hash)
+        XCTAssertNotNil(RecordSchema(narrowed.replySchema!).violation(in: ["answer": "c"]))
+
+        let taxonomy = try Taxonomy.load(path: FileSystem.join(projectRoot, "data/taxonomy.yaml"))
+        let context = StageContext(templates: FileSystem.join(projectRoot, "stages/categorise"), blobs: try temporaryFolder(self),
+                                   backends: ["backend": testBackend(.openAIChat, baseURL: "http://127.0.0.1:9/v1")], cache: try temporaryFolder(self))
+        let stage = try ModelCategoriseStage(context: context, taxonomy: taxonomy)
+        let properties = stage.template.replySchema?["properties"]
+        XCTAssertEqual(properties?["category"]?["enum"]?.stringArray, taxonomy.categories.map(\.name))
+        XCTAssertTrue(properties?["sub_category"]?["enum"]?.stringArray?.contains("Weapon-Related Violence") == true)
+    }
+
     /// A text model (vision: false) as eval's target: the instructions go without their images,
     /// the report says so, and --image-blind gives a note instead of a visual dependence of 0.
     func testEvalOfATextModelSaysItSawNoImages() throws {

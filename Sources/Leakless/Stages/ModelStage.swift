@@ -133,10 +133,11 @@ open class PromptStage: ModelStage, @unchecked Sendable {
     public let client: ChatClient
     public let template: PromptTemplate
 
-    public init(context: StageContext, prompt: String) throws {
+    /// `narrowing`: rules added to the reply schema's properties (see `PromptTemplate.narrowing`).
+    public init(context: StageContext, prompt: String, narrowing: [String: [String: JSONValue]] = [:]) throws {
         let session = try Self.session(context, roles: ["backend"])
         client = session.chat(context.network("backend")!)
-        template = try PromptTemplate.load(folder: context.templates, name: prompt)
+        template = try PromptTemplate.load(folder: context.templates, name: prompt).narrowing(narrowing)
         super.init(context: context, session: session)
     }
 

@@ -7,7 +7,7 @@ import LeaklessEmbedding
 /// the category it was made for, and a disagreement is recorded, never silently applied.
 public enum CategoriseStage: PipelineStage {
     public static let definition = StageDefinition(
-        name: "categorise", version: 1,
+        name: "categorise", version: 2,
         summary: "one category and sub-category per pair from the taxonomy's definitions; disagreements with a generated pair's own are recorded",
         input: .records(["pair"]), output: .records("pair"),
         roles: [BackendRole("backend", serves: ["builtin", "chat"], required: true, "the categoriser: the pair and the definitions in, a category out")],

@@ -19,7 +19,15 @@ public final class ModelCategoriseStage: PromptStage, @unchecked Sendable {
         }
         definitions = lines.joined(separator: "\n")
         self.known = known
-        try super.init(context: context, prompt: "categorise")
+        // The reply can only name the taxonomy's categories and sub-categories.
+        var subCategories: [String] = []
+        for category in taxonomy.categories {
+            for sub in category.subCategories where !subCategories.contains(sub.name) { subCategories.append(sub.name) }
+        }
+        try super.init(context: context, prompt: "categorise", narrowing: [
+            "category": ["enum": JSONValue(taxonomy.categories.map(\.name))],
+            "sub_category": ["enum": JSONValue(subCategories)],
+        ])
     }
 
     public override func values(_ record: Record) throws -> [String: String] {
