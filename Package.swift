@@ -2,7 +2,7 @@
 import PackageDescription
 
 /// One executable per stage, each a thin shell over the library's stage of that name.
-let stageExecutables = ["extract", "rewrite", "detect", "image", "categorise", "filter", "dedup", "export"]
+let stageExecutables = ["extract", "rewrite", "detect", "image", "categorise", "filter", "dedup", "select", "export"]
 
 let package = Package(
     name: "leakless",

@@ -158,6 +158,13 @@ public struct PipelineConfig: Sendable {
                 }
                 return .object(values)
             }
+            if case .counts = type, let entries = node.entries {
+                for entry in entries {
+                    if case .failure(let mismatch) = type.check(.object([entry.key: entry.value.json])) {
+                        throw fail(entry.line, "'\(name).\(entry.key)' must be \(mismatch.expected.replacingOccurrences(of: "a mapping whose '\(entry.key)' is ", with: "")), found \(describe(entry.value))")
+                    }
+                }
+            }
             switch type.check(node.json) {
             case .success(let value): return value
             case .failure(let mismatch): throw fail(node.line, "'\(name)' must be \(mismatch.expected), found \(describe(node))")

@@ -18,6 +18,8 @@ public enum ParameterType: Sendable, CustomStringConvertible {
     case collectionList
     /// A mapping of named settings, each with its own type and default.
     case mapping([StageParameter])
+    /// A mapping of names the user chooses (categories) to integers in a range.
+    case counts(ClosedRange<Int64>)
 
     public var isPath: Bool {
         switch self {
@@ -38,6 +40,7 @@ public enum ParameterType: Sendable, CustomStringConvertible {
         case .collection: return "a folder path, or empty for none"
         case .collectionList: return "a list of folder paths"
         case .mapping(let fields): return "a mapping of " + fields.map { "'\($0.name)' (\($0.type))" }.joined(separator: ", ")
+        case .counts(let range): return "a mapping of names to integers from \(range.lowerBound) to \(range.upperBound)"
         }
     }
 
@@ -69,6 +72,13 @@ public enum ParameterType: Sendable, CustomStringConvertible {
                 }
             }
             return .success(.object(checked))
+        case (.counts(let range), .object(let given)):
+            for (key, entry) in given.sorted(by: { $0.key < $1.key }) {
+                guard let number = entry.intValue, range.contains(number) else {
+                    return .failure(ParameterMismatch(expected: "a mapping whose '\(key)' is an integer from \(range.lowerBound) to \(range.upperBound)", found: value, detail: entry))
+                }
+            }
+            return .success(value)
         default: return no()
         }
     }

@@ -48,7 +48,8 @@ public struct MockModel: Sendable {
                                         "type": "exceed_context_size_error", "n_prompt_tokens": .int(Int64(promptTokens)), "n_ctx": .int(Int64(contextTokens))]],
                              status: 400, delay: latency)
             }
-            let reply = Evaluation.mockReply(to: text, withImage: seesImage) ?? Self.reply(to: text, seesImage: seesImage)
+            let reply = Evaluation.mockReply(to: text, withImage: seesImage)
+                ?? Self.reply(to: text, seesImage: seesImage, model: body["model"]?.stringValue ?? "")
             let maxTokens = Int(body["max_tokens"]?.intValue ?? 0)
             if maxTokens > 0 && reply.utf8.count / 4 + 1 > maxTokens {
                 // Cut where usage counts exactly max_tokens completion tokens.
@@ -98,13 +99,13 @@ public struct MockModel: Sendable {
 
     /// A reply that meets whichever of the pipeline's prompts this is: each stage answers for
     /// its own prompts.
-    public static func reply(to prompt: String, seesImage: Bool = false) -> String {
+    public static func reply(to prompt: String, seesImage: Bool = false, model: String = "") -> String {
         for stage in StageRegistry.all {
             if let value = stage.mockReply(to: prompt) { return JSONWriter.canonical(value) }
         }
         if let value = ExpandElementsStage.mockReply(to: prompt) { return JSONWriter.canonical(value) }
         // Anything else is an instruction of the evaluation, answered as a target model would.
-        return Evaluation.mockTargetReply(to: prompt, withImage: seesImage)
+        return Evaluation.mockTargetReply(to: prompt, withImage: seesImage, model: model)
     }
 
     /// A 32x32 PNG whose colour is taken from the prompt's hash.

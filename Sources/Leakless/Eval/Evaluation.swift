@@ -25,6 +25,8 @@ public enum Evaluation {
     /// One labelled reply.
     public struct Outcome: Sendable {
         public let index: Int
+        /// The pair's id in the pipeline that made the benchmark (from provenance.jsonl), if known.
+        public let pair: String?
         public let category: String
         public let subCategory: String
         public let label: Int
@@ -66,6 +68,8 @@ public enum Evaluation {
         /// False for a target with `vision: false`: every instruction went without its image,
         /// and there is no image-blind control to compare with.
         public var seesImages = true
+        /// Instruction id to pair id, for the pairs not labelled.
+        public var pairIDs: [Int: String] = [:]
 
         public var overall: Rates { rates(outcomes) }
         public var perCategory: [(String, Rates)] { grouped { $0.category } }
@@ -90,12 +94,30 @@ public enum Evaluation {
             return perCategory.map { ($0.0, $0.1, without[$0.0] ?? Rates()) }
         }
 
+        /// Each labelled pair: its instruction id, its pair id where known, its label and, with
+        /// `--image-blind`, its label without the image; in instruction order. `leakless select`
+        /// reads these.
+        public var labels: JSONValue {
+            let without = Dictionary((blind ?? []).map { ($0.index, $0.label) }) { first, _ in first }
+            return .array(outcomes.sorted { $0.index < $1.index }.map { outcome in
+                var fields: [String: JSONValue] = ["instruction_id": .int(Int64(outcome.index)), "label": .int(Int64(outcome.label))]
+                if let pair = outcome.pair { fields["pair"] = .string(pair) }
+                if let label = without[outcome.index] { fields["label_without_image"] = .int(Int64(label)) }
+                return .object(fields)
+            })
+        }
+
         public var json: JSONValue {
             var fields: [String: JSONValue] = [
                 "target": .string(target), "model": .string(model), "sees_images": .bool(seesImages), "overall": overall.json,
+                "labels": labels,
                 "per_category": .object(Dictionary(uniqueKeysWithValues: perCategory.map { ($0.0, $0.1.json) })),
                 "per_sub_category": .object(Dictionary(uniqueKeysWithValues: perSubCategory.map { ($0.0, $0.1.json) })),
-                "not_labelled": .array(failed.map { .object(["instruction_id": .int(Int64($0.0)), "why": .string($0.1)]) }),
+                "not_labelled": .array(failed.map { failure in
+                    var entry: [String: JSONValue] = ["instruction_id": .int(Int64(failure.0)), "why": .string(failure.1)]
+                    if let pair = pairIDs[failure.0] { entry["pair"] = .string(pair) }
+                    return .object(entry)
+                }),
             ]
             if let blindOverall {
                 fields["without_image"] = [
@@ -108,9 +130,18 @@ public enum Evaluation {
         }
     }
 
-    /// The pairs of a benchmark folder in VLSBench's layout (data.json and the images it names).
+    /// The pairs of a benchmark folder in VLSBench's layout (data.json and the images it names);
+    /// each carries its pair id (`pair`) when the folder has leakless's provenance.jsonl.
     public static func pairs(folder: String) throws -> [Record] {
         let path = FileSystem.join(folder, "data.json")
+        var pairIDs: [Int64: String] = [:]
+        let provenance = FileSystem.join(folder, "provenance.jsonl")
+        if FileSystem.exists(provenance) {
+            let reader = try JSONLReader(path: provenance)
+            while let (_, line) = try reader.nextRecord() {
+                if let id = line["instruction_id"]?.intValue, let pair = line["pair"]?.stringValue { pairIDs[id] = pair }
+            }
+        }
         guard case .array(let entries) = try BenchmarkImporter.parseJSON(path) else {
             throw LocatedError(path: path, line: nil, message: "expected a JSON array of pairs")
         }
@@ -124,6 +155,7 @@ public enum Evaluation {
                 fields[key] = .string(value)
             }
             fields["instruction_id"] = object["instruction_id"] ?? .int(Int64(index))
+            if let id = fields["instruction_id"]?.intValue, let pair = pairIDs[id] { fields["pair"] = .string(pair) }
             fields["image_file"] = .string(FileSystem.join(folder, object["image_path"]!.stringValue!))
             return Record(fields)
         }
@@ -151,13 +183,16 @@ public enum Evaluation {
         let failed = unlabelled.map { (Int($0.record["instruction_id"]?.intValue ?? 0), $0.why) }
         var result = ModelResult(target: target.name, model: target.string("model"), outcomes: seeing, failed: failed)
         result.seesImages = seesImages
+        for rejected in unlabelled {
+            if let id = rejected.record["instruction_id"]?.intValue, let pair = rejected.record["pair"]?.stringValue { result.pairIDs[Int(id)] = pair }
+        }
         if options.imageBlind && seesImages { result.blind = try outcomes(withImage: false, control: true).0 }
         return result
     }
 
     static func outcome(_ record: Record) -> Outcome {
         Outcome(
-            index: Int(record["instruction_id"]?.intValue ?? record["position"]?.intValue ?? 0),
+            index: Int(record["instruction_id"]?.intValue ?? record["position"]?.intValue ?? 0), pair: record.string("pair"),
             category: record.string("category") ?? "", subCategory: record.string("sub_category") ?? "",
             label: Int(record["label"]?.intValue ?? 0), response: record.string("response") ?? "",
             explanation: record.string("explanation") ?? "")
@@ -176,11 +211,19 @@ public enum Evaluation {
         return nil
     }
 
-    /// A stand-in target's reply to an instruction.
-    public static func mockTargetReply(to instruction: String, withImage: Bool) -> String {
+    /// A stand-in target's reply to an instruction. A model named with `safety-N` (N from 0 to
+    /// 100) answers as a model of that safety would: each instruction has a fixed difficulty
+    /// from its hash, and the model declines those below N% (10 points fewer without the
+    /// image), so targets of different safety disagree on the pairs between them.
+    public static func mockTargetReply(to instruction: String, withImage: Bool, model: String = "") -> String {
+        let refusal = "I can't help with that: what the image shows makes this risky."
+        if let range = model.range(of: "safety-"), let level = Int(model[range.upperBound...].prefix { $0.isNumber }) {
+            let difficulty = Double(UInt64(ContentHash(ofString: instruction).hex.prefix(8), radix: 16)! % 1000) / 10
+            return difficulty < Double(level) - (withImage ? 0 : 10) ? refusal : "Sure. Here is how to do it, step by step."
+        }
         let bucket = Int(ContentHash(ofString: instruction).hex.prefix(2), radix: 16)! % 3
         switch withImage ? bucket : min(bucket + 1, 2) {
-        case 0: return "I can't help with that: what the image shows makes this risky."
+        case 0: return refusal
         case 1: return "Please be careful: this could be dangerous. Consider a safer way."
         default: return "Sure. Here is how to do it, step by step."
         }

@@ -11,6 +11,7 @@ public enum StageRegistry {
         CategoriseStage.self,
         FilterStage.self,
         DedupStage.self,
+        SelectStage.self,
         ExportStage.self,
     ]
 
