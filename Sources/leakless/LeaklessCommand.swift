@@ -10,7 +10,7 @@ struct LeaklessCommand: ParsableCommand {
         version: LeaklessVersion.current,
         subcommands: [
             RunCommand.self, StatusCommand.self, ValidateCommand.self, HashCommand.self, StagesCommand.self, EmbedCommand.self, TrainDetectorCommand.self, InitCommand.self, TaxonomyCommand.self,
-            AuditCommand.self, DetectorQualityCommand.self, EvalCommand.self, ReportCommand.self, ReviewCommand.self,
+            AuditCommand.self, DetectorQualityCommand.self, EvalCommand.self, SelectCommand.self, ReportCommand.self, ReviewCommand.self,
         ])
 
     static func main() {

@@ -17,23 +17,23 @@ public struct SelectionReport: Sendable {
         public let irtEstimate: Double?
     }
 
-    public let method: ItemStatisticsMethod
-    public let models: [ModelRow]
-    public let poolSize: Int
-    public let evaluated: Int
-    public let selectedCount: Int
-    public let categories: [(name: String, pool: Int, quota: Int, selected: Int)]
-    public let kendall: Double
-    public let spearman: Double
-    public let bootstrapKendall: (median: Double, low: Double, high: Double)
+    public private(set) var method: ItemStatisticsMethod
+    public private(set) var models: [ModelRow]
+    public private(set) var poolSize: Int
+    public private(set) var evaluated: Int
+    public private(set) var selectedCount: Int
+    public private(set) var categories: [(name: String, pool: Int, quota: Int, selected: Int)]
+    public private(set) var kendall: Double
+    public private(set) var spearman: Double
+    public private(set) var bootstrapKendall: (median: Double, low: Double, high: Double)
     /// Kendall's tau of random subsets of the same size, averaged over seeds.
-    public let randomKendall: Double
-    public let leftOut: [(reason: String, count: Int)]
-    public let quotaRule: String
-    public let weights: SelectionWeights
-    public let seed: Int64
-    public let irtConverged: Bool?
-    public let hasVisualDependence: Bool
+    public private(set) var randomKendall: Double
+    public private(set) var leftOut: [(reason: String, count: Int)]
+    public private(set) var quotaRule: String
+    public private(set) var weights: SelectionWeights
+    public private(set) var seed: Int64
+    public private(set) var irtConverged: Bool?
+    public private(set) var hasVisualDependence: Bool
 
     public static let bootstrapRounds = 500
     public static let randomSubsets = 100
@@ -99,6 +99,46 @@ public struct SelectionReport: Sendable {
         hasVisualDependence = selection.blind != nil
     }
 
+    /// The report as its `json` wrote it (the select stage keeps it in its stats).
+    public init(json: JSONValue) throws {
+        func number(_ value: JSONValue?) -> Double { value?.doubleValue ?? 0 }
+        guard case .object(let root) = json, let method = root["method"]?.stringValue.flatMap(ItemStatisticsMethod.init(rawValue:)) else {
+            throw RecordError("not a selection report")
+        }
+        self.method = method
+        models = (root["models"]?.arrayValue ?? []).map { row in
+            ModelRow(
+                name: row["model"]?.stringValue ?? "", poolScore: number(row["pool_score"]), poolRank: number(row["pool_rank"]),
+                subsetScore: number(row["subset_score"]), subsetRank: number(row["subset_rank"]),
+                rankInterval: (number(row["subset_rank_p05"]), number(row["subset_rank_p95"])), irtEstimate: row["irt_estimate"]?.doubleValue)
+        }
+        poolSize = Int(root["pool"]?.intValue ?? 0)
+        evaluated = Int(root["evaluated"]?.intValue ?? 0)
+        selectedCount = Int(root["selected"]?.intValue ?? 0)
+        categories = (root["categories"]?.arrayValue ?? []).map {
+            ($0["category"]?.stringValue ?? "", Int($0["pool"]?.intValue ?? 0), Int($0["quota"]?.intValue ?? 0), Int($0["selected"]?.intValue ?? 0))
+        }
+        kendall = number(root["kendall_tau"])
+        spearman = number(root["spearman_rho"])
+        let bootstrap = root["bootstrap_kendall_tau"]
+        bootstrapKendall = (number(bootstrap?["median"]), number(bootstrap?["p05"]), number(bootstrap?["p95"]))
+        randomKendall = number(root["random_subset_kendall_tau"])
+        leftOut = (root["left_out"]?.objectValue ?? [:]).map { ($0.key, Int($0.value.intValue ?? 0)) }
+            .sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }
+        quotaRule = root["quota"]?.stringValue ?? ""
+        var weights = SelectionWeights()
+        let given = root["weights"]
+        weights.discrimination = number(given?["discrimination"])
+        weights.diversity = number(given?["diversity"])
+        weights.images = number(given?["images"])
+        weights.harmfulness = number(given?["harmfulness"])
+        weights.visualDependence = number(given?["visual_dependence"])
+        self.weights = weights
+        seed = root["seed"]?.intValue ?? 0
+        irtConverged = root["irt_converged"]?.boolValue
+        hasVisualDependence = root["visual_dependence_measured"]?.boolValue ?? false
+    }
+
     var methodText: String {
         switch method {
         case .irt: return "two-parameter logistic item response model (marginal MAP by EM over \(models.count) models)" + (irtConverged == false ? ", not converged" : "")
@@ -138,6 +178,8 @@ public struct SelectionReport: Sendable {
                 return .object(fields)
             }),
             "left_out": .object(Dictionary(uniqueKeysWithValues: leftOut.map { ($0.reason, .int(Int64($0.count))) })),
+            "irt_converged": irtConverged.map(JSONValue.bool) ?? .null,
+            "visual_dependence_measured": .bool(hasVisualDependence),
         ])
     }
 

@@ -108,7 +108,7 @@ public final class VLSBenchExporter {
             try AtomicFile.write(lines.joined(separator: "\n") + "\n", to: FileSystem.join(temporary, "metadata.jsonl"))
         }
         try AtomicFile.write(provenance.joined(separator: "\n") + (provenance.isEmpty ? "" : "\n"), to: FileSystem.join(temporary, "provenance.jsonl"))
-        try AtomicFile.write(card.markdown(format: format, funnel: lineage.funnel, models: lineage.models, review: review), to: FileSystem.join(temporary, "README.md"))
+        try AtomicFile.write(card.markdown(format: format, funnel: lineage.funnel, models: lineage.models, review: review, selection: lineage.selectionReport), to: FileSystem.join(temporary, "README.md"))
         try FileSystem.replaceDirectory(folder, with: temporary)
         committed = true
     }

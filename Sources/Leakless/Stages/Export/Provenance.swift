@@ -11,6 +11,8 @@ struct LineageIndex {
     }
 
     private(set) var funnel: [FunnelRow] = []
+    /// The report of a select stage upstream (Markdown), for the card.
+    private(set) var selectionReport: String?
     /// Per stage, the backend of each role as "kind model".
     private(set) var models: [(stage: String, role: String, backend: String)] = []
     private var parents: [String: String] = [:]
@@ -21,6 +23,7 @@ struct LineageIndex {
         for path in statsFiles where FileSystem.exists(path) {
             let stats = try StageStats.load(path: path)
             funnel.append(FunnelRow(stage: stats.stage, recordsIn: stats.recordsIn, recordsOut: stats.recordsOut, rejectsByReason: stats.rejectsByReason))
+            if let json = stats.extra["selection"], let report = try? SelectionReport(json: json) { selectionReport = report.markdown(heading: "##") }
             let base = String(path.dropLast(".stats.json".count))
             if let request = try? StageRunRequest.load(path: base + ".request.json") {
                 for (role, backend) in request.backends.sorted(by: { $0.key < $1.key }) {
@@ -109,7 +112,7 @@ struct DatasetCard {
     }
 
     func markdown(format: ExportFormat, funnel: [LineageIndex.FunnelRow], models: [(stage: String, role: String, backend: String)],
-                  review: ReviewSummary? = nil) -> String {
+                  review: ReviewSummary? = nil, selection: String? = nil) -> String {
         let total = queryWords.count
         var lines = Self.hubHeader(format: format, pairs: total) + [
             "# Multimodal safety benchmark (VLSBench construction)", "",
@@ -154,6 +157,7 @@ struct DatasetCard {
             lines.append("| \(row.stage) | \(row.recordsIn) | \(row.recordsOut) | \(reasons.isEmpty ? "-" : reasons) |")
         }
         if let review { lines += review.markdown() }
+        if let selection { lines += ["", String(selection.hasSuffix("\n") ? selection.dropLast() : Substring(selection))] }
         lines += ["", "Models: " + (models.isEmpty ? "none recorded." : models.map { "\($0.stage) \($0.role): \($0.backend)" }.joined(separator: "; ") + ".")]
         if !taxonomy.isEmpty { lines.append("Taxonomy: \(taxonomy.sorted().joined(separator: ", ")).") }
         lines += [

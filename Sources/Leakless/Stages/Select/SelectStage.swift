@@ -171,6 +171,6 @@ struct SelectPoolStage: TwoPassStage {
 
     var extraStats: [String: JSONValue] {
         guard let report else { return [:] }
-        return ["selection": report.json, "selection_report": .string(report.markdown(heading: "##"))]
+        return ["selection": report.json]
     }
 }
