@@ -76,6 +76,8 @@ public struct PipelineDriver {
         for stage in pipeline.stages {
             let templates = pipeline.locate(FileSystem.join("stages", stage.name))
             let previous = planned.last
+            // The settings are checked before the key reads the files they name.
+            try check(stage)
             let key = try StageKey(
                 stage: stage, pipeline: pipeline, templates: templates,
                 inputName: previous.map { FileSystem.lastComponent(of: $0.files.output) })
@@ -87,7 +89,6 @@ public struct PipelineDriver {
             } else {
                 throw DriverError("stage '\(stage.name)' has no input")
             }
-            try check(stage)
             planned.append(PlannedStage(
                 config: stage, key: key, files: StageFiles(stage: stage.name, key: key.hash, storeFolder: store),
                 input: input, templates: templates, inputMarker: previous?.files.stats))

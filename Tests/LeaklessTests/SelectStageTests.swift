@@ -161,4 +161,25 @@ final class SelectStageTests: XCTestCase {
             XCTAssertFalse(FileSystem.exists(FileSystem.join(folder, "out/bad")), "\(arguments): nothing written")
         }
     }
+
+    /// The stage's settings are checked at load, each error naming pipeline.yaml's line.
+    func testBadSelectSettingsNameTheirLine() throws {
+        let folder = try projectCopy(self)
+        let pipelinePath = FileSystem.join(folder, "pipeline.yaml")
+        let original = try FileSystem.readText(pipelinePath)
+        let exportLine = original.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0 == "  export:" }! + 1
+        let cases: [(String, String)] = [
+            ("  select:\n    quota: table\n    quota_table:\n      Violent: many\n",
+             "pipeline.yaml:\(exportLine + 3): 'quota_table.Violent' must be an integer from 0 to 10000000, found 'many'"),
+            ("  select:\n    quota: table\n", "pipeline.yaml:\(exportLine): stage 'select': quota: table needs 'quota_table' (each category's count)"),
+            ("  select:\n    weights: {discrimination: 1, novelty: 2}\n", "unknown key 'novelty' in 'weights'"),
+        ]
+        for (stage, message) in cases {
+            try write(original.replacingOccurrences(of: "  export:", with: stage + "  export:"), to: pipelinePath)
+            let result = try runExecutable("leakless", ["run"], in: folder)
+            XCTAssertNotEqual(result.status, 0)
+            XCTAssertTrue(result.stderr.contains(message), "\(message)\n\(result.stderr)")
+            XCTAssertFalse(FileSystem.exists(FileSystem.join(folder, "out/store")), "nothing ran")
+        }
+    }
 }

@@ -30,6 +30,11 @@ final class StageGoldenTests: XCTestCase {
         ],
         "filter": ["lexicon": .string(FileSystem.join(projectRoot, "data/lexicon.yaml"))],
         "dedup": ["max_queries_per_image": 2],
+        // Three models' labels of the dedup output; no diversity (no model needed).
+        "select": [
+            "evaluations": .string(FileSystem.join(fixtures, "select/eval.json")), "size": 5,
+            "weights": ["discrimination": 1.0, "diversity": 0, "images": 0.5, "harmfulness": 0.25, "visual_dependence": 0.25],
+        ],
     ]
 
     func testExtract() throws { try check("extract") }
@@ -39,6 +44,7 @@ final class StageGoldenTests: XCTestCase {
     func testCategorise() throws { try check("categorise") }
     func testFilter() throws { try check("filter") }
     func testDedup() throws { try check("dedup") }
+    func testSelect() throws { try check("select") }
     func testExport() throws { try check("export") }
 
     /// With LEAKLESS_UPDATE_GOLDEN=1: every stage in order, each writing the next one's input.
@@ -48,7 +54,7 @@ final class StageGoldenTests: XCTestCase {
     }
 
     func testEveryStageHasGoldenFixtures() {
-        XCTAssertEqual(StageRegistry.definitions.map(\.name), ["extract", "rewrite", "detect", "image", "categorise", "filter", "dedup", "export"],
+        XCTAssertEqual(StageRegistry.definitions.map(\.name), ["extract", "rewrite", "detect", "image", "categorise", "filter", "dedup", "select", "export"],
                        "a new stage needs its golden test here")
     }
 

@@ -30,7 +30,7 @@ public enum SelectStage: PipelineStage {
                            "how much each criterion counts"),
             StageParameter("method", .choice(ItemStatisticsMethod.allCases.map(\.rawValue)), default: "auto",
                            "item statistics: irt (two-parameter logistic), item_total (item-rest correlation), or auto (irt from 8 models)"),
-            StageParameter("seed", .integer(Int64.min...Int64.max), default: 1, "the seed of the diversity sample, ties and the bootstrap"),
+            StageParameter("seed", .integer(0...Int64(Int32.max)), default: 1, "the seed of the diversity sample, ties and the bootstrap"),
             StageParameter("diversity_sample", .integer(1...100_000), default: 512, "pairs of the pool whose coverage the diversity term measures"),
             StageParameter("model", .optionalPath, default: "models/all-MiniLM-L6-v2", "the sentence-embedding model folder (for diversity)"),
         ])
