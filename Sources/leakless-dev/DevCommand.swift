@@ -9,7 +9,7 @@ struct DevCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "leakless-dev",
         abstract: "leakless development tools: a local stand-in model server and the benchmarks.",
-        subcommands: [MockServerCommand.self, BenchClientCommand.self, BenchDedupCommand.self, BenchEmbedCommand.self, BenchDetectorCommand.self, BenchAuditCommand.self, CrashHarnessCommand.self])
+        subcommands: [MockServerCommand.self, BenchClientCommand.self, BenchDedupCommand.self, BenchEmbedCommand.self, BenchDetectorCommand.self, BenchAuditCommand.self, BenchSelectCommand.self, CrashHarnessCommand.self])
 
     static func main() {
         prepareProcess()

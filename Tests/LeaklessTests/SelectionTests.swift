@@ -4,47 +4,7 @@ import XCTest
 
 @testable import Leakless
 
-/// A response matrix drawn from known two-parameter logistic item parameters.
-struct SyntheticPool {
-    let abilities: [Double]
-    let discrimination: [Double]
-    let difficulty: [Double]
-    let responses: ResponseMatrix
-    let candidates: [SelectionCandidate]
-
-    /// `models` abilities from N(0, 1); each item's discrimination uniform in [0.2, 2.5] and
-    /// difficulty from N(0, 1); categories of unequal sizes; small random embeddings.
-    init(models: Int, items: Int, seed: UInt64, embeddingDimension: Int = 8) {
-        var random = SeededRandom(seed: seed)
-        func uniform() -> Double { Double(random.next() >> 11) / Double(1 << 53) }
-        func normal() -> Double { (-2 * log(max(uniform(), 1e-300))).squareRoot() * cos(2 * .pi * uniform()) }
-        abilities = (0..<models).map { _ in normal() }
-        discrimination = (0..<items).map { _ in 0.2 + 2.3 * uniform() }
-        difficulty = (0..<items).map { _ in normal() }
-        var matrix = ResponseMatrix(models: (0..<models).map { "model-\($0)" }, items: items)
-        for model in 0..<models {
-            for item in 0..<items {
-                let p = 1 / (1 + exp(-discrimination[item] * (abilities[model] - difficulty[item])))
-                matrix[model, item] = uniform() < p ? 1 : 0
-            }
-        }
-        responses = matrix
-        let categories = ["Illegal Activity", "Self-Harm", "Privacy", "Violent"]
-        let shares = [0.4, 0.3, 0.2, 0.1]
-        candidates = (0..<items).map { item in
-            let u = uniform()
-            var sum = 0.0, category = categories.last!
-            for (name, share) in zip(categories, shares) {
-                sum += share
-                if u < sum { category = name; break }
-            }
-            var embedding = (0..<embeddingDimension).map { _ in Float(normal()) }
-            let norm = embedding.reduce(0) { $0 + $1 * $1 }.squareRoot()
-            embedding = embedding.map { $0 / norm }
-            return SelectionCandidate(id: "pair-\(item)", category: category, image: "image-\(item / 2)", embedding: embedding)
-        }
-    }
-}
+typealias SyntheticPool = SyntheticSelectionPool
 
 final class SelectionTests: XCTestCase {
     /// Each item's parameters fitted as if every model's true ability were known: the most its
@@ -124,6 +84,28 @@ final class SelectionTests: XCTestCase {
         // A small category gives what it cannot fill to the others.
         let quotas = try SubsetSelection.quotas(.equal, size: 10, categories: ["a", "b", "b", "b", "b", "b", "c", "c", "c", "c", "c"])
         XCTAssertEqual(quotas, ["a": 1, "b": 5, "c": 4])
+    }
+
+    /// With image-blind labels, each pair's visual dependence: safe with the image minus safe
+    /// without it, over the models that have both.
+    func testVisualDependenceFromImageBlindLabels() throws {
+        var seeing = ResponseMatrix(models: ["a", "b"], items: 3)
+        var blind = ResponseMatrix(models: ["a", "b"], items: 3)
+        for (item, values) in [(1, 0, 1, 1), (1, 1, 1, 1), (0, 0, 0, 0)].enumerated() {
+            seeing[0, item] = Int8(values.0); blind[0, item] = Int8(values.1)
+            seeing[1, item] = Int8(values.2); blind[1, item] = Int8(values.3)
+        }
+        let candidates = (0..<3).map { SelectionCandidate(id: "p\($0)", category: "Violent", image: "i\($0)") }
+        var settings = SelectionSettings(size: 1)
+        settings.weights = SelectionWeights()
+        settings.weights.discrimination = 0
+        settings.weights.images = 0
+        settings.weights.harmfulness = 0
+        var selection = try SubsetSelection(candidates: candidates, responses: seeing, blind: blind, settings: settings)
+        selection.run()
+        XCTAssertEqual(selection.statistics.map(\.visualDependence), [0.5, 0, 0])
+        XCTAssertEqual(selection.statistics.map(\.harmfulness), [0, 0, 1])
+        XCTAssertEqual(selection.selected.map(\.item), [0], "visual dependence alone chooses the pair safer with its image")
     }
 
     func testBadSelectionRequestsAreOneLineErrors() {

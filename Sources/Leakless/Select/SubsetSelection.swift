@@ -159,7 +159,8 @@ public struct SubsetSelection {
 
     // MARK: - Item statistics
 
-    mutating func estimate(progress: ((String) -> Void)?) {
+    /// The item statistics (fitting the item response model, when used).
+    public mutating func estimate(progress: ((String) -> Void)? = nil) {
         let models = responses.models.count
         method = settings.method == .auto ? (models >= ItemStatisticsMethod.fewestModelsForIRT ? .irt : .itemTotal) : settings.method
         var separation: [Double]
@@ -258,7 +259,8 @@ public struct SubsetSelection {
         return gains
     }
 
-    mutating func choose() {
+    /// The greedy choice, on the statistics `estimate` made.
+    public mutating func choose() {
         let count = candidates.count
         let weights = settings.weights
         let modular = (0..<count).map { SelectedItem.sum(modularGains($0)) }
@@ -325,14 +327,15 @@ public struct SubsetSelection {
         }
         var byImage: [String: Int] = [:]
         for entry in selected where byImage[candidates[entry.item].image] == nil { byImage[candidates[entry.item].image] = entry.item }
-        for item in eligible where !chosen.contains(item) {
+        let unchosen = eligible.filter { !chosen.contains($0) }
+        let nearestChosen = diversity.nearest(unchosen, among: selected.map(\.item))
+        for (position, item) in unchosen.enumerated() {
             let category = candidates[item].category
             if quotas[category, default: 0] == 0 {
                 leftOut[item] = ("quota", "its category '\(category)' has a quota of 0")
             } else if weights.images > 0, let shown = byImage[candidates[item].image] {
                 leftOut[item] = ("same-image", "its image is shown by chosen pair \(candidates[shown].id)")
-            } else if let (nearest, similarity) = diversity.nearest(item, among: selected.map(\.item)),
-                similarity >= settings.nearDuplicate {
+            } else if let (nearest, similarity) = nearestChosen[position], similarity >= settings.nearDuplicate {
                 leftOut[item] = ("near-duplicate", "cosine \(String(format1: similarity, digits: 3)) to chosen pair \(candidates[nearest].id)")
             } else if statistics[item].separation < (lowestSeparation[category] ?? 0) {
                 leftOut[item] = ("low-discrimination", "separation \(String(format1: statistics[item].separation, digits: 3)) below the lowest chosen in '\(category)' (\(String(format1: lowestSeparation[category] ?? 0, digits: 3)))")
@@ -465,19 +468,37 @@ struct Coverage {
         for r in 0..<references where similarity[base + r] > covered[r] { covered[r] = similarity[base + r] }
     }
 
-    /// The chosen pair nearest `item` by cosine, and that cosine.
-    func nearest(_ item: Int, among chosen: [Int]) -> (Int, Double)? {
-        guard references > 0 else { return nil }
-        let query = embeddings[item]
-        var best: (Int, Double)?
-        for other in chosen {
-            let embedding = embeddings[other]
-            guard embedding.count == query.count else { continue }
-            var dot: Float = 0
-            for k in 0..<query.count { dot += query[k] * embedding[k] }
-            if best == nil || Double(dot) > best!.1 { best = (other, Double(dot)) }
+    /// For each of `items`, the chosen pair nearest it by cosine and that cosine (nil when
+    /// there are no embeddings or nothing was chosen); one matrix product a block of items.
+    func nearest(_ items: [Int], among chosen: [Int]) -> [(Int, Double)?] {
+        let dimension = embeddings.first?.count ?? 0
+        guard references > 0, dimension > 0, !chosen.isEmpty else { return items.map { _ in nil } }
+        var chosenMatrix = [Float](repeating: 0, count: chosen.count * dimension)
+        for (row, item) in chosen.enumerated() where embeddings[item].count == dimension {
+            for k in 0..<dimension { chosenMatrix[row * dimension + k] = embeddings[item][k] }
         }
-        return best
+        var result: [(Int, Double)?] = []
+        result.reserveCapacity(items.count)
+        let block = 1024
+        var rows = [Float](repeating: 0, count: block * dimension)
+        var products = [Float](repeating: 0, count: block * chosen.count)
+        var start = 0
+        while start < items.count {
+            let end = min(start + block, items.count)
+            for index in start..<end {
+                let embedding = embeddings[items[index]]
+                for k in 0..<dimension { rows[(index - start) * dimension + k] = embedding.count == dimension ? embedding[k] : 0 }
+            }
+            let n = Int32(end - start), m = Int32(chosen.count), d = Int32(dimension)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, d, 1, rows, d, chosenMatrix, d, 0, &products, m)
+            for row in 0..<(end - start) {
+                var best = 0
+                for column in 1..<chosen.count where products[row * chosen.count + column] > products[row * chosen.count + best] { best = column }
+                result.append((chosen[best], Double(products[row * chosen.count + best])))
+            }
+            start = end
+        }
+        return result
     }
 }
 
