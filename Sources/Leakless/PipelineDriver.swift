@@ -71,7 +71,13 @@ public struct PipelineDriver {
 
     /// Every stage's key, computed from the configuration and templates alone (no stage runs), so
     /// a stage's key is known before its input exists.
+    /// Where the content hashes of the files the stage keys read are kept between runs.
+    var fileHashes: String { FileSystem.join(cache, "file-hashes.json") }
+
     public func plan() throws -> [PlannedStage] {
+        FileHashCache.shared.load(from: fileHashes)
+        // Kept only in a workdir that exists: planning alone creates nothing.
+        defer { if FileSystem.isDirectory(pipeline.workdirPath) { try? FileHashCache.shared.save(to: fileHashes) } }
         var planned: [PlannedStage] = []
         for stage in pipeline.stages {
             let templates = pipeline.locate(FileSystem.join("stages", stage.name))
@@ -195,6 +201,7 @@ public struct PipelineDriver {
             reports.append(StageReport(stage: stage, ran: true, stats: stats, wallSeconds: Progress.now() - started))
         }
         try writeManifest(reports)
+        try? FileHashCache.shared.save(to: fileHashes)
         if let export = plan.last, export.config.definition.writesFolder, FileSystem.isDirectory(export.files.outputFolder) {
             try linkBenchmark(to: export.files.outputFolder)
         }

@@ -138,20 +138,34 @@ public enum TemporaryName {
     }
 
     /// Removes, anywhere under `folder`, the temporary files and folders of processes that are
-    /// no longer running (a kill -9 leaves them); returns how many.
+    /// no longer running (a kill -9 leaves them); returns how many. Only names are read (no
+    /// status of each file), so a workdir of many thousand files is walked quickly.
     @discardableResult
     public static func removeStale(under folder: String) throws -> Int {
-        guard FileSystem.isDirectory(folder), let walker = FileManager.default.enumerator(atPath: folder) else { return 0 }
         var stale: [String] = []
-        for case let relative as String in walker {
-            let name = FileSystem.lastComponent(of: relative)
-            guard name.hasPrefix("."), let marker = name.range(of: ".tmp-", options: .backwards),
-                let pid = Int32(name[marker.upperBound...].prefix(while: { $0 != "-" })), pid > 0
-            else { continue }
-            walker.skipDescendants()
-            // kill(pid, 0) fails with ESRCH only when no such process exists.
-            if kill(pid, 0) != 0 && errno == ESRCH { stale.append(FileSystem.join(folder, relative)) }
+        func walk(_ path: String) {
+            guard let directory = opendir(path) else { return }
+            defer { closedir(directory) }
+            while let entry = readdir(directory) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name == "." || name == ".." { continue }
+                let child = FileSystem.join(path, name)
+                if name.hasPrefix("."), let marker = name.range(of: ".tmp-", options: .backwards),
+                    let pid = Int32(name[marker.upperBound...].prefix(while: { $0 != "-" })), pid > 0 {
+                    // kill(pid, 0) fails with ESRCH only when no such process exists.
+                    if kill(pid, 0) != 0 && errno == ESRCH { stale.append(child) }
+                    continue
+                }
+                var isFolder = entry.pointee.d_type == UInt8(DT_DIR)
+                if entry.pointee.d_type == UInt8(DT_UNKNOWN) {
+                    var info = stat()
+                    isFolder = lstat(child, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+                }
+                if isFolder { walk(child) }
+            }
         }
+        guard FileSystem.isDirectory(folder) else { return 0 }
+        walk(folder)
         for path in stale { try FileSystem.remove(path) }
         return stale.count
     }

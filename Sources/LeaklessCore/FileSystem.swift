@@ -168,10 +168,10 @@ public enum FileSystem {
         if isDirectory(path) {
             var entries: [String: JSONValue] = [:]
             for file in try files(under: path) {
-                entries[file] = .string(ContentHash(of: try read(join(path, file))).hex)
+                entries[file] = .string(try FileHashCache.shared.hash(ofFile: join(path, file)).hex)
             }
             return ContentHash(ofJSON: .object(entries))
         }
-        return ContentHash(of: try read(path))
+        return try FileHashCache.shared.hash(ofFile: path)
     }
 }

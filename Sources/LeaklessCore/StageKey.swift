@@ -60,20 +60,21 @@ public struct StageKey: Sendable {
     }
 
     /// A collection's files by name, size and modification time: thousands of installed files
-    /// are not read on every plan.
+    /// are not read on every plan, and not even listed again while none of its folders changed
+    /// (see FileHashCache.listingHash).
     private static func hashListing(_ path: String, stage: StageConfig, pipeline: PipelineConfig, parameter: StageParameter) throws -> String {
         let located = pipeline.locate(path)
         guard FileSystem.isDirectory(located) else {
             throw LocatedError(path: pipeline.path, line: stage.line, message: "stage '\(stage.name)': '\(parameter.name)' names \(path), which is not a folder (looked in \(pipeline.searched(path))); it is \(parameter.help)")
         }
-        let files: [(path: String, size: Int, modified: Int)]
         do {
-            files = try FileSystem.listing(under: located)
+            return try FileHashCache.shared.listingHash(of: located) {
+                let listing = try FileSystem.listing(under: located).map { "\($0.path)\t\($0.size)\t\($0.modified)" }
+                return ContentHash(ofString: listing.sorted().joined(separator: "\n")).hex
+            }
         } catch {
             throw LocatedError(path: pipeline.path, line: stage.line, message: "stage '\(stage.name)': cannot list \(located)")
         }
-        let listing = files.map { "\($0.path)\t\($0.size)\t\($0.modified)" }
-        return ContentHash(ofString: listing.sorted().joined(separator: "\n")).hex
     }
 
     private static func hashPath(_ path: String, stage: StageConfig, pipeline: PipelineConfig, parameter: String) throws -> String {
