@@ -2,6 +2,9 @@ import LeaklessCore
 
 /// The builtin detector's word lists (`data/lexicon.yaml`).
 public struct Lexicon: Sendable {
+    /// The project's lexicon, where the pipeline's stages and the commands look by default.
+    public static let defaultPath = "data/lexicon.yaml"
+
     /// Risk terms tagged with their category, and intent terms tagged "intent".
     public let riskTerms: PhraseMatcher
     public let referenceTerms: PhraseMatcher

@@ -35,7 +35,7 @@ public struct JudgeOptions: ParsableArguments {
     var pipeline: String = "pipeline.yaml"
 
     @Option(help: "The builtin detector's lexicon.")
-    var lexicon: String = "data/lexicon.yaml"
+    var lexicon: String = Lexicon.defaultPath
 
     @Option(help: "The builtin detector's leak score threshold.")
     var threshold: Double = 1.0

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Leakless
 import LeaklessCore
+import LeaklessEmbedding
 
 public struct SelectCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
@@ -38,7 +39,7 @@ public struct SelectCommand: ParsableCommand {
     var seed: Int64 = 1
 
     @Option(help: "The sentence-embedding model folder (for diversity).")
-    var model: String = "models/all-MiniLM-L6-v2"
+    var model: String = SentenceEmbedder.defaultFolder
 
     @Option(help: "With --benchmark: the folder to write the chosen pairs to (default: the benchmark's folder name with -selected).")
     var output: String?

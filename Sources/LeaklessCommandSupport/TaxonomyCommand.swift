@@ -59,7 +59,7 @@ public struct TaxonomyExpandCommand: ParsableCommand {
     var templates: String = "stages/extract"
 
     @Option(help: "The lexicon whose stop words the deduplication leaves out.")
-    var lexicon: String = "data/lexicon.yaml"
+    var lexicon: String = Lexicon.defaultPath
 
     public init() {}
 

@@ -30,7 +30,7 @@ public struct BenchAuditCommand: ParsableCommand {
     var script: String = "scripts/audit_lexical.py"
 
     @Option(help: "The lexicon both use.")
-    var lexicon: String = "data/lexicon.yaml"
+    var lexicon: String = Lexicon.defaultPath
 
     @Option(help: "Where to write the figures (JSON).")
     var output: String = "bench/audit.json"

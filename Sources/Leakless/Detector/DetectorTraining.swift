@@ -178,7 +178,7 @@ public enum DetectorTraining {
         let seeds = try run("extract", input: FileSystem.join(project, "data/taxonomy.yaml"), parameters: ["queries_per_element": 20])
         let rewrites = try run("rewrite", input: "", records: seeds)
         let kept = try run("detect", input: "", records: rewrites, parameters: [
-            "detector": "lexicon", "lexicon": .string(FileSystem.join(project, "data/lexicon.yaml")),
+            "detector": "lexicon", "lexicon": .string(FileSystem.join(project, Lexicon.defaultPath)),
         ])
         // A kept record's parent is its rewrite; the rewrite's parent is the seed.
         let keptRewrites = Set(kept.compactMap { $0.parents.first })

@@ -13,8 +13,8 @@ public enum CategoriseStage: PipelineStage {
         roles: [BackendRole("backend", serves: ["builtin", "chat"], required: true, "the categoriser: the pair and the definitions in, a category out")],
         parameters: [
             StageParameter("taxonomy", .path, default: "data/taxonomy.yaml", "the categories, sub-categories and their definitions"),
-            StageParameter("lexicon", .path, default: "data/lexicon.yaml", "builtin, TF-IDF: its stop words are left out"),
-            StageParameter("model", .optionalPath, default: "models/all-MiniLM-L6-v2", "builtin: the sentence-embedding model folder"),
+            StageParameter("lexicon", .path, default: .string(Lexicon.defaultPath), "builtin, TF-IDF: its stop words are left out"),
+            StageParameter("model", .optionalPath, default: .string(SentenceEmbedder.defaultFolder), "builtin: the sentence-embedding model folder"),
             StageParameter("matching", .choice(["auto", "embedding", "tfidf"]), default: "auto",
                            "builtin: embeddings when the model is there (auto), or TF-IDF"),
         ])

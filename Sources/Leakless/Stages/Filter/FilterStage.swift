@@ -7,7 +7,7 @@ public enum FilterStage: PipelineStage {
         input: .records(["pair"]), output: .records("pair"),
         roles: [BackendRole("backend", serves: ["builtin", "chat"], required: true, needsVision: true, "the pair filter")],
         parameters: [
-            StageParameter("lexicon", .path, default: "data/lexicon.yaml", "stop and reference word lists"),
+            StageParameter("lexicon", .path, default: .string(Lexicon.defaultPath), "stop and reference word lists"),
             StageParameter("min_description_words", .integer(0...50), default: 4, "fewer content words in the description is too vague"),
         ])
 

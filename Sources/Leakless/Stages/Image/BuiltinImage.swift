@@ -75,13 +75,23 @@ public struct BuiltinImageStage: RecordStage {
     /// The best `count` pool indices by score, best first; equal scores ordered by a hash of
     /// the record and the file, so equally good pictures spread instead of the first always winning.
     private func ranked(_ scores: [Float], salt: String, count: Int) -> [Int] {
+        guard count > 0, !scores.isEmpty else { return [] }
         let rounded = scores.map { ($0 * 1_000_000).rounded() / 1_000_000 }
-        let byScore = scores.indices.sorted { rounded[$0] > rounded[$1] }
-        // Every index that ties with the last one kept takes part in the tie-break.
-        var end = min(count, byScore.count)
-        while end < byScore.count, rounded[byScore[end]] == rounded[byScore[end - 1]] { end += 1 }
-        let tie = Dictionary(uniqueKeysWithValues: byScore[..<end].map { ($0, ContentHash(ofString: salt + pool.pictures[$0].file).hex) })
-        let top = byScore[..<end].sorted { rounded[$0] != rounded[$1] ? rounded[$0] > rounded[$1] : tie[$0]! < tie[$1]! }
+        // The count-th best score in one pass (a small sorted buffer, best first) ...
+        var best: [Float] = []
+        best.reserveCapacity(count + 1)
+        for value in rounded where best.count < count || value > best[best.count - 1] {
+            var place = best.count
+            while place > 0 && best[place - 1] < value { place -= 1 }
+            best.insert(value, at: place)
+            if best.count > count { best.removeLast() }
+        }
+        let threshold = best[best.count - 1]
+        // ... then every index at or above it, so each one that ties with the last kept takes
+        // part in the tie-break.
+        let candidates = rounded.indices.filter { rounded[$0] >= threshold }
+        let tie = Dictionary(uniqueKeysWithValues: candidates.map { ($0, ContentHash(ofString: salt + pool.pictures[$0].file).hex) })
+        let top = candidates.sorted { rounded[$0] != rounded[$1] ? rounded[$0] > rounded[$1] : tie[$0]! < tie[$1]! }
         return Array(top.prefix(count))
     }
 

@@ -19,8 +19,8 @@ public enum ImageStage: PipelineStage {
         parameters: [
             StageParameter("pool", .path, default: "data/pool", "folder with pool.yaml and the photos"),
             StageParameter("clipart", .collection, default: "/usr/share/openclipart", "the Open Clip Art Library (Debian openclipart-svg and openclipart-png); empty: photos only"),
-            StageParameter("lexicon", .path, default: "data/lexicon.yaml", "its stop words are ignored by TF-IDF matching"),
-            StageParameter("model", .optionalPath, default: "models/all-MiniLM-L6-v2", "the sentence-embedding model folder (scripts/setup fetches it)"),
+            StageParameter("lexicon", .path, default: .string(Lexicon.defaultPath), "its stop words are ignored by TF-IDF matching"),
+            StageParameter("model", .optionalPath, default: .string(SentenceEmbedder.defaultFolder), "the sentence-embedding model folder (scripts/setup fetches it)"),
             StageParameter("matching", .choice(["auto", "embedding", "tfidf"]), default: "auto", "caption matching: auto uses embeddings when the model is there, else TF-IDF with a warning"),
             StageParameter("min_similarity", .number(0...1), default: 0.5, "embedding matching: the least cosine similarity a picture needs"),
             StageParameter("min_tfidf", .number(0...1), default: 0.5, "TF-IDF matching: the least cosine similarity a picture needs"),

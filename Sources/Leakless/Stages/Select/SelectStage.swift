@@ -32,7 +32,7 @@ public enum SelectStage: PipelineStage {
                            "item statistics: irt (two-parameter logistic), item_total (item-rest correlation), or auto (irt from 8 models)"),
             StageParameter("seed", .integer(0...Int64(Int32.max)), default: 1, "the seed of the diversity sample, ties and the bootstrap"),
             StageParameter("diversity_sample", .integer(1...100_000), default: 512, "pairs of the pool whose coverage the diversity term measures"),
-            StageParameter("model", .optionalPath, default: "models/all-MiniLM-L6-v2", "the sentence-embedding model folder (for diversity)"),
+            StageParameter("model", .optionalPath, default: .string(SentenceEmbedder.defaultFolder), "the sentence-embedding model folder (for diversity)"),
         ])
 
     public struct Weights: Decodable, Sendable {
