@@ -37,7 +37,9 @@ public struct BuiltinImageStage: RecordStage {
         let useEmbeddings = parameters.matching == "embedding" || (parameters.matching == "auto" && SentenceEmbedder.available(in: parameters.model))
         if useEmbeddings {
             let embedder = try SentenceEmbedder(folder: parameters.model)
-            matcher = try EmbeddingMatcher(pool: pool, embedder: embedder, cache: indexCache, progress: log)
+            var embeddings = try EmbeddingMatcher(pool: pool, embedder: embedder, cache: indexCache, progress: log)
+            embeddings.texts = try? TextEmbeddingLog(folder: indexCache, embedder: embedder)
+            matcher = embeddings
             threshold = Float(parameters.minSimilarity)
         } else {
             if parameters.matching == "auto" {
@@ -75,21 +77,11 @@ public struct BuiltinImageStage: RecordStage {
     /// The best `count` pool indices by score, best first; equal scores ordered by a hash of
     /// the record and the file, so equally good pictures spread instead of the first always winning.
     private func ranked(_ scores: [Float], salt: String, count: Int) -> [Int] {
-        guard count > 0, !scores.isEmpty else { return [] }
-        let rounded = scores.map { ($0 * 1_000_000).rounded() / 1_000_000 }
-        // The count-th best score in one pass (a small sorted buffer, best first) ...
-        var best: [Float] = []
-        best.reserveCapacity(count + 1)
-        for value in rounded where best.count < count || value > best[best.count - 1] {
-            var place = best.count
-            while place > 0 && best[place - 1] < value { place -= 1 }
-            best.insert(value, at: place)
-            if best.count > count { best.removeLast() }
-        }
-        let threshold = best[best.count - 1]
-        // ... then every index at or above it, so each one that ties with the last kept takes
-        // part in the tie-break.
-        let candidates = rounded.indices.filter { rounded[$0] >= threshold }
+        let rounded = ScoreKernels.roundedToMillionths(scores)
+        guard let threshold = ScoreKernels.threshold(ofTop: count, in: rounded) else { return [] }
+        // Every index at or above the count-th best, so each one that ties with the last kept
+        // takes part in the tie-break.
+        let candidates = ScoreKernels.indices(atLeast: threshold, in: rounded)
         let tie = Dictionary(uniqueKeysWithValues: candidates.map { ($0, ContentHash(ofString: salt + pool.pictures[$0].file).hex) })
         let top = candidates.sorted { rounded[$0] != rounded[$1] ? rounded[$0] > rounded[$1] : tie[$0]! < tie[$1]! }
         return Array(top.prefix(count))
@@ -115,21 +107,19 @@ public struct BuiltinImageStage: RecordStage {
     /// the element's terms alone (negatives as 0), so a picture must show the element, not only
     /// share the scene's words.
     private mutating func scores(_ record: Record) throws -> [Float] {
-        var total: [Float] = []
-        let texts = try matchTexts(record)
-        for text in texts {
-            let scores: [Float]
+        var lists: [[Float]] = []
+        for text in try matchTexts(record) {
             if let known = scoresByText[text] {
-                scores = known
+                lists.append(known)
             } else {
-                scores = matcher.scores(text)
+                let scores = matcher.scores(text)
                 // A query's rewrites come together: a small cache does, and memory stays flat.
                 if scoresByText.count >= 256 { scoresByText.removeAll(keepingCapacity: true) }
                 scoresByText[text] = scores
+                lists.append(scores)
             }
-            total = total.isEmpty ? scores.map { max($0, 0) } : zip(total, scores).map { $0 * max($1, 0) }
         }
-        return texts.count == 1 ? total : total.map { $0.squareRoot() }
+        return ScoreKernels.geometricMeanOfPositives(lists)
     }
 
     /// The best picture for the record whatever its score, decoded, with what describes it.

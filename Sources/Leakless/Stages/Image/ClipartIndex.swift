@@ -100,21 +100,43 @@ struct ClipartIndex: Sendable {
         let target: String
     }
 
+    /// The SVG files under `root` by name, size and modification time (each file's own status:
+    /// no owner or group look-ups), with the file each link points to; a link that leaves the
+    /// collection is not followed, and linked folders are not entered.
     private static func svgFiles(under root: String) throws -> [Listed] {
-        guard let enumerator = FileManager.default.enumerator(atPath: root) else { throw RecordError("cannot list \(root)") }
-        let resolvedRoot = URL(fileURLWithPath: root).resolvingSymlinksInPath().path
+        guard let resolved = realpath(root, nil) else { throw RecordError("cannot list \(root)") }
+        let resolvedRoot = String(cString: resolved)
+        free(resolved)
         var listed: [Listed] = []
-        while let relative = enumerator.nextObject() as? String {
-            guard relative.hasSuffix(".svg") else { continue }
-            let path = FileSystem.join(root, relative)
-            let attributes = try FileManager.default.attributesOfItem(atPath: path)
-            let real = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
-            // A link that leaves the collection is not followed.
-            guard real.hasPrefix(resolvedRoot + "/") else { continue }
-            let target = String(real.dropFirst(resolvedRoot.count + 1))
-            let modified = Int((attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)
-            listed.append(Listed(relative: relative, size: (attributes[.size] as? Int) ?? 0, modified: modified, target: target))
+        func walk(_ relative: String) throws {
+            let folder = relative.isEmpty ? root : FileSystem.join(root, relative)
+            guard let directory = opendir(folder) else { throw RecordError("cannot list \(folder)") }
+            defer { closedir(directory) }
+            while let entry = readdir(directory) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name == "." || name == ".." { continue }
+                let item = relative.isEmpty ? name : relative + "/" + name
+                let path = FileSystem.join(root, item)
+                var info = stat()
+                guard lstat(path, &info) == 0 else { continue }
+                let kind = info.st_mode & S_IFMT
+                if kind == S_IFDIR {
+                    try walk(item)
+                    continue
+                }
+                guard name.hasSuffix(".svg") else { continue }
+                var target = item
+                if kind == S_IFLNK {
+                    guard let real = realpath(path, nil) else { continue }
+                    let resolvedPath = String(cString: real)
+                    free(real)
+                    guard resolvedPath.hasPrefix(resolvedRoot + "/") else { continue }
+                    target = String(resolvedPath.dropFirst(resolvedRoot.count + 1))
+                }
+                listed.append(Listed(relative: item, size: Int(info.st_size), modified: Int(info.st_mtim.tv_sec), target: target))
+            }
         }
+        try walk("")
         return listed.sorted { $0.relative < $1.relative }
     }
 

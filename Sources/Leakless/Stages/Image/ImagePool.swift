@@ -174,8 +174,17 @@ struct EmbeddingMatcher: CaptionMatcher {
         count = captions.count
     }
 
+    /// Texts already embedded (by any workdir of this user), when kept.
+    var texts: TextEmbeddingLog?
+
     func scores(_ text: String) -> [Float] {
-        let query = embedder.embed(text)
+        let query: [Float]
+        if let known = texts?.vector(text) {
+            query = known
+        } else {
+            query = embedder.embed(text)
+            texts?.keep(text, query)
+        }
         var result = [Float](repeating: 0, count: count)
         guard count > 0 else { return result }
         matrix.withUnsafeBufferPointer { rows in
