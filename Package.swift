@@ -55,20 +55,24 @@ let package = Package(
         ]),
         // The review app: a local web server (FlyingFox) over the review session.
         .target(name: "LeaklessReview", dependencies: ["Leakless", .product(name: "FlyingFox", package: "FlyingFox")]),
-        .target(name: "LeaklessCommandSupport", dependencies: [
-            "Leakless", "LeaklessEmbedding", "LeaklessReview", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        // What a stage executable needs to run its stage, and no more (no review server).
+        .target(name: "LeaklessStageCommand", dependencies: [
+            "Leakless", "LeaklessEmbedding", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "leakless", dependencies: ["Leakless", "LeaklessCommandSupport"]),
+        .target(name: "LeaklessCommandSupport", dependencies: [
+            "Leakless", "LeaklessEmbedding", "LeaklessReview", "LeaklessStageCommand", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "leakless", dependencies: ["Leakless", "LeaklessCommandSupport", "LeaklessStageCommand"]),
 
         // Development only: a local server speaking the model wire formats (tests, benchmarks,
         // offline trials) and the benchmark commands, in `leakless-dev`.
         .target(name: "LeaklessMockServer", dependencies: ["Leakless"]),
         .target(name: "LeaklessDevCommands", dependencies: ["LeaklessCommandSupport", "LeaklessMockServer", "LeaklessEmbedding"]),
-        .executableTarget(name: "leakless-dev", dependencies: ["LeaklessDevCommands"]),
+        .executableTarget(name: "leakless-dev", dependencies: ["LeaklessDevCommands", "LeaklessStageCommand"]),
 
         .testTarget(name: "LeaklessTests", dependencies: ["Leakless", "LeaklessMockServer", "LeaklessTypography", "LeaklessReview"], resources: [.copy("Fixtures")]),
     ] + stageExecutables.map {
-        .executableTarget(name: "leakless-\($0)", dependencies: ["LeaklessCommandSupport"])
+        .executableTarget(name: "leakless-\($0)", dependencies: ["LeaklessStageCommand"])
     },
     swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,6 @@
 import ArgumentParser
 import LeaklessCommandSupport
+import LeaklessStageCommand
 import LeaklessDevCommands
 
 /// Development tools: the local stand-in model server and the benchmarks. Not part of the

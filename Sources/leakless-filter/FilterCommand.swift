@@ -1,5 +1,5 @@
 import ArgumentParser
-import LeaklessCommandSupport
+import LeaklessStageCommand
 
 @main
 struct FilterCommand: StageCommand {

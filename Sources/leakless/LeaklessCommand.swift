@@ -1,6 +1,7 @@
 import ArgumentParser
 import Leakless
 import LeaklessCommandSupport
+import LeaklessStageCommand
 
 @main
 struct LeaklessCommand: ParsableCommand {
