@@ -51,7 +51,7 @@ let package = Package(
         // Text drawn into images (typographic benchmarks) with Pango and Cairo.
         .target(name: "LeaklessTypography", dependencies: ["LeaklessImaging", "CPangoCairo"]),
         .target(name: "Leakless", dependencies: [
-            "LeaklessCore", "LeaklessImaging", "LeaklessNetwork", "LeaklessModels", "LeaklessEmbedding", "LeaklessTypography", "COpenBLAS",
+            "LeaklessCore", "LeaklessImaging", "LeaklessNetwork", "LeaklessModels", "LeaklessEmbedding", "LeaklessTypography",
         ]),
         // The review app: a local web server (FlyingFox) over the review session.
         .target(name: "LeaklessReview", dependencies: ["Leakless", .product(name: "FlyingFox", package: "FlyingFox")]),

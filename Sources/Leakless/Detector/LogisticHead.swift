@@ -1,4 +1,4 @@
-import COpenBLAS
+import LeaklessEmbedding
 import Foundation
 import LeaklessCore
 
@@ -37,13 +37,13 @@ public struct LogisticHead: Sendable, Equatable {
         let momentum: Float = 0.9
         for _ in 0..<iterations {
             // scores = X w; error_i = (sigmoid(score_i + b) - y_i) * weight_i; gradient = X^T error.
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(rows), Int32(dimension), 1, matrix, Int32(dimension), weights, 1, 0, &scores, 1)
+            scores = Matrix.multiply(matrix, rows: rows, columns: dimension, by: weights)
             var biasGradient: Float = 0
             for i in 0..<rows {
                 scores[i] = (1 / (1 + expf(-(scores[i] + bias))) - target[i]) * sampleWeight[i]
                 biasGradient += scores[i]
             }
-            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(rows), Int32(dimension), 1, matrix, Int32(dimension), scores, 1, 0, &gradient, 1)
+            gradient = Matrix.multiply(matrix, rows: rows, columns: dimension, by: scores, transposed: true)
             for i in 0..<dimension {
                 velocity[i] = momentum * velocity[i] - rate * (gradient[i] + l2 * weights[i])
                 weights[i] += velocity[i]

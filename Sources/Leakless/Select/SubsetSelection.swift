@@ -1,4 +1,4 @@
-import COpenBLAS
+import LeaklessEmbedding
 import Foundation
 import LeaklessCore
 
@@ -432,15 +432,13 @@ struct Coverage {
         let block = 2048
         var start = 0
         var rows = [Float](repeating: 0, count: block * dimension)
-        var products = [Float](repeating: 0, count: block * references)
         while start < candidates.count {
             let end = min(start + block, candidates.count)
             for item in start..<end {
                 let embedding = candidates[item].embedding
                 for k in 0..<dimension { rows[(item - start) * dimension + k] = embedding.count == dimension ? embedding[k] : 0 }
             }
-            let n = Int32(end - start), r = Int32(references), d = Int32(dimension)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, r, d, 1, rows, d, referenceMatrix, d, 0, &products, r)
+            let products = Matrix.multiplyByTransposed(rows, rows: end - start, referenceMatrix, columns: references, inner: dimension)
             for row in 0..<(end - start) {
                 for column in 0..<references {
                     let value = max(0, min(1, products[row * references + column]))
@@ -481,7 +479,6 @@ struct Coverage {
         result.reserveCapacity(items.count)
         let block = 1024
         var rows = [Float](repeating: 0, count: block * dimension)
-        var products = [Float](repeating: 0, count: block * chosen.count)
         var start = 0
         while start < items.count {
             let end = min(start + block, items.count)
@@ -489,8 +486,7 @@ struct Coverage {
                 let embedding = embeddings[items[index]]
                 for k in 0..<dimension { rows[(index - start) * dimension + k] = embedding.count == dimension ? embedding[k] : 0 }
             }
-            let n = Int32(end - start), m = Int32(chosen.count), d = Int32(dimension)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, d, 1, rows, d, chosenMatrix, d, 0, &products, m)
+            let products = Matrix.multiplyByTransposed(rows, rows: end - start, chosenMatrix, columns: chosen.count, inner: dimension)
             for row in 0..<(end - start) {
                 var best = 0
                 for column in 1..<chosen.count where products[row * chosen.count + column] > products[row * chosen.count + best] { best = column }

@@ -1,5 +1,4 @@
 import Foundation
-import COpenBLAS
 import LeaklessCore
 import LeaklessEmbedding
 import LeaklessImaging
@@ -189,10 +188,7 @@ struct EmbeddingMatcher: CaptionMatcher {
         guard count > 0 else { return result }
         matrix.withUnsafeBufferPointer { rows in
             query.withUnsafeBufferPointer { vector in
-                result.withUnsafeMutableBufferPointer { output in
-                    cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(count), Int32(query.count), 1, rows.baseAddress, Int32(query.count),
-                                vector.baseAddress, 1, 0, output.baseAddress, 1)
-                }
+                result.withUnsafeMutableBufferPointer { Matrix.multiply(rows, rows: count, columns: vector.count, by: vector, into: $0) }
             }
         }
         return result
