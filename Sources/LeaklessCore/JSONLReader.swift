@@ -11,8 +11,7 @@ public final class JSONLReader: Sequence, IteratorProtocol {
 
     /// The next (line number, record), or nil at the end. Throws a `LocatedError` for a bad line.
     public func nextRecord() throws -> (line: Int, record: Record)? {
-        while let line = try lines.nextLine() {
-            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+        while let line = try lines.nextContentLine() {
             let number = lines.lineNumber
             do {
                 let value = try JSONParser.parse(bytes: Array(line))

@@ -31,6 +31,21 @@ public final class LineReader {
 
     deinit { fclose(file) }
 
+    /// Whether a line holds nothing but spaces, tabs and carriage returns: what every reader of
+    /// JSONL skips.
+    public static func isBlank<Line: Collection>(_ line: Line) -> Bool where Line.Element == UInt8 {
+        line.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
+    }
+
+    /// The next line that is not blank (see `isBlank`), or nil at the end of the file;
+    /// `lineNumber` is its number.
+    public func nextContentLine() throws -> ArraySlice<UInt8>? {
+        while let line = try nextLine() {
+            if !Self.isBlank(line) { return line }
+        }
+        return nil
+    }
+
     /// The next line without its terminator (`\n` or `\r\n`), or nil at the end of the file.
     public func nextLine() throws -> ArraySlice<UInt8>? {
         while true {

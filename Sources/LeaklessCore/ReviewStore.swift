@@ -195,7 +195,7 @@ public struct ReviewStore: Sendable {
             lineNumber += 1
             let line = bytes[start..<end]
             start = end + 1
-            if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }) { continue }
+            if LineReader.isBlank(line) { continue }
             do {
                 decisions.append(try ReviewDecision(json: try JSONParser.parse(bytes: Array(line))))
             } catch let error as RecordError {

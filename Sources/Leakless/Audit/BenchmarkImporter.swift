@@ -325,8 +325,7 @@ public enum BenchmarkImporter {
             lines.removeAll(keepingCapacity: true)
             try visit(items)
         }
-        while let bytes = try reader.nextLine() {
-            if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+        while let bytes = try reader.nextContentLine() {
             lines.append((reader.lineNumber, Array(bytes)))
             if lines.count >= batch { try parse() }
         }
@@ -391,9 +390,8 @@ public enum BenchmarkImporter {
     /// Lines of JSON objects, read as they are (a foreign `id` is just a field here).
     static func jsonLines(_ path: String, _ visit: (AuditItem) throws -> Void, _ make: (SourceRecord, Int) throws -> AuditItem) throws {
         let reader = try LineReader(path: path)
-        while let bytes = try reader.nextLine() {
+        while let bytes = try reader.nextContentLine() {
             let line = reader.lineNumber
-            if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
             do {
                 guard case .object(let object) = try JSONParser.parse(bytes: Array(bytes)) else {
                     throw RecordError("expected a JSON object")

@@ -106,8 +106,7 @@ public enum TrainingSets {
         ] {
             let full = try path(file)
             let lines = try LineReader(path: full)
-            while let line = try lines.nextLine() {
-                if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+            while let line = try lines.nextContentLine() {
                 guard case .object(let record)? = try? JSONParser.parse(bytes: Array(line)), let text = record["instruction"]?.stringValue else {
                     throw LocatedError(path: full, line: lines.lineNumber, message: "expected a JSON object with an 'instruction' string")
                 }

@@ -155,11 +155,9 @@ public struct ImageCollection: Sendable {
         let path = FileSystem.join(folder, relative)
         let base = FileSystem.parent(of: relative)
         var items: [Item] = []
-        var number = 0
         let reader = try LineReader(path: path)
-        while let line = try reader.nextLine() {
-            number += 1
-            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+        while let line = try reader.nextContentLine() {
+            let number = reader.lineNumber
             let value: JSONValue
             do {
                 value = try JSONParser.parse(bytes: Array(line))
