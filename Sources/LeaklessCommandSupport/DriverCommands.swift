@@ -187,7 +187,7 @@ public func projectFile(_ path: String) -> String {
 
 public struct InitCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "init", abstract: "Write a starter pipeline.yaml into a folder, with comments for the model backends a user may have.")
+        commandName: "init", abstract: "Write the default pipeline.yaml into a folder, with comments for the model backends a user may have.")
 
     @Argument(help: "The folder (made if missing).")
     var folder: String
@@ -198,9 +198,28 @@ public struct InitCommand: ParsableCommand {
         try reportingErrors {
             let path = FileSystem.join(folder, "pipeline.yaml")
             guard !FileSystem.exists(path) else { throw ValidationError("\(path) exists already; nothing was written") }
+            guard let shipped = Self.shippedPipeline() else {
+                throw ValidationError("the default pipeline.yaml is neither in \(installedShareFolder()) nor in the project this leakless was built in")
+            }
+            let text = try FileSystem.readText(shipped)
             try FileSystem.createDirectory(folder)
-            try AtomicFile.write(StarterPipeline.text, to: path)
+            try AtomicFile.write(text, to: path)
             print("wrote \(path); run it with: leakless run --pipeline \(path)")
         }
+    }
+
+    /// The pipeline.yaml leakless ships: in the installed share folder, else in the project
+    /// whose build this executable is (the folder above it that holds Package.swift).
+    static func shippedPipeline() -> String? {
+        let installed = FileSystem.join(installedShareFolder(), "pipeline.yaml")
+        if FileSystem.exists(installed) { return installed }
+        var folder = executableFolder()
+        while folder != "/" && !folder.isEmpty {
+            if FileSystem.exists(FileSystem.join(folder, "Package.swift")), FileSystem.exists(FileSystem.join(folder, "pipeline.yaml")) {
+                return FileSystem.join(folder, "pipeline.yaml")
+            }
+            folder = FileSystem.parent(of: folder)
+        }
+        return nil
     }
 }

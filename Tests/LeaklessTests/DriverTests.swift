@@ -103,10 +103,11 @@ final class DriverTests: XCTestCase {
     func testABadPipelineIsOneLineWithTheLine() throws {
         let folder = try projectCopy(self)
         let pipeline = FileSystem.join(folder, "pipeline.yaml")
-        try write(try FileSystem.readText(pipeline).replacingOccurrences(of: "fallback: typography", with: "fallback: sometimes"), to: pipeline)
+        let original = try FileSystem.readText(pipeline)
+        try write(original.replacingOccurrences(of: "fallback: typography", with: "fallback: sometimes"), to: pipeline)
         let result = try runExecutable("leakless", ["run"], in: folder)
         XCTAssertNotEqual(result.status, 0)
-        XCTAssertTrue(result.stderr.hasPrefix("leakless: pipeline.yaml:29: 'fallback' must be one of 'typography', 'typography_over_match', 'reject', found 'sometimes'"), result.stderr)
+        XCTAssertTrue(result.stderr.hasPrefix("leakless: pipeline.yaml:\(Self.line(of: "fallback: typography", in: original)): 'fallback' must be one of 'typography', 'typography_over_match', 'reject', found 'sometimes'"), result.stderr)
         XCTAssertFalse(FileSystem.exists(FileSystem.join(folder, "out")))
     }
 
@@ -126,16 +127,17 @@ final class DriverTests: XCTestCase {
     /// Every value out of its type or range is an error when pipeline.yaml loads, at its line, with
     /// the value as written: never null, never found after paid stages.
     func testABadValueOfAnyStageFailsBeforeTheFirstStageRuns() throws {
-        let cases: [(from: String, to: String, expected: String)] = [
-            ("queries_per_element: 3", "queries_per_element: 300", "pipeline.yaml:14: 'queries_per_element' must be an integer from 1 to 20, found integer 300"),
-            ("format: vlsbench", "format: csv", "pipeline.yaml:37: 'format' must be one of 'vlsbench', 'imagefolder', found 'csv'"),
-            ("max_queries_per_image: 12", "max_queries_per_image: 0", "pipeline.yaml:35: 'max_queries_per_image' must be an integer from 1 to 1000000, found integer 0"),
-            ("min_content_words: 2", "min_content_words: 2.5", "pipeline.yaml:22: 'min_content_words' must be an integer from 0 to 20, found number 2.5"),
+        // Each error names the line of the value, of the stage (a missing folder) or of the unknown key.
+        let cases: [(from: String, to: String, expected: String, at: String?)] = [
+            ("queries_per_element: 3", "queries_per_element: 300", "pipeline.yaml:LINE: 'queries_per_element' must be an integer from 1 to 20, found integer 300", nil),
+            ("format: vlsbench", "format: csv", "pipeline.yaml:LINE: 'format' must be one of 'vlsbench', 'imagefolder', found 'csv'", nil),
+            ("max_queries_per_image: 12", "max_queries_per_image: 0", "pipeline.yaml:LINE: 'max_queries_per_image' must be an integer from 1 to 1000000, found integer 0", nil),
+            ("min_content_words: 2", "min_content_words: 2.5", "pipeline.yaml:LINE: 'min_content_words' must be an integer from 0 to 20, found number 2.5", nil),
             ("clipart: /usr/share/openclipart", "clipart: /nonexistent/clipart",
-             "pipeline.yaml:23: stage 'image': 'clipart' names /nonexistent/clipart, which is not a folder (looked in /nonexistent/clipart); it is the Open Clip Art Library (Debian openclipart-svg and openclipart-png); empty: photos only"),
-            ("kind: builtin", "kind: builtin\n    max_in_flight: 0", "pipeline.yaml:9: unknown key 'max_in_flight' in backend 'builtin' of kind 'builtin' (expected one of: kind)"),
+             "pipeline.yaml:LINE: stage 'image': 'clipart' names /nonexistent/clipart, which is not a folder (looked in /nonexistent/clipart); it is the Open Clip Art Library (Debian openclipart-svg and openclipart-png); empty: photos only", "  image:"),
+            ("kind: builtin", "kind: builtin\n    max_in_flight: 0", "pipeline.yaml:LINE: unknown key 'max_in_flight' in backend 'builtin' of kind 'builtin' (expected one of: kind)", "max_in_flight"),
         ]
-        for (from, to, expected) in cases {
+        for (from, to, expected, at) in cases {
             let folder = try projectCopy(self)
             let pipeline = FileSystem.join(folder, "pipeline.yaml")
             let text = try FileSystem.readText(pipeline)
@@ -143,7 +145,8 @@ final class DriverTests: XCTestCase {
             try write(text.replacingOccurrences(of: from, with: to), to: pipeline)
             let result = try runExecutable("leakless", ["run"], in: folder)
             XCTAssertEqual(result.status, 1, to)
-            XCTAssertEqual(result.stderr, "leakless: \(expected)\n")
+            let line = Self.line(of: at ?? to, in: text.replacingOccurrences(of: from, with: to))
+            XCTAssertEqual(result.stderr, "leakless: " + expected.replacingOccurrences(of: "pipeline.yaml:LINE:", with: "pipeline.yaml:\(line):") + "\n")
             XCTAssertFalse(FileSystem.exists(FileSystem.join(folder, "out/store")), "no stage ran for \(to)")
         }
     }
@@ -238,5 +241,10 @@ final class DriverTests: XCTestCase {
         try write(try FileSystem.readText(pipeline).replacingOccurrences(of: "seed: 2", with: "seed: 1"), to: pipeline)
         let stopped = try runExecutable("leakless", ["status"], in: folder).stdout
         XCTAssertTrue(stopped.contains("incomplete (stopped; run again to resume)"), stopped)
+    }
+
+    /// The number of the first line of `text` that holds `needle`.
+    static func line(of needle: String, in text: String) -> Int {
+        (text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.contains(needle) } ?? -1) + 1
     }
 }

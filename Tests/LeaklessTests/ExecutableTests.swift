@@ -88,7 +88,7 @@ final class ExecutableTests: XCTestCase {
     }
 
     /// Installed as scripts/install lays it out (PREFIX/bin, PREFIX/share/leakless), leakless
-    /// works from any folder: `init` writes a starter pipeline whose data is found in the share
+    /// works from any folder: `init` writes the default pipeline, whose data is found in the share
     /// folder, and a missing file says where it was looked for.
     func testAnInstalledLeaklessRunsFromAnyFolder() throws {
         let prefix = try temporaryFolder(self)
@@ -97,7 +97,7 @@ final class ExecutableTests: XCTestCase {
         for name in ["leakless"] + StageRegistry.definitions.map(\.executableName) {
             try FileManager.default.copyItem(atPath: FileSystem.join(try executablesFolder(), name), toPath: FileSystem.join(prefix, "bin", name))
         }
-        for item in ["stages", "data"] {
+        for item in ["stages", "data", "pipeline.yaml"] {
             try FileManager.default.copyItem(atPath: FileSystem.join(projectRoot, item), toPath: FileSystem.join(prefix, "share/leakless", item))
         }
         let elsewhere = try temporaryFolder(self)
@@ -115,6 +115,8 @@ final class ExecutableTests: XCTestCase {
             return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
         }
         XCTAssertEqual(try leakless(["init", "study"]).status, 0)
+        XCTAssertEqual(try FileSystem.read(FileSystem.join(elsewhere, "study/pipeline.yaml")), try FileSystem.read(FileSystem.join(projectRoot, "pipeline.yaml")),
+                       "init writes the pipeline leakless ships")
         let refused = try leakless(["init", "study"])
         XCTAssertEqual(refused.status, 1)
         XCTAssertTrue(refused.stderr.contains("exists already; nothing was written"), refused.stderr)
