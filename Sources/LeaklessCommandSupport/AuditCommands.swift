@@ -26,7 +26,7 @@ public struct JudgeOptions: ParsableArguments {
     var model: String = SentenceEmbedder.defaultFolder
 
     @Option(help: "The embedding judge's trained heads.")
-    var heads: String = "data/detector/heads.json"
+    var heads: String = DetectorSettings.defaultHeads
 
     @Option(help: "The classifier judge's fine-tuned harm classifier.")
     var classifier: String = HarmClassifier.defaultPath
@@ -51,32 +51,37 @@ public struct JudgeOptions: ParsableArguments {
 
     public init() {}
 
+    /// The detector settings of the offline judges (`builtin`, `embedding`, `classifier`).
+    func detectorSettings() -> DetectorSettings {
+        var settings = DetectorSettings(kind: judge == "classifier" ? .classifier : judge == "embedding" ? .embedding : .lexicon)
+        settings.lexicon = projectFile(lexicon)
+        settings.minContentWords = minContentWords
+        settings.threshold = threshold
+        settings.model = projectFile(model)
+        settings.heads = projectFile(heads)
+        settings.classifier = projectFile(classifier)
+        settings.taxonomy = projectFile(DetectorSettings.defaultTaxonomy)
+        return settings
+    }
+
     /// The builtin lexical detector, when it is the judge: the audit then tokenises each query once.
     func lexicalDetector() throws -> LexicalDetector? {
         guard judge == "builtin" else { return nil }
-        var detector = LexicalDetector(lexicon: try Lexicon.load(path: projectFile(lexicon)), minContentWords: minContentWords)
-        detector.threshold = threshold
-        return detector
+        return try detectorSettings().lexical()
     }
 
     /// A function from items to findings, and the judge's name for the report.
     func make(work: String, images: String?) throws -> (String, ([AuditItem]) throws -> ([AuditFinding], [(AuditItem, String)])) {
         if judge == "builtin" {
-            var detector = LexicalDetector(lexicon: try Lexicon.load(path: projectFile(lexicon)), minContentWords: minContentWords)
-            detector.threshold = threshold
-            let chosen = detector
+            let chosen = try detectorSettings().lexical()
             return ("builtin lexical detector (\(lexicon), threshold \(threshold))", { (AuditJudge.builtin($0, detector: chosen), []) })
         }
         if judge == "embedding" || judge == "classifier" {
             guard SentenceEmbedder.available(in: projectFile(model)) else {
                 throw ValidationError("the embedding model is not in \(model): run ./scripts/setup (or use '--judge builtin')")
             }
-            let tuned = judge == "classifier" ? try HarmClassifier(model: projectFile(model), path: projectFile(classifier)) : nil
-            let detector = EmbeddingDetector(
-                embedder: try SentenceEmbedder(folder: projectFile(model)), heads: try EmbeddingDetector.Heads.load(path: projectFile(heads)),
-                lexical: LexicalDetector(lexicon: try Lexicon.load(path: projectFile(lexicon)), minContentWords: minContentWords),
-                taxonomy: try Taxonomy.load(path: projectFile("data/taxonomy.yaml")), classifier: tuned)
-            let name = tuned == nil ? "embedding heads (\(heads)) on \(FileSystem.lastComponent(of: model))"
+            guard let detector = try detectorSettings().learned() else { throw ValidationError("no learned detector for '--judge \(judge)'") }
+            let name = detector.classifier == nil ? "embedding heads (\(heads)) on \(FileSystem.lastComponent(of: model))"
                 : "fine-tuned harm classifier (\(classifier)) with the lexicon, and the leak head (\(heads))"
             return (name, { (AuditJudge.embedding($0, detector: detector), []) })
         }

@@ -76,9 +76,8 @@ public struct TrainDetectorCommand: ParsableCommand {
                 files[file] = .string(try FileSystem.contentHash(of: file).hex)
             }
             // The table: each benchmark's sets judged by heads trained without it.
-            let lexicon = try Lexicon.load(path: Lexicon.defaultPath)
-            let lexical = LexicalDetector(lexicon: lexicon, minContentWords: 2)
-            let taxonomy = try Taxonomy.load(path: "data/taxonomy.yaml")
+            let lexical = try DetectorSettings().lexical()
+            let taxonomy = try Taxonomy.load(path: DetectorSettings.defaultTaxonomy)
             let concepts = EmbeddingDetector(embedder: embedder, heads: trained, lexical: lexical, taxonomy: taxonomy).concepts
             let result = DetectorTraining.leaveOneBenchmarkOut(
                 examples, vectors: vectors, sets: try DetectorQuality.standardSets(benchmarks: benchmarks)
@@ -108,7 +107,7 @@ public struct TrainDetectorCommand: ParsableCommand {
 
     func writeCorpus(_ examples: [DetectorTraining.Example], to path: String) throws {
         let built = TrainingSets.corpus(benchmarks: examples, training: try TrainingSets.read(folder: training))
-        let lexical = LexicalDetector(lexicon: try Lexicon.load(path: Lexicon.defaultPath), minContentWords: 2)
+        let lexical = try DetectorSettings().lexical()
         var lines = ""
         for text in built.texts {
             lines += JSONWriter.canonical([

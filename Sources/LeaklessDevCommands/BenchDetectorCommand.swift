@@ -40,7 +40,7 @@ public struct BenchDetectorCommand: ParsableCommand {
             let file = FileSystem.join(NSTemporaryDirectory(), "leakless-bench-detector-\(getpid()).txt")
             try AtomicFile.write(queries.map { $0.replacingOccurrences(of: "\n", with: " ") + "\n" }.joined(), to: file)
             defer { try? FileSystem.remove(file) }
-            let lexical = LexicalDetector(lexicon: try Lexicon.load(path: Lexicon.defaultPath), minContentWords: 2)
+            let lexical = try DetectorSettings().lexical()
             let probe = try HarmClassifier(model: reference.model, path: classifier, threads: 1)
             let tokenCount = queries.reduce(0) { $0 + probe.embedder.tokenizer.encode($1).count }
             var figures: [String: JSONValue] = [

@@ -103,10 +103,11 @@ final class EmbeddingDetectorTests: XCTestCase {
     func testAnEmbeddingDetectStageWithoutTheModelFailsBeforeAnythingRuns() throws {
         let folder = try projectCopy(self)
         let pipeline = FileSystem.join(folder, "pipeline.yaml")
-        try write(try FileSystem.readText(pipeline).replacingOccurrences(of: "min_content_words: 2", with: "min_content_words: 2\n    detector: embedding\n    model: no-model-here"), to: pipeline)
+        let original = try FileSystem.readText(pipeline)
+        try write(original.replacingOccurrences(of: "min_content_words: 2", with: "min_content_words: 2\n    detector: embedding\n    model: no-model-here"), to: pipeline)
         let result = try runExecutable("leakless", ["run"], in: folder)
         XCTAssertEqual(result.status, 1)
-        XCTAssertTrue(result.stderr.contains("pipeline.yaml:19: stage 'detect': the embedding model is not in"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("pipeline.yaml:\(DriverTests.line(of: "  detect:", in: original)): stage 'detect': the embedding model is not in"), result.stderr)
         XCTAssertTrue(result.stderr.contains("run ./scripts/setup, or set 'detector: lexicon'"), result.stderr)
         XCTAssertFalse(FileSystem.exists(FileSystem.join(folder, "out/store")))
     }

@@ -49,7 +49,10 @@ public final class ReviewSession: Sendable {
 
         let detectParameters = try DetectStage.checkedParameters(driver.detectParameters, origin: pipeline.path)
         detector = Mutex(try? BuiltinDetectStage(parameters: detectParameters))
-        let lexical = LexicalDetector(lexicon: try Lexicon.load(path: detectParameters.lexicon), minContentWords: detectParameters.minContentWords)
+        // The page shows the lexicon's spans at its own threshold, whatever the stage's.
+        var lexicalSettings = detectParameters.detectorSettings
+        lexicalSettings.threshold = DetectorSettings().threshold
+        let lexical = try lexicalSettings.lexical()
         // What the stage before the export dropped in favour of a kept pair.
         let before = plan.last { $0.files.output == export.input }
         // A reject names the record as that stage read it: a kept pair's own id or its parent's.

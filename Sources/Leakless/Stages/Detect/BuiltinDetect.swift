@@ -15,22 +15,11 @@ public struct BuiltinDetectStage: RecordStage {
     static let batch = 256
 
     public init(parameters: DetectStage.Parameters) throws {
-        var detector = LexicalDetector(lexicon: try Lexicon.load(path: parameters.lexicon),
-                                       minContentWords: parameters.minContentWords)
-        detector.threshold = parameters.threshold
-        self.detector = detector
+        let settings = parameters.detectorSettings
+        detector = try settings.lexical()
+        embedding = try settings.learned()
         useElementTerms = parameters.elementTerms
         useDescription = parameters.descriptionOverlap
-        if parameters.detector != "lexicon" {
-            embedding = EmbeddingDetector(
-                embedder: try SentenceEmbedder(folder: parameters.model), heads: try EmbeddingDetector.Heads.load(path: parameters.heads),
-                lexical: detector, taxonomy: try Taxonomy.load(path: parameters.taxonomy),
-                harmThreshold: parameters.harmThreshold > 0 ? Float(parameters.harmThreshold) : nil,
-                leakThreshold: parameters.leakThreshold > 0 ? Float(parameters.leakThreshold) : nil,
-                classifier: parameters.detector == "classifier" ? try HarmClassifier(model: parameters.model, path: parameters.classifier) : nil)
-        } else {
-            embedding = nil
-        }
     }
 
     public mutating func process(_ record: Record) throws -> [StageOutput] {
