@@ -61,17 +61,23 @@ public struct Categoriser: Sendable {
 /// The `matching` parameter shared by the stages that compare texts (image, extract's
 /// perception, categorise): sentence embeddings when asked or, with `auto`, when the model is
 /// there; TF-IDF otherwise, with a warning on stderr when `auto` had to fall back.
-enum TextMatching {
-    static func check(_ matching: String, model: String) throws {
-        if matching == "embedding" && !SentenceEmbedder.available(in: model) {
+/// How captions, definitions and descriptions are matched to a text.
+public enum TextMatching: String, Sendable, CaseIterable, Decodable {
+    /// Sentence embeddings when the model is there, else TF-IDF.
+    case auto
+    case embedding
+    case tfidf
+
+    func check(model: String) throws {
+        if self == .embedding && !SentenceEmbedder.available(in: model) {
             throw RecordError("'matching: embedding' needs the embedding model in \(model): run ./scripts/setup, or set 'matching: tfidf'")
         }
     }
 
     /// The embedder to use, or nil for TF-IDF.
-    static func embedder(_ matching: String, model: String, stage: String, what: String) throws -> SentenceEmbedder? {
-        let useEmbedding = matching == "embedding" || (matching == "auto" && SentenceEmbedder.available(in: model))
-        if matching == "auto" && !useEmbedding {
+    func embedder(model: String, stage: String, what: String) throws -> SentenceEmbedder? {
+        let useEmbedding = self == .embedding || (self == .auto && SentenceEmbedder.available(in: model))
+        if self == .auto && !useEmbedding {
             FileHandleOutput.standardError("[\(stage)] warning: no embedding model in \(model) (run ./scripts/setup): \(what) by TF-IDF\n")
         }
         return useEmbedding ? try SentenceEmbedder(folder: model) : nil

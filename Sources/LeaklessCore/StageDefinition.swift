@@ -21,6 +21,11 @@ public enum ParameterType: Sendable, CustomStringConvertible {
     /// A mapping of names the user chooses (categories) to integers in a range.
     case counts(ClosedRange<Int64>)
 
+    /// A choice among an enumeration's cases, by their raw values.
+    public static func choice<Choice: CaseIterable & RawRepresentable>(of _: Choice.Type) -> ParameterType where Choice.RawValue == String {
+        .choice(Choice.allCases.map(\.rawValue))
+    }
+
     public var isPath: Bool {
         switch self {
         case .path, .optionalPath, .collection, .collectionList: return true

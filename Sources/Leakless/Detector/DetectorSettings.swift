@@ -51,7 +51,7 @@ public struct DetectorSettings: Sendable {
 extension DetectStage.Parameters {
     /// The detector these parameters describe.
     public var detectorSettings: DetectorSettings {
-        var settings = DetectorSettings(kind: DetectorKind(rawValue: detector) ?? .lexicon)
+        var settings = DetectorSettings(kind: detector)
         settings.lexicon = lexicon
         settings.minContentWords = minContentWords
         settings.threshold = threshold

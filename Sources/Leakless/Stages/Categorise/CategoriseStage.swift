@@ -15,7 +15,7 @@ public enum CategoriseStage: PipelineStage {
             StageParameter("taxonomy", .path, default: "data/taxonomy.yaml", "the categories, sub-categories and their definitions"),
             StageParameter("lexicon", .path, default: .string(Lexicon.defaultPath), "builtin, TF-IDF: its stop words are left out"),
             StageParameter("model", .optionalPath, default: .string(SentenceEmbedder.defaultFolder), "builtin: the sentence-embedding model folder"),
-            StageParameter("matching", .choice(["auto", "embedding", "tfidf"]), default: "auto",
+            StageParameter("matching", .choice(of: TextMatching.self), default: "auto",
                            "builtin: embeddings when the model is there (auto), or TF-IDF"),
         ])
 
@@ -23,11 +23,11 @@ public enum CategoriseStage: PipelineStage {
         public var taxonomy: String
         public var lexicon: String
         public var model: String
-        public var matching: String
+        public var matching: TextMatching
     }
 
     public static func validate(_ parameters: Parameters) throws {
-        try TextMatching.check(parameters.matching, model: parameters.model)
+        try parameters.matching.check(model: parameters.model)
     }
 
     public static func implementation(_ parameters: Parameters, context: StageContext) throws -> StageImplementation {
@@ -82,7 +82,7 @@ struct BuiltinCategoriseStage: RecordStage {
     var disagreements = 0
 
     init(parameters: CategoriseStage.Parameters, taxonomy: Taxonomy) throws {
-        let embedder = try TextMatching.embedder(parameters.matching, model: parameters.model, stage: "categorise", what: "categorising")
+        let embedder = try parameters.matching.embedder(model: parameters.model, stage: "categorise", what: "categorising")
         categoriser = try Categoriser(taxonomy: taxonomy, embedder: embedder, stopStems: try Lexicon.load(path: parameters.lexicon).stopStems)
     }
 

@@ -9,7 +9,7 @@ public enum DetectStage: PipelineStage {
         input: .records(["query"]), output: .records("query"),
         roles: [BackendRole("backend", serves: ["builtin", "chat"], required: true, "the VSIL judge")],
         parameters: [
-            StageParameter("detector", .choice(DetectorKind.allCases.map(\.rawValue)), default: "lexicon", "lexicon: the word lists; embedding: the learned heads on sentence embeddings, explained by the lexicon; classifier: the fine-tuned harm classifier with the lexicon in one decision, and the leak head (see README: their leave-one-source-out figures)"),
+            StageParameter("detector", .choice(of: DetectorKind.self), default: "lexicon", "lexicon: the word lists; embedding: the learned heads on sentence embeddings, explained by the lexicon; classifier: the fine-tuned harm classifier with the lexicon in one decision, and the leak head (see README: their leave-one-source-out figures)"),
             StageParameter("model", .optionalPath, default: .string(SentenceEmbedder.defaultFolder), "the sentence-embedding model folder (scripts/setup fetches it)"),
             StageParameter("heads", .path, default: .string(DetectorSettings.defaultHeads), "the trained heads (leakless train-detector)"),
             StageParameter("classifier", .path, default: .string(HarmClassifier.defaultPath), "the fine-tuned harm classifier (scripts/train-harm-classifier)"),
@@ -24,7 +24,7 @@ public enum DetectStage: PipelineStage {
         ])
 
     public struct Parameters: Decodable, Sendable {
-        public var detector: String
+        public var detector: DetectorKind
         public var model: String
         public var heads: String
         public var classifier: String
@@ -46,7 +46,7 @@ public enum DetectStage: PipelineStage {
     }
 
     public static func validate(_ parameters: Parameters) throws {
-        if parameters.detector != "lexicon" && !SentenceEmbedder.available(in: parameters.model) {
+        if parameters.detector != .lexicon && !SentenceEmbedder.available(in: parameters.model) {
             throw RecordError("the embedding model is not in \(parameters.model): run ./scripts/setup, or set 'detector: lexicon'")
         }
     }

@@ -16,7 +16,7 @@ public enum ExtractStage: PipelineStage {
                             "the generator: writes image descriptions and harmful queries (perception: a vision model looks at each image)")],
         parameters: [
             StageParameter("taxonomy", .path, default: "data/taxonomy.yaml", "the taxonomy of categories and harmful elements"),
-            StageParameter("path", .choice(["generation", "perception", "both"]), default: "generation",
+            StageParameter("path", .choice(of: ExtractPath.self), default: "generation",
                            "generation: from the taxonomy's elements; perception: from the images of `collections`; both: the two, merged"),
             StageParameter("collections", .collectionList, default: [], "image collections for the perception path (folders: COCO captions, a Hugging Face imagefolder, VLSBench's layout, or images with .txt captions)"),
             StageParameter("licenses", .stringList, default: [], "'name: licence' for collections whose files do not say"),
@@ -25,7 +25,7 @@ public enum ExtractStage: PipelineStage {
             StageParameter("categories", .stringList, default: [], "only these categories, or sub-categories written 'Category / Sub-category' (empty: all)"),
             StageParameter("lexicon", .path, default: .string(Lexicon.defaultPath), "perception: its stop words are ignored by TF-IDF matching"),
             StageParameter("model", .optionalPath, default: .string(SentenceEmbedder.defaultFolder), "perception: the sentence-embedding model folder"),
-            StageParameter("matching", .choice(["auto", "embedding", "tfidf"]), default: "auto",
+            StageParameter("matching", .choice(of: TextMatching.self), default: "auto",
                            "perception: how a caption is matched to the taxonomy (auto: embeddings when the model is there)"),
             StageParameter("min_similarity", .number(0...1), default: 0.3, "perception, embeddings: the least similarity to a harmful element for an image to count as risky"),
             StageParameter("min_tfidf", .number(0...1), default: 0.2, "perception, TF-IDF: the same, for TF-IDF similarity"),
@@ -33,7 +33,7 @@ public enum ExtractStage: PipelineStage {
 
     public struct Parameters: Decodable, Sendable {
         public var taxonomy: String
-        public var path: String
+        public var path: ExtractPath
         public var collections: [String]
         public var licenses: [String]
         public var queriesPerElement: Int
@@ -41,12 +41,12 @@ public enum ExtractStage: PipelineStage {
         public var categories: [String]
         public var lexicon: String
         public var model: String
-        public var matching: String
+        public var matching: TextMatching
         public var minSimilarity: Double
         public var minTfidf: Double
 
-        var generates: Bool { path != "perception" }
-        var perceives: Bool { path != "generation" }
+        var generates: Bool { path != .perception }
+        var perceives: Bool { path != .generation }
 
         /// The licences given by the pipeline, by collection name.
         func licenceMap() throws -> [String: String] {
@@ -81,7 +81,7 @@ public enum ExtractStage: PipelineStage {
             throw RecordError("'collections' are read only with 'path: perception' or 'path: both'")
         }
         _ = try parameters.licenceMap()
-        try TextMatching.check(parameters.matching, model: parameters.model)
+        try parameters.matching.check(model: parameters.model)
     }
 
     public static func implementation(_ parameters: Parameters, context: StageContext) throws -> StageImplementation {
@@ -178,7 +178,7 @@ struct Perception: @unchecked Sendable {
         }
         collections = Dictionary(uniqueKeysWithValues: loaded.map { ($0.name, $0) })
         let taxonomy = try Taxonomy.load(path: parameters.taxonomy)
-        let embedder = try TextMatching.embedder(parameters.matching, model: parameters.model, stage: "extract", what: "perception matches captions to the taxonomy")
+        let embedder = try parameters.matching.embedder(model: parameters.model, stage: "extract", what: "perception matches captions to the taxonomy")
         categoriser = try Categoriser(taxonomy: taxonomy, embedder: embedder, stopStems: try Lexicon.load(path: parameters.lexicon).stopStems)
         threshold = embedder != nil ? parameters.minSimilarity : parameters.minTfidf
         blobs = BlobStore(folder: context.blobs)
@@ -238,4 +238,12 @@ struct Perception: @unchecked Sendable {
             for (key, value) in extra { fields[key] = value }
         }
     }
+}
+
+/// The paper's two paths to pairs: generation from harmful elements, perception of existing
+/// images, or both.
+public enum ExtractPath: String, Sendable, CaseIterable, Decodable {
+    case generation
+    case perception
+    case both
 }

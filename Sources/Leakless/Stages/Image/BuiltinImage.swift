@@ -14,7 +14,7 @@ public struct BuiltinImageStage: RecordStage {
     let threshold: Float
     let blobs: BlobStore
     let spread: Int
-    let fallback: String
+    let fallback: ImageFallback
     let maxSide: Int
     let text: TypographicText?
     /// Per element, how many of its queries each picture was given to.
@@ -34,7 +34,7 @@ public struct BuiltinImageStage: RecordStage {
         guard !pool.pictures.isEmpty else {
             throw LocatedError(path: parameters.pool, line: nil, message: "the pool has no pictures")
         }
-        let useEmbeddings = parameters.matching == "embedding" || (parameters.matching == "auto" && SentenceEmbedder.available(in: parameters.model))
+        let useEmbeddings = parameters.matching == .embedding || (parameters.matching == .auto && SentenceEmbedder.available(in: parameters.model))
         if useEmbeddings {
             let embedder = try SentenceEmbedder(folder: parameters.model)
             var embeddings = try EmbeddingMatcher(pool: pool, embedder: embedder, cache: indexCache, progress: log)
@@ -42,7 +42,7 @@ public struct BuiltinImageStage: RecordStage {
             matcher = embeddings
             threshold = Float(parameters.minSimilarity)
         } else {
-            if parameters.matching == "auto" {
+            if parameters.matching == .auto {
                 log("warning: no embedding model in \(parameters.model) (run ./scripts/setup): matching captions by TF-IDF")
             }
             let stop = try Lexicon.load(path: parameters.lexicon).stopStems
@@ -53,7 +53,7 @@ public struct BuiltinImageStage: RecordStage {
         spread = parameters.spread
         fallback = parameters.fallback
         maxSide = parameters.maxSide
-        text = fallback == "reject" ? nil : try TypographicText(context.backend("typography"))
+        text = fallback == .reject ? nil : try TypographicText(context.backend("typography"))
     }
 
     public var extraStats: [String: JSONValue] {
@@ -166,14 +166,14 @@ public struct BuiltinImageStage: RecordStage {
                             detail: "best picture \(pool.pictures[best].file) scores \(weak["score"]!.doubleValue!), below the threshold \(threshold)")]
         }
         let phrase = try record.keyPhrase()
-        let memo = "\(phrase)\n\(fallback == "typography_over_match" ? pool.pictures[best].file : "")"
+        let memo = "\(phrase)\n\(fallback == .typographyOverMatch ? pool.pictures[best].file : "")"
         var fields: JSONValue
         if let known = drawnByText[memo] {
             fields = known
         } else {
             var picture: DecodedImage?
             var extra: [String: JSONValue] = [:]
-            if fallback == "typography_over_match" {
+            if fallback == .typographyOverMatch {
                 picture = try ImageCodec.decode(try pool.image(pool.pictures[best], maxSide: maxSide).bytes)
                 extra = ["under": .object(weak.merging(["source": .string(pool.pictures[best].source), "license": .string(pool.pictures[best].license)]) { $1 })]
             }
@@ -182,7 +182,7 @@ public struct BuiltinImageStage: RecordStage {
             drawnByText[memo] = fields
         }
         // Why no picture was used: this query's best match, below the threshold.
-        if fallback == "typography", case .object(var object) = fields {
+        if fallback == .typography, case .object(var object) = fields {
             object["best_match"] = .object(weak)
             fields = .object(object)
         }

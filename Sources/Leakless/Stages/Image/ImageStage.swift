@@ -21,11 +21,11 @@ public enum ImageStage: PipelineStage {
             StageParameter("clipart", .collection, default: "/usr/share/openclipart", "the Open Clip Art Library (Debian openclipart-svg and openclipart-png); empty: photos only"),
             StageParameter("lexicon", .path, default: .string(Lexicon.defaultPath), "its stop words are ignored by TF-IDF matching"),
             StageParameter("model", .optionalPath, default: .string(SentenceEmbedder.defaultFolder), "the sentence-embedding model folder (scripts/setup fetches it)"),
-            StageParameter("matching", .choice(["auto", "embedding", "tfidf"]), default: "auto", "caption matching: auto uses embeddings when the model is there, else TF-IDF with a warning"),
+            StageParameter("matching", .choice(of: TextMatching.self), default: "auto", "caption matching: auto uses embeddings when the model is there, else TF-IDF with a warning"),
             StageParameter("min_similarity", .number(0...1), default: 0.5, "embedding matching: the least cosine similarity a picture needs"),
             StageParameter("min_tfidf", .number(0...1), default: 0.5, "TF-IDF matching: the least cosine similarity a picture needs"),
             StageParameter("spread", .integer(1...100), default: 4, "an element's queries share its best pictures, up to this many, instead of reusing one"),
-            StageParameter("fallback", .choice(["typography", "typography_over_match", "reject"]), default: "typography",
+            StageParameter("fallback", .choice(of: ImageFallback.self), default: "typography",
                            "with no picture above the threshold: the key phrase drawn as text, drawn under the best weak match, or reject"),
             StageParameter("max_side", .integer(64...4096), default: 768, "clip art is scaled so its longer side is at most this"),
             StageParameter("max_rounds", .integer(1...10), default: 3, "generation: rounds of generate, verify, refine"),
@@ -37,18 +37,18 @@ public enum ImageStage: PipelineStage {
         public var clipart: String
         public var lexicon: String
         public var model: String
-        public var matching: String
+        public var matching: TextMatching
         public var minSimilarity: Double
         public var minTfidf: Double
         public var spread: Int
-        public var fallback: String
+        public var fallback: ImageFallback
         public var maxSide: Int
         public var maxRounds: Int
         public var overlay: Bool
     }
 
     public static func validate(_ parameters: Parameters) throws {
-        try TextMatching.check(parameters.matching, model: parameters.model)
+        try parameters.matching.check(model: parameters.model)
     }
 
     public static func implementation(_ parameters: Parameters, context: StageContext) throws -> StageImplementation {
@@ -85,4 +85,14 @@ public enum ImageStage: PipelineStage {
         }
         return nil
     }
+}
+
+/// What the image stage does for a query no picture matches well enough.
+public enum ImageFallback: String, Sendable, CaseIterable, Decodable {
+    /// The key phrase drawn as text.
+    case typography
+    /// The key phrase drawn over the best picture, matched or not.
+    case typographyOverMatch = "typography_over_match"
+    /// The query is a reject.
+    case reject
 }

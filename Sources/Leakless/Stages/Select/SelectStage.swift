@@ -23,12 +23,12 @@ public enum SelectStage: PipelineStage {
         parameters: [
             StageParameter("evaluations", .path, default: "out/eval/eval.json", "the eval.json of leakless eval on the pool's export, or a folder of them"),
             StageParameter("size", .integer(1...10_000_000), default: 2000, "pairs to keep"),
-            StageParameter("quota", .choice(["proportional", "equal", "table"]), default: "proportional",
+            StageParameter("quota", .choice(of: QuotaChoice.self), default: "proportional",
                            "each category's share: as in the pool, the same for each, or quota_table"),
             StageParameter("quota_table", .counts(0...10_000_000), default: [:], "with quota: table, each category's count (summing to size)"),
             StageParameter("weights", .mapping(weightFields), default: .object(Dictionary(uniqueKeysWithValues: weightFields.map { ($0.name, $0.defaultValue) })),
                            "how much each criterion counts"),
-            StageParameter("method", .choice(ItemStatisticsMethod.allCases.map(\.rawValue)), default: "auto",
+            StageParameter("method", .choice(of: ItemStatisticsMethod.self), default: "auto",
                            "item statistics: irt (two-parameter logistic), item_total (item-rest correlation), or auto (irt from 8 models)"),
             StageParameter("seed", .integer(0...Int64(Int32.max)), default: 1, "the seed of the diversity sample, ties and the bootstrap"),
             StageParameter("diversity_sample", .integer(1...100_000), default: 512, "pairs of the pool whose coverage the diversity term measures"),
@@ -46,23 +46,23 @@ public enum SelectStage: PipelineStage {
     public struct Parameters: Decodable, Sendable {
         public var evaluations: String
         public var size: Int
-        public var quota: String
+        public var quota: QuotaChoice
         public var quotaTable: [String: Int]
         public var weights: Weights
-        public var method: String
+        public var method: ItemStatisticsMethod
         public var seed: Int64
         public var diversitySample: Int
         public var model: String
 
         var settings: SelectionSettings {
             var settings = SelectionSettings(size: size)
-            settings.quota = quota == "table" ? .table(quotaTable) : quota == "equal" ? .equal : .proportional
+            settings.quota = quota == .table ? .table(quotaTable) : quota == .equal ? .equal : .proportional
             settings.weights.discrimination = weights.discrimination
             settings.weights.diversity = weights.diversity
             settings.weights.images = weights.images
             settings.weights.harmfulness = weights.harmfulness
             settings.weights.visualDependence = weights.visualDependence
-            settings.method = ItemStatisticsMethod(rawValue: method) ?? .auto
+            settings.method = method
             settings.seed = seed
             settings.diversitySample = diversitySample
             return settings
@@ -70,13 +70,13 @@ public enum SelectStage: PipelineStage {
     }
 
     public static func validate(_ parameters: Parameters) throws {
-        if parameters.quota == "table" && parameters.quotaTable.isEmpty {
+        if parameters.quota == .table && parameters.quotaTable.isEmpty {
             throw RecordError("quota: table needs 'quota_table' (each category's count)")
         }
-        if parameters.quota != "table" && !parameters.quotaTable.isEmpty {
-            throw RecordError("'quota_table' is read only with quota: table (quota is '\(parameters.quota)')")
+        if parameters.quota != .table && !parameters.quotaTable.isEmpty {
+            throw RecordError("'quota_table' is read only with quota: table (quota is '\(parameters.quota.rawValue)')")
         }
-        if parameters.quota == "table", parameters.quotaTable.values.reduce(0, +) != parameters.size {
+        if parameters.quota == .table, parameters.quotaTable.values.reduce(0, +) != parameters.size {
             throw RecordError("the quota table asks for \(parameters.quotaTable.values.reduce(0, +)) pairs, not the size \(parameters.size)")
         }
         if parameters.weights.diversity > 0 && !SentenceEmbedder.available(in: parameters.model) {
@@ -158,7 +158,7 @@ struct SelectPoolStage: TwoPassStage {
         for (item, left) in selection.leftOut {
             decisions[candidates[item].id] = .failure(SelectionRejection(reason: left.reason, detail: left.detail))
         }
-        report = SelectionReport(selection, quotaRule: parameters.quota == "table" ? "table" : parameters.quota)
+        report = SelectionReport(selection, quotaRule: parameters.quota.rawValue)
     }
 
     mutating func process(_ record: Record) throws -> [StageOutput] {
@@ -174,3 +174,12 @@ struct SelectPoolStage: TwoPassStage {
         return ["selection": report.json]
     }
 }
+
+/// How the select stage shares its size among categories (see QuotaRule).
+public enum QuotaChoice: String, Sendable, CaseIterable, Decodable {
+    case proportional
+    case equal
+    case table
+}
+
+extension ItemStatisticsMethod: Decodable {}
