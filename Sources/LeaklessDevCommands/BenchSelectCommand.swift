@@ -120,15 +120,6 @@ public struct BenchSelectCommand: ParsableCommand {
     func format(_ value: Double, _ digits: Int = 1) -> String { String(format1: value, digits: digits) }
 
     func pearson(_ x: [Double], _ y: [Double]) -> Double {
-        let n = Double(min(x.count, y.count))
-        guard n > 1 else { return 0 }
-        let mx = x.prefix(Int(n)).reduce(0, +) / n, my = y.prefix(Int(n)).reduce(0, +) / n
-        var sxy = 0.0, sxx = 0.0, syy = 0.0
-        for i in 0..<Int(n) {
-            sxy += (x[i] - mx) * (y[i] - my)
-            sxx += (x[i] - mx) * (x[i] - mx)
-            syy += (y[i] - my) * (y[i] - my)
-        }
-        return sxx > 0 && syy > 0 ? sxy / (sxx * syy).squareRoot() : 0
+        ItemTotalStatistics.pearson(Array(x.prefix(y.count)), Array(y.prefix(x.count))) ?? 0
     }
 }

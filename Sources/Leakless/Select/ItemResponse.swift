@@ -272,7 +272,7 @@ public enum ItemTotalStatistics {
     }
 
     /// Pearson's correlation, nil when either side does not vary.
-    static func pearson(_ xs: [Double], _ ys: [Double]) -> Double? {
+    public static func pearson(_ xs: [Double], _ ys: [Double]) -> Double? {
         guard xs.count > 1 else { return nil }
         let n = Double(xs.count)
         let meanX = xs.reduce(0, +) / n, meanY = ys.reduce(0, +) / n
