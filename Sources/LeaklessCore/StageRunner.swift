@@ -1,8 +1,10 @@
 /// What a stage makes of one input record.
 public enum StageOutput: Sendable {
     case record(Record)
-    /// A dropped record, with a short reason code (counted) and a readable detail.
-    case reject(Record, reason: String, detail: String)
+    /// A dropped record, with a short reason code (counted), a readable detail and, where the
+    /// reason rests on other records or measures, the same as fields (`evidence`: the kept pair,
+    /// the distance) that readers take instead of parsing the detail.
+    case reject(Record, reason: String, detail: String, evidence: JSONValue? = nil)
 }
 
 /// A stage over records: one function from an input record to what it emits, in the manner of
@@ -201,13 +203,12 @@ public struct StageRunner {
                         }
                         try sink.write(record)
                         counters.recordsOut += 1
-                    case .reject(let record, let reason, let detail):
-                        try sink.reject(.object([
-                            "stage": .string(stageName),
-                            "reason": .string(reason),
-                            "detail": .string(detail),
-                            "record": record.json,
-                        ]))
+                    case .reject(let record, let reason, let detail, let evidence):
+                        var entry: [String: JSONValue] = [
+                            "stage": .string(stageName), "reason": .string(reason), "detail": .string(detail), "record": record.json,
+                        ]
+                        if let evidence { entry["evidence"] = evidence }
+                        try sink.reject(.object(entry))
                         counters.rejected += 1
                         counters.rejectsByReason[reason, default: 0] += 1
                     }

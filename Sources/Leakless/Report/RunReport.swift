@@ -150,14 +150,15 @@ public struct RunReport {
                 source: record["source"]?.stringValue ?? "", verdict: "\(stage.name): \(reason)", thumbnail: thumbnail)
             card.anchor = record["id"]?.stringValue ?? ""
             card.label = "record \(card.anchor.prefix(8))"
-            // Dedup's details name the kept pair's id.
-            card.named = detail.split(whereSeparator: { !$0.isHexDigit }).map(String.init).filter { $0.count == 32 && $0 != blob.hex }
+            // Dedup's evidence names the kept pair and its image.
+            let evidence = line["evidence"]
+            card.named = [evidence?["kept_pair"]?.stringValue, evidence?["kept_image"]?.stringValue].compactMap { $0 }.filter { $0 != blob.hex }
             cards.append(card)
             if reason == "near-duplicate-image" || reason == "duplicate-image", groups.count < 60,
-                let kept = Self.keptBlob(in: detail), let keptFormat = [ImageFormat.png, .jpeg].first(where: { FileSystem.exists(BlobStore(folder: blobs).path(for: kept, format: $0)) }),
+                let kept = evidence?["kept_image"]?.stringValue.flatMap(ContentHash.init(hex:)), let keptFormat = [ImageFormat.png, .jpeg].first(where: { FileSystem.exists(BlobStore(folder: blobs).path(for: kept, format: $0)) }),
                 let keptThumb = try? thumbs.add(try FileSystem.read(BlobStore(folder: blobs).path(for: kept, format: keptFormat)))
             {
-                let distance = Self.distance(in: detail).map { "pHash distance \($0)" } ?? "same pixels"
+                let distance = evidence?["phash_distance"]?.intValue.map { "pHash distance \($0)" } ?? "same pixels"
                 groups.append("<figure class=\"pair\"><img src=\"thumbs/\(thumbnail)\" alt=\"dropped\"><img src=\"thumbs/\(keptThumb)\" alt=\"kept\"><figcaption>dropped, kept: \(distance)</figcaption></figure>")
             }
         }
@@ -166,22 +167,6 @@ public struct RunReport {
             if stats.rejected > rows.count { section += "<p><small>the first \(rows.count) of \(stats.rejected)</small></p>\n" }
         }
         return (section + "</section>\n", cards, groups)
-    }
-
-    /// The kept image a dedup reject names ("... of <blob>, which ...", "... as <blob>, which ...").
-    static func keptBlob(in detail: String) -> ContentHash? {
-        for marker in [" of ", " as "] {
-            if let range = detail.range(of: marker) {
-                let candidate = String(detail[range.upperBound...].prefix(32))
-                if let hash = ContentHash(hex: candidate) { return hash }
-            }
-        }
-        return nil
-    }
-
-    static func distance(in detail: String) -> Int? {
-        guard let range = detail.range(of: "distance ") else { return nil }
-        return Int(detail[range.upperBound...].prefix { $0.isNumber })
     }
 
     // MARK: - The page

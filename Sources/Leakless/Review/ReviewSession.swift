@@ -76,14 +76,12 @@ public final class ReviewSession: Sendable {
         var found: [String: [JSONValue]] = [:]
         let lines = try LineReader(path: path)
         while let line = try lines.nextLine() {
-            guard let reject = try? JSONParser.parse(bytes: Array(line)), let detail = reject["detail"]?.stringValue else { continue }
-            for word in detail.split(whereSeparator: { !$0.isHexDigit }) where word.count == 32 {
-                guard let pair = kept[String(word)] else { continue }
-                found[pair, default: []].append([
-                    "reason": reject["reason"] ?? .null, "detail": .string(detail),
-                    "query": reject["record"]?["query"] ?? .null,
-                ])
-            }
+            guard let reject = try? JSONParser.parse(bytes: Array(line)), let detail = reject["detail"]?.stringValue,
+                let named = reject["evidence"]?["kept_pair"]?.stringValue, let pair = kept[named]
+            else { continue }
+            found[pair, default: []].append([
+                "reason": reject["reason"] ?? .null, "detail": .string(detail), "query": reject["record"]?["query"] ?? .null,
+            ])
         }
         return found
     }
@@ -201,7 +199,7 @@ public final class ReviewSession: Sendable {
         guard let output = outputs?.first else { return .null }
         switch output {
         case .record: return ["verdict": "clean"]
-        case .reject(_, let reason, let detail): return ["verdict": .string(reason), "detail": .string(detail)]
+        case .reject(_, let reason, let detail, _): return ["verdict": .string(reason), "detail": .string(detail)]
         }
     }
 

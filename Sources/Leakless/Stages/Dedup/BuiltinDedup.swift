@@ -49,7 +49,7 @@ public struct BuiltinDedupStage: TwoPassStage {
     var images: [Image] = []
     var imageIndex: [String: Int32] = [:]
     /// Rejected records by their place in the input (both passes read the same order).
-    var verdicts: [Int: (reason: String, detail: String)] = [:]
+    var verdicts: [Int: (reason: String, detail: String, evidence: JSONValue?)] = [:]
     var position = 0
     var hashesDecoded = 0
     var hashesCached = 0
@@ -118,14 +118,15 @@ public struct BuiltinDedupStage: TwoPassStage {
             let entry = entries[index]
             let image = images[Int(entry.image)]
             if case .failure(let error) = image.fingerprint {
-                verdicts[index] = (error.reason.rawValue, "image \(image.blob): \(error.message)")
+                verdicts[index] = (error.reason.rawValue, "image \(image.blob): \(error.message)", nil)
                 continue
             }
             if let (other, distance) = queryGraph.nearest(of: index, where: { kept[$0] && rank[$0] < rank[index] }) {
                 let exact = entries[other].queryExact == entry.queryExact
+                let evidence: JSONValue = ["kept_pair": .string(entries[other].id), "simhash_distance": .int(Int64(distance))]
                 verdicts[index] = exact
-                    ? ("duplicate-query", "same query as \(entries[other].id)")
-                    : ("near-duplicate-query", "query within \(distance) SimHash bits of \(entries[other].id)")
+                    ? ("duplicate-query", "same query as \(entries[other].id)", evidence)
+                    : ("near-duplicate-query", "query within \(distance) SimHash bits of \(entries[other].id)", evidence)
                 continue
             }
             let (leader, distance) = imageGroups[Int(entry.image)]
@@ -146,7 +147,7 @@ public struct BuiltinDedupStage: TwoPassStage {
         guard index < entries.count, entries[index].id == record.id else {
             throw RecordError("the input changed between the two passes of the stage")
         }
-        if let verdict = verdicts[index] { return [.reject(record, reason: verdict.reason, detail: verdict.detail)] }
+        if let verdict = verdicts[index] { return [.reject(record, reason: verdict.reason, detail: verdict.detail, evidence: verdict.evidence)] }
         guard case .success(let found) = images[Int(entries[index].image)].fingerprint else {
             throw RecordError("record \(record.id) has no image hashes")
         }
@@ -222,16 +223,18 @@ public struct BuiltinDedupStage: TwoPassStage {
         }
     }
 
-    func imageVerdict(entry: Entry, first: Entry, leader: Int32, distance: Int, count: Int) -> (reason: String, detail: String) {
+    func imageVerdict(entry: Entry, first: Entry, leader: Int32, distance: Int, count: Int) -> (reason: String, detail: String, evidence: JSONValue?) {
         let mine = images[Int(entry.image)], theirs = images[Int(leader)]
         let limit = "already carries \(count) queries (max_queries_per_image \(maxPerImage)); first with \(first.id)"
+        var evidence: [String: JSONValue] = ["kept_pair": .string(first.id), "kept_image": .string(theirs.blob), "queries_on_image": .int(Int64(count))]
         if entry.image == leader {
-            return ("image-reused", "image \(mine.blob) \(limit)")
+            return ("image-reused", "image \(mine.blob) \(limit)", .object(evidence))
         }
         if case .success(let a) = mine.fingerprint, case .success(let b) = theirs.fingerprint, a.pixelDigest == b.pixelDigest {
-            return ("duplicate-image", "image \(mine.blob) has the same pixels as \(theirs.blob), which \(limit)")
+            return ("duplicate-image", "image \(mine.blob) has the same pixels as \(theirs.blob), which \(limit)", .object(evidence))
         }
-        return ("near-duplicate-image", "image \(mine.blob) is within pHash distance \(distance) of \(theirs.blob), which \(limit)")
+        evidence["phash_distance"] = .int(Int64(distance))
+        return ("near-duplicate-image", "image \(mine.blob) is within pHash distance \(distance) of \(theirs.blob), which \(limit)", .object(evidence))
     }
 
     // MARK: - Queries

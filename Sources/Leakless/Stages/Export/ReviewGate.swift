@@ -111,7 +111,7 @@ final class ReviewGate {
         }
         for output in try detector.process(probe) + detector.finish() {
             switch output {
-            case .reject(_, let reason, let detail): return .failure(Leak(reason: reason, detail: detail))
+            case .reject(_, let reason, let detail, _): return .failure(Leak(reason: reason, detail: detail))
             case .record(let judged): return .success(judged["detection"] ?? .null)
             }
         }
