@@ -144,52 +144,10 @@ public struct AuditCommand: ParsableCommand {
             let folder = output ?? FileSystem.join("out/audit", name)
             let (judgeName, judge) = try judging.make(work: FileSystem.join(folder, "work"), images: images)
             let lexical = try judging.lexicalDetector()
-            try FileSystem.createDirectory(folder)
-            // Records are judged in batches as they are read, and each one's line is written as it
-            // is decided: memory does not grow with the benchmark.
-            let writer = try JSONLWriter(path: FileSystem.join(folder, "audit.jsonl"))
-            var accumulator = AuditAccumulator(title: "\(file) (\(format.rawValue))", judge: judgeName, lines: writer)
-            let progress = Progress(label: "audit")
-            let batchSize = lexical != nil ? 8_192 : ["embedding", "classifier"].contains(judging.judge) ? 1_024 : 256
-            var batch: [AuditItem] = []
-            let threads = ProcessInfo.processInfo.activeProcessorCount
-            func flush() throws {
-                defer { batch.removeAll(keepingCapacity: true) }
-                if let lexical {
-                    // Each record tokenised once and judged on every core; added in order.
-                    let items = batch, judgeName = accumulator.judge
-                    let chunk = 256, chunks = (items.count + chunk - 1) / chunk
-                    let prepared = WorkerPool.map(count: chunks, workers: threads, makeState: {}) { _, index in
-                        items[(index * chunk)..<min(items.count, (index + 1) * chunk)].map { item in
-                            let tokens = Text.tokens(item.query)
-                            let result = lexical.judge(item.query, tokens: tokens, context: item.context)
-                            let finding = AuditFinding(item: item, verdict: result.verdict, score: result.score, evidence: result.evidence, pairHarmful: nil, reason: nil)
-                            return AuditAccumulator.prepare(item, finding: finding, why: nil, judge: judgeName, tokens: tokens)
-                        }
-                    }
-                    for part in prepared { for record in part { try accumulator.add(record) } }
-                    return
-                }
-                let (findings, failed) = try judge(batch)
-                var byLocation: [String: AuditFinding] = [:]
-                for finding in findings { byLocation[finding.item.location] = finding }
-                var why: [String: String] = [:]
-                for (item, reason) in failed { why[item.location] = reason }
-                for item in batch { try accumulator.add(item, finding: byLocation[item.location], why: why[item.location]) }
-            }
-            let report: AuditReport
-            do {
-                try BenchmarkImporter.forEachBatch(file, format: format, options: options, batch: batchSize, threads: threads) { items in
-                    batch = items
-                    try flush()
-                    progress.tick("\(accumulator.records) records judged")
-                }
-                progress.finish("\(accumulator.records) records judged")
-                report = try accumulator.finish { visit in try BenchmarkImporter.forEach(file, format: format, options: options, visit) }
-            } catch {
-                writer.discard()
-                throw error
-            }
+            let batchSize = judging.judge == "builtin" ? 8_192 : ["embedding", "classifier"].contains(judging.judge) ? 1_024 : 256
+            let report = try AuditRun.run(
+                file: file, format: format, options: options, folder: folder, title: "\(file) (\(format.rawValue))", judgeName: judgeName,
+                judge: judge, lexical: lexical, batchSize: batchSize)
             try report.write(to: folder)
             let all = report.overall
             print("\(report.records) records: " + LexicalVerdict.Verdict.allCases.map { "\($0.rawValue) \(all.byVerdict[$0] ?? 0)" }.joined(separator: ", ")
