@@ -256,16 +256,32 @@ public struct PipelineDriver {
             backends: stage.config.backends, budget: budget,
             // The export's card and provenance read what the stages before it wrote.
             upstream: writesFolder ? upstream.map(absolute) : [], spentFile: stage.config.usesModels ? absolute(stage.files.spent) : nil,
-            reviewDecisions: stage.config.definition.readsReview ? absolute(ReviewStore.path(workdir: pipeline.workdirPath)) : nil,
-            reviewDecisionsBytes: stage.key.description["review_decisions"]?["bytes"]?.intValue.map { Int($0) } ?? 0,
-            redetect: stage.config.definition.readsReview ? detectParameters : nil)
+            given: given(stage))
     }
 
-    /// The detect stage's parameters (its defaults when the pipeline has none), paths resolved:
-    /// what judges a query a reviewer edited.
-    public var detectParameters: [String: JSONValue] {
-        if let detect = pipeline.stage(named: DetectStage.definition.name) { return resolvedParameters(detect) }
-        return resolved(DetectStage.definition.defaults, of: DetectStage.definition)
+    /// What the stage's definition says it needs besides its input.
+    func given(_ stage: PlannedStage) -> [String: JSONValue] {
+        var given: [String: JSONValue] = [:]
+        for need in stage.config.definition.needs {
+            switch need {
+            case .workdirLog(let name, let path, let applies):
+                guard applies(stage.config.parameters) else { continue }
+                given[name] = [
+                    "path": .string(absolute(FileSystem.join(pipeline.workdirPath, path))),
+                    "bytes": .int(stage.key.description[name]?["bytes"]?.intValue ?? 0),
+                ]
+            case .stageParameters(let name, let other):
+                if let parameters = parameters(ofStage: other) { given[name] = .object(parameters) }
+            }
+        }
+        return given
+    }
+
+    /// A stage's parameters (its defaults when the pipeline has no such stage), paths resolved.
+    public func parameters(ofStage name: String) -> [String: JSONValue]? {
+        if let stage = pipeline.stage(named: name) { return resolvedParameters(stage) }
+        guard let definition = StageRegistry.definition(named: name) else { return nil }
+        return resolved(definition.defaults, of: definition)
     }
 
     private func execute(_ stage: PlannedStage, budget: Budget, after upstream: [String]) throws {

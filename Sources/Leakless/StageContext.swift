@@ -18,10 +18,8 @@ public struct StageContext: Sendable {
     public var upstream: [String] = []
     /// For a stage that writes a folder: the folder.
     public var folder: String?
-    /// For a stage that honours human review: the review store and the detect stage's parameters.
-    public var reviewDecisions: String?
-    public var reviewDecisionsBytes: Int?
-    public var redetect: [String: JSONValue]?
+    /// What the stage's definition says it needs besides its input (`StageNeed`), by name.
+    public var given: [String: JSONValue] = [:]
 
     public init(templates: String, blobs: String, backends: [String: BackendConfig] = [:], cache: String = "out/cache",
                 budget: Budget = Budget()) {
@@ -37,9 +35,7 @@ public struct StageContext: Sendable {
                   budget: request.budget)
         upstream = request.upstream
         folder = request.folder
-        reviewDecisions = request.reviewDecisions
-        reviewDecisionsBytes = request.reviewDecisionsBytes
-        redetect = request.redetect
+        given = request.given ?? [:]
     }
 
     /// The backend of a role when it is a network backend (not builtin or typography).

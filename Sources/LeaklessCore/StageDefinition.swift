@@ -131,6 +131,35 @@ public struct StageParameter: Sendable {
     }
 }
 
+/// What a stage reads besides its input records and its parameters.
+public enum StageNeed: Sendable {
+    /// An append-only file of the workdir (`path`, relative to it), when `applies` says the
+    /// stage's parameters (as pipeline.yaml gives them) use it: the key covers its complete lines
+    /// (their hash and length, or "absent"), and the stage is given, under `name`, the file's
+    /// path and that length (`{"path", "bytes"}`), and reads no further.
+    case workdirLog(name: String, path: String, applies: @Sendable ([String: JSONValue]) -> Bool)
+    /// Another stage's parameters (its defaults when the pipeline has no such stage, paths
+    /// resolved), given under `name`.
+    case stageParameters(name: String, stage: String)
+
+    public var name: String {
+        switch self {
+        case .workdirLog(let name, _, _), .stageParameters(let name, _): return name
+        }
+    }
+}
+
+/// An append-only file of JSON lines (a log several writers append to): what of it is complete.
+public enum AppendOnlyLog {
+    /// The hash and length of the file's complete lines, nil when it has none (or no file).
+    public static func contentKey(path: String) throws -> (hash: String, bytes: Int)? {
+        guard FileSystem.exists(path) else { return nil }
+        let bytes = try FileSystem.read(path)
+        guard let end = bytes.lastIndex(of: UInt8(ascii: "\n")) else { return nil }
+        return (ContentHash(of: bytes[...end]).hex, end + 1)
+    }
+}
+
 /// A stage as the driver knows it: its name, version, parameters and what it reads and writes.
 public struct StageDefinition: Sendable {
     public enum Input: Sendable, Equatable {
@@ -156,16 +185,16 @@ public struct StageDefinition: Sendable {
     public let parameters: [StageParameter]
     /// The backends the stage works through, each under its own key in pipeline.yaml.
     public let roles: [BackendRole]
-    /// Whether the stage honours the workdir's human review decisions (`leakless review`): its
-    /// key then covers the review store, and it is given the store and the detect settings.
-    public let readsReview: Bool
+    /// What else the stage reads, declared here so that the key, the driver and the run request
+    /// handle it without naming the stage.
+    public let needs: [StageNeed]
 
     public init(
         name: String, version: Int, summary: String, input: Input, output: Output, roles: [BackendRole] = [],
-        readsReview: Bool = false, parameters: [StageParameter]
+        needs: [StageNeed] = [], parameters: [StageParameter]
     ) {
         self.roles = roles
-        self.readsReview = readsReview
+        self.needs = needs
         self.name = name
         self.version = version
         self.summary = summary

@@ -45,13 +45,14 @@ public struct StageKey: Sendable {
             "backends": .object(stage.backends.mapValues(\.identity)),
             "input": inputName.map(JSONValue.string) ?? .null,
         ])
-        // Human review decisions change what is exported: the key covers the store's complete lines.
-        if stage.definition.readsReview, let require = stage.parameters["review"]?["require"]?.stringValue, require != "none",
-            case .object(var fields) = description {
-            if let store = try ReviewStore.contentKey(path: ReviewStore.path(workdir: pipeline.workdirPath)) {
-                fields["review_decisions"] = .object(["hash": .string(store.hash), "bytes": .int(Int64(store.bytes))])
+        // A workdir log the stage reads (the review decisions) changes what it writes: the key
+        // covers the log's complete lines.
+        for need in stage.definition.needs {
+            guard case .workdirLog(let name, let path, let applies) = need, applies(stage.parameters), case .object(var fields) = description else { continue }
+            if let log = try AppendOnlyLog.contentKey(path: FileSystem.join(pipeline.workdirPath, path)) {
+                fields[name] = .object(["hash": .string(log.hash), "bytes": .int(Int64(log.bytes))])
             } else {
-                fields["review_decisions"] = "absent"
+                fields[name] = "absent"
             }
             description = .object(fields)
         }

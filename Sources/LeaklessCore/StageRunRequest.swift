@@ -27,22 +27,15 @@ public struct StageRunRequest: Codable, Sendable, Equatable {
     /// Where a stage that calls models writes what it spent when it ends, finished or stopped,
     /// so the workdir's ledger counts every paid request.
     public var spentFile: String?
-    /// For a stage that honours human review (the export): the workdir's review store, and how
-    /// many of its bytes the stage's key covers (it reads no further).
-    public var reviewDecisions: String?
-    public var reviewDecisionsBytes: Int?
-    /// For that stage: the detect stage's parameters, to judge queries reviewers edited.
-    public var redetect: [String: JSONValue]?
+    /// What the stage's definition says it needs besides its input (`StageNeed`), by name.
+    public var given: [String: JSONValue]?
 
     public init(
         stage: String, input: String, output: String, rejects: String, stats: String?, folder: String?, templates: String,
         blobs: String, cache: String, parameters: [String: JSONValue], backends: [String: BackendConfig] = [:],
-        budget: Budget = Budget(), upstream: [String] = [], spentFile: String? = nil, reviewDecisions: String? = nil, reviewDecisionsBytes: Int? = nil,
-        redetect: [String: JSONValue]? = nil
+        budget: Budget = Budget(), upstream: [String] = [], spentFile: String? = nil, given: [String: JSONValue] = [:]
     ) {
-        self.reviewDecisions = reviewDecisions
-        self.reviewDecisionsBytes = reviewDecisionsBytes
-        self.redetect = redetect
+        self.given = given.isEmpty ? nil : given
         self.stage = stage
         self.input = input
         self.output = output

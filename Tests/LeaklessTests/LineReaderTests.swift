@@ -1,5 +1,6 @@
 import XCTest
 
+@testable import Leakless
 @testable import LeaklessCore
 
 final class LineReaderTests: XCTestCase {

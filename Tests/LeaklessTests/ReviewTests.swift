@@ -20,10 +20,10 @@ final class ReviewTests: XCTestCase {
     func testTheStoreAppendsWholeLinesAndALineCutByACrashIsSkippedThenRemoved() throws {
         let folder = try temporaryFolder(self)
         let store = ReviewStore(workdir: folder)
-        XCTAssertNil(try ReviewStore.contentKey(path: store.path))
+        XCTAssertNil(try AppendOnlyLog.contentKey(path: store.path))
         try store.append([Self.decision("p1", "alice", .accept), Self.decision("p2", "alice", .reject, reason: "the query names the risk (leakage)")])
         // What an export's key covered is all it reads, whatever is appended after.
-        let covered = try XCTUnwrap(try ReviewStore.contentKey(path: store.path))
+        let covered = try XCTUnwrap(try AppendOnlyLog.contentKey(path: store.path))
         // A write a crash cut short: no newline.
         let handle = try XCTUnwrap(FileHandle(forWritingAtPath: store.path))
         handle.seekToEndOfFile()
@@ -36,7 +36,7 @@ final class ReviewTests: XCTestCase {
         let again = try store.load()
         XCTAssertEqual(again.decisions.map(\.pair), ["p1", "p2", "p3"])
         XCTAssertEqual(try store.load(bytes: covered.bytes).decisions.map(\.pair), ["p1", "p2"])
-        XCTAssertNotEqual(try ReviewStore.contentKey(path: store.path)?.hash, covered.hash)
+        XCTAssertNotEqual(try AppendOnlyLog.contentKey(path: store.path)?.hash, covered.hash)
         XCTAssertFalse(again.tornTail)
         XCTAssertEqual(try FileSystem.readText(store.path).split(separator: "\n").count, 3)
     }

@@ -30,7 +30,7 @@ public final class ReviewSession: Sendable {
         pipelinePath = pipeline.path
         let driver = PipelineDriver(pipeline: pipeline, executables: "")
         let plan = try driver.plan()
-        guard let export = plan.first(where: { $0.config.definition.readsReview }) else {
+        guard let export = plan.first(where: { $0.config.definition.needs.contains { $0.name == ExportStage.reviewDecisions } }) else {
             throw DriverError("\(pipeline.path) has no export stage: the review is of the pairs an export reads")
         }
         guard let marker = export.inputMarker, FileSystem.exists(export.input), FileSystem.exists(marker) else {
@@ -47,7 +47,7 @@ public final class ReviewSession: Sendable {
         self.pairs = pairs
         index = Dictionary(pairs.enumerated().map { ($0.element.id, $0.offset) }, uniquingKeysWith: { first, _ in first })
 
-        let detectParameters = try DetectStage.checkedParameters(driver.detectParameters, origin: pipeline.path)
+        let detectParameters = try DetectStage.checkedParameters(driver.parameters(ofStage: DetectStage.definition.name) ?? [:], origin: pipeline.path)
         detector = Mutex(try? BuiltinDetectStage(parameters: detectParameters))
         // The page shows the lexicon's spans at its own threshold, whatever the stage's.
         var lexicalSettings = detectParameters.detectorSettings

@@ -5,11 +5,22 @@ import LeaklessCore
 public enum ExportStage: PipelineStage {
     public static let definition = StageDefinition(
         name: "export", version: 3, summary: "the benchmark in VLSBench's layout: data.json and imgs/",
-        input: .records(["pair"]), output: .folder, readsReview: true,
+        input: .records(["pair"]), output: .folder,
+        needs: [
+            // Human review decisions change what is exported, when the review policy reads them.
+            .workdirLog(name: reviewDecisions, path: ReviewStore.relativePath,
+                        applies: { ($0["review"]?["require"]?.stringValue ?? "none") != "none" }),
+            // An edited query is judged again by the detect stage's own detector.
+            .stageParameters(name: detectSettings, stage: "detect"),
+        ],
         parameters: [
             StageParameter("format", .choice(ExportFormat.allCases.map(\.rawValue)), default: "vlsbench", "the layout: VLSBench's data.json, or a Hugging Face imagefolder (metadata.jsonl)"),
             ReviewPolicy.parameter,
         ])
+
+    /// The names the export's needs are given under.
+    public static let reviewDecisions = "review_decisions"
+    public static let detectSettings = "detect"
 
     public struct Parameters: Decodable, Sendable {
         public var format: ExportFormat

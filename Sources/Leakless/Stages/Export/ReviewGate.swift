@@ -37,10 +37,12 @@ final class ReviewGate {
 
     init(policy: ReviewPolicy, context: StageContext) throws {
         self.policy = policy
-        guard let store = context.reviewDecisions else { throw RecordError("the export honours review decisions, but was not told where the review store is") }
-        let loaded = try ReviewStore(path: store).load(bytes: context.reviewDecisionsBytes)
+        guard let log = context.given[ExportStage.reviewDecisions], let store = log["path"]?.stringValue else {
+            throw RecordError("the export honours review decisions, but was not told where the review store is")
+        }
+        let loaded = try ReviewStore(path: store).load(bytes: log["bytes"]?.intValue.map { Int($0) })
         state = ReviewState(loaded.decisions)
-        if let parameters = context.redetect {
+        if let parameters = context.given[ExportStage.detectSettings]?.objectValue {
             detector = try BuiltinDetectStage(parameters: DetectStage.checkedParameters(parameters, origin: "the detect stage's parameters"))
         } else {
             detector = nil

@@ -1,4 +1,5 @@
 import Foundation
+import LeaklessCore
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -127,17 +128,10 @@ public struct ReviewStore: Sendable {
 
     public init(workdir: String) { self.init(path: Self.path(workdir: workdir)) }
 
-    public static func path(workdir: String) -> String { FileSystem.join(workdir, "review", "decisions.jsonl") }
+    /// Where in a workdir the decisions are kept.
+    public static let relativePath = "review/decisions.jsonl"
 
-    /// The hash and length of the store's complete lines (nil when it has none): what the
-    /// export's key covers, and how much of the store that export then reads, so decisions
-    /// appended while a run is under way wait for the next run.
-    public static func contentKey(path: String) throws -> (hash: String, bytes: Int)? {
-        guard FileSystem.exists(path) else { return nil }
-        let bytes = try FileSystem.read(path)
-        guard let end = bytes.lastIndex(of: UInt8(ascii: "\n")) else { return nil }
-        return (ContentHash(of: bytes[...end]).hex, end + 1)
-    }
+    public static func path(workdir: String) -> String { FileSystem.join(workdir, relativePath) }
 
     @discardableResult
     public func append(_ decisions: [ReviewDecision]) throws -> [ReviewDecision] {
