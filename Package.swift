@@ -70,7 +70,7 @@ let package = Package(
         .target(name: "LeaklessDevCommands", dependencies: ["LeaklessCommandSupport", "LeaklessMockServer", "LeaklessEmbedding"]),
         .executableTarget(name: "leakless-dev", dependencies: ["LeaklessDevCommands", "LeaklessStageCommand"]),
 
-        .testTarget(name: "LeaklessTests", dependencies: ["Leakless", "LeaklessMockServer", "LeaklessTypography", "LeaklessReview"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "LeaklessTests", dependencies: ["Leakless", "LeaklessMockServer", "LeaklessTypography", "LeaklessReview", "LeaklessDevCommands"], resources: [.copy("Fixtures")]),
     ] + stageExecutables.map {
         .executableTarget(name: "leakless-\($0)", dependencies: ["LeaklessStageCommand"])
     },

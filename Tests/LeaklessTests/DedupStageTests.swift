@@ -1,6 +1,7 @@
 import XCTest
 
 @testable import Leakless
+@testable import LeaklessDevCommands
 @testable import LeaklessCore
 @testable import LeaklessImaging
 @testable import LeaklessModels

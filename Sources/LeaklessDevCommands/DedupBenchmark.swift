@@ -1,6 +1,7 @@
 import Foundation
 import LeaklessCore
 import LeaklessImaging
+import Leakless
 
 /// The figures `leakless bench-dedup` reports: hashing throughput on a labelled near-duplicate
 /// corpus (and the decode floor under it), precision and recall of duplicate pairs against the
