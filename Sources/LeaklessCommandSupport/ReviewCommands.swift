@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import Synchronization
 import Leakless
 import LeaklessCore
 import LeaklessReview
@@ -93,15 +94,13 @@ public struct ReviewServeCommand: ParsableCommand {
 }
 
 /// The port the server got, handed from its task to the waiting command.
-final class PortBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Int?
-    private var message: String?
-    var port: Int? { lock.withLock { value } }
-    var error: String? { lock.withLock { message } }
-    func set(_ port: Int) { lock.withLock { value = port } }
+final class PortBox: Sendable {
+    private let state = Mutex<(port: Int?, error: String?)>((nil, nil))
+    var port: Int? { state.withLock { $0.port } }
+    var error: String? { state.withLock { $0.error } }
+    func set(_ port: Int) { state.withLock { $0.port = port } }
     /// The first failure is the one reported.
-    func fail(_ error: String) { lock.withLock { if message == nil { message = error } } }
+    func fail(_ error: String) { state.withLock { if $0.error == nil { $0.error = error } } }
 }
 
 public struct ReviewExportCommand: ParsableCommand {

@@ -163,7 +163,7 @@ public enum ExtractStage: PipelineStage {
 
 /// What the perception path shares between the builtin and the model: the collections by name,
 /// reading an image into the blob store, and the taxonomy entry nearest to a text.
-struct Perception: @unchecked Sendable {
+struct Perception: Sendable {
     let collections: [String: ImageCollection]
     let categoriser: Categoriser
     let threshold: Double
