@@ -31,8 +31,8 @@ public struct JudgeOptions: ParsableArguments {
     @Option(help: "The classifier judge's fine-tuned harm classifier.")
     var classifier: String = HarmClassifier.defaultPath
 
-    @Option(help: "The pipeline file whose 'backends' name the judge.")
-    var pipeline: String = "pipeline.yaml"
+    /// Its 'backends' name the judge.
+    @OptionGroup var pipelineOptions: PipelineOptions
 
     @Option(help: "The builtin detector's lexicon.")
     var lexicon: String = Lexicon.defaultPath
@@ -85,7 +85,7 @@ public struct JudgeOptions: ParsableArguments {
                 : "fine-tuned harm classifier (\(classifier)) with the lexicon, and the leak head (\(heads))"
             return (name, { (AuditJudge.embedding($0, detector: detector), []) })
         }
-        let config = try PipelineConfig.load(path: pipeline, definitions: StageRegistry.definitions)
+        let config = try pipelineOptions.config()
         if let reference = config.backends[judge], [BackendKind.llamaGuard.name, BackendKind.openAIModeration.name].contains(reference.kind) {
             return ("\(reference.kind) '\(judge)' (\(reference.string("model")))", { items in
                 try ReferenceJudge.audit(items, backend: reference, cache: cache, images: images)

@@ -5,10 +5,15 @@ import LeaklessCore
 
 /// Options every driver command takes.
 public struct PipelineOptions: ParsableArguments {
-    @Option(name: .long, help: "The pipeline file.")
-    public var pipeline: String = "pipeline.yaml"
+    @Option(name: .long, help: "The pipeline file (its backends, workdir and stages).")
+    public var pipeline: String = PipelineConfig.defaultPath
 
     public init() {}
+
+    /// The pipeline file, loaded and checked.
+    func config() throws -> PipelineConfig {
+        try PipelineConfig.load(path: pipeline, definitions: StageRegistry.definitions)
+    }
 
     func driver() throws -> PipelineDriver {
         guard FileSystem.exists(pipeline) else {
@@ -196,7 +201,7 @@ public struct InitCommand: ParsableCommand {
 
     public func run() throws {
         try reportingErrors {
-            let path = FileSystem.join(folder, "pipeline.yaml")
+            let path = FileSystem.join(folder, PipelineConfig.defaultPath)
             guard !FileSystem.exists(path) else { throw ValidationError("\(path) exists already; nothing was written") }
             guard let shipped = Self.shippedPipeline() else {
                 throw ValidationError("the default pipeline.yaml is neither in \(installedShareFolder()) nor in the project this leakless was built in")
@@ -211,12 +216,12 @@ public struct InitCommand: ParsableCommand {
     /// The pipeline.yaml leakless ships: in the installed share folder, else in the project
     /// whose build this executable is (the folder above it that holds Package.swift).
     static func shippedPipeline() -> String? {
-        let installed = FileSystem.join(installedShareFolder(), "pipeline.yaml")
+        let installed = FileSystem.join(installedShareFolder(), PipelineConfig.defaultPath)
         if FileSystem.exists(installed) { return installed }
         var folder = executableFolder()
         while folder != "/" && !folder.isEmpty {
-            if FileSystem.exists(FileSystem.join(folder, "Package.swift")), FileSystem.exists(FileSystem.join(folder, "pipeline.yaml")) {
-                return FileSystem.join(folder, "pipeline.yaml")
+            if FileSystem.exists(FileSystem.join(folder, "Package.swift")), FileSystem.exists(FileSystem.join(folder, PipelineConfig.defaultPath)) {
+                return FileSystem.join(folder, PipelineConfig.defaultPath)
             }
             folder = FileSystem.parent(of: folder)
         }

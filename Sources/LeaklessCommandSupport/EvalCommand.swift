@@ -17,8 +17,8 @@ public struct EvalCommand: ParsableCommand {
     @Option(help: "The chat backend that labels the replies.")
     var judge: String
 
-    @Option(help: "The pipeline file whose 'backends' name the target and the judge.")
-    var pipeline: String = "pipeline.yaml"
+    /// Its 'backends' name the target and the judge.
+    @OptionGroup var pipelineOptions: PipelineOptions
 
     @Flag(help: "Send a system prompt that asks the model to weigh safety (the paper's ablation).")
     var safetyPrompt = false
@@ -51,7 +51,7 @@ public struct EvalCommand: ParsableCommand {
 
     public func run() throws {
         try reportingErrors {
-            let config = try PipelineConfig.load(path: pipeline, definitions: StageRegistry.definitions)
+            let config = try pipelineOptions.config()
             // What is not given comes from the pipeline file: its workdir's benchmark, cache and eval folders.
             let benchmark = self.benchmark ?? FileSystem.join(config.workdirPath, "benchmark")
             let output = self.output ?? FileSystem.join(config.workdirPath, "eval")

@@ -52,8 +52,8 @@ public struct TaxonomyExpandCommand: ParsableCommand {
     @Option(help: "A chat backend of the pipeline file that lists the elements (default: the builtin, which lists what each definition names).")
     var backend: String?
 
-    @Option(help: "The pipeline file whose 'backends' name --backend; its workdir holds the request cache.")
-    var pipeline: String = "pipeline.yaml"
+    /// Its 'backends' name --backend; its workdir holds the request cache.
+    @OptionGroup var pipelineOptions: PipelineOptions
 
     @Option(help: "The folder of the prompt templates.")
     var templates: String = "stages/extract"
@@ -74,7 +74,7 @@ public struct TaxonomyExpandCommand: ParsableCommand {
             var chat: BackendConfig?
             var cache = FileSystem.join(NSTemporaryDirectory(), "leakless-taxonomy-\(getpid())")
             if let backend {
-                let config = try PipelineConfig.load(path: pipeline, definitions: StageRegistry.definitions)
+                let config = try pipelineOptions.config()
                 chat = try chatBackend(backend, option: "backend", in: config)
                 cache = FileSystem.join(config.workdirPath, "cache")
             }

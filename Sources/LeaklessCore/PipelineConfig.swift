@@ -102,6 +102,9 @@ public struct PipelineConfig: Sendable {
     public let stages: [StageConfig]
 
     public var workdirPath: String { resolve(workdir) }
+
+    /// The pipeline file a command reads when none is named.
+    public static let defaultPath = "pipeline.yaml"
     /// Where the project's shared files (stages/, data/) are looked for after the pipeline file's
     /// own folder: an installed share folder.
     public var shareFolders: [String] = []
