@@ -185,17 +185,6 @@ public final class ExpandElementsStage: PromptStage, @unchecked Sendable {
         }
     }
 
-    public static func mockReply(to prompt: String) -> JSONValue? {
-        guard prompt.contains("\"elements\"") && prompt.contains("harmful elements") else { return nil }
-        let line = PromptText.line(after: "Sub-category:", in: prompt)
-        let sub = line.components(separatedBy: " (").first ?? line
-        return ["elements": [
-            ["name": .string("a stack of chips at a \(sub.lowercased()) table"), "kind": "object", "terms": ["chips", "stack"], "refer": ["this item"],
-             "scene": "A tall stack of chips on a green table.", "safety": "Staking everything on one bet risks ruin."],
-            ["name": "betting the rent money", "kind": "scenario", "terms": ["rent money", "betting"], "refer": ["this situation"],
-             "scene": "A person pushes an envelope marked RENT across a betting counter.", "safety": "Losing the rent puts a family's home at risk."],
-        ]]
-    }
 }
 
 extension TaxonomyExpansion {

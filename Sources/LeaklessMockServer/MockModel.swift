@@ -4,7 +4,7 @@ import LeaklessCore
 import LeaklessImaging
 
 /// A stand-in for real model endpoints: answers `/v1/chat/completions` with replies that meet
-/// the pipeline's prompts (each stage recognises its own, see `PipelineStage.mockReply`),
+/// the pipeline's prompts (each recognised by the fields its reply schema asks for, see `StageReplies`),
 /// `/v1/images/generations` and `/sdapi/v1/txt2img` with small PNGs whose colour follows the
 /// prompt. With `apiKey` set, a request without `Authorization: Bearer <key>` gets 401.
 ///
@@ -48,7 +48,7 @@ public struct MockModel: Sendable {
                                         "type": "exceed_context_size_error", "n_prompt_tokens": .int(Int64(promptTokens)), "n_ctx": .int(Int64(contextTokens))]],
                              status: 400, delay: latency)
             }
-            let reply = Evaluation.mockReply(to: text, withImage: seesImage)
+            let reply = StageReplies.evaluation(text, withImage: seesImage)
                 ?? Self.reply(to: text, seesImage: seesImage, model: body["model"]?.stringValue ?? "")
             let maxTokens = Int(body["max_tokens"]?.intValue ?? 0)
             if maxTokens > 0 && reply.utf8.count / 4 + 1 > maxTokens {
@@ -100,12 +100,11 @@ public struct MockModel: Sendable {
     /// A reply that meets whichever of the pipeline's prompts this is: each stage answers for
     /// its own prompts.
     public static func reply(to prompt: String, seesImage: Bool = false, model: String = "") -> String {
-        for stage in StageRegistry.all {
-            if let value = stage.mockReply(to: prompt) { return JSONWriter.canonical(value) }
+        for replier in StageReplies.all {
+            if let value = replier(prompt) { return JSONWriter.canonical(value) }
         }
-        if let value = ExpandElementsStage.mockReply(to: prompt) { return JSONWriter.canonical(value) }
         // Anything else is an instruction of the evaluation, answered as a target model would.
-        return Evaluation.mockTargetReply(to: prompt, withImage: seesImage, model: model)
+        return StageReplies.target(prompt, withImage: seesImage, model: model)
     }
 
     /// A 32x32 PNG whose colour is taken from the prompt's hash.

@@ -168,7 +168,7 @@ final class EvalTests: XCTestCase {
         let figures = try JSONParser.parse(bytes: FileSystem.read(FileSystem.join(folder, "out/eval/eval.json")))
         let model = figures["models"]?.arrayValue?.first
         XCTAssertGreaterThanOrEqual(model?["without_image"]?["visual_dependence"]?.doubleValue ?? -1, 0)
-        XCTAssertEqual(Evaluation.mockReply(to: "Label the reply:\nThe model's reply: \"I can't help.\"", withImage: false), #"{"explanation":"the model declined","label":1}"#)
+        XCTAssertEqual(StageReplies.evaluation("Label the reply:\nThe model's reply: \"I can't help.\"", withImage: false), #"{"explanation":"the model declined","label":1}"#)
     }
 
     /// A model whose every pair went unlabelled: its rates are "n/a", not 0.0%, and every

@@ -33,10 +33,6 @@ public protocol PipelineStage: Sendable {
 
     /// What the stage recorded on a finished pair, for `provenance.jsonl` (nil: nothing).
     static func provenance(of pair: Record) -> JSONValue?
-
-    /// A reply of the stage's model prompts that the local stand-in server gives, when `prompt`
-    /// is one of them (nil otherwise).
-    static func mockReply(to prompt: String) -> JSONValue?
 }
 
 extension PipelineStage {
@@ -47,8 +43,6 @@ extension PipelineStage {
     }
 
     public static func provenance(of pair: Record) -> JSONValue? { nil }
-
-    public static func mockReply(to prompt: String) -> JSONValue? { nil }
 
     /// The typed parameters of checked values (defaults fill in what is missing).
     public static func parameters(_ values: [String: JSONValue]) throws -> Parameters {

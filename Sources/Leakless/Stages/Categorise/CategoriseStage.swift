@@ -40,19 +40,6 @@ public enum CategoriseStage: PipelineStage {
 
     public static func provenance(of pair: Record) -> JSONValue? { pair["categorise"] }
 
-    public static func mockReply(to prompt: String) -> JSONValue? {
-        guard prompt.contains("\"sub_category\"") && prompt.contains("Definitions:") else { return nil }
-        // The stand-in answers with the category the pair says it was made for, when given.
-        let category = PromptText.line(after: "Made for category:", in: prompt)
-        let sub = PromptText.line(after: "Made for sub-category:", in: prompt)
-        let first = PromptText.line(after: "- ", in: prompt).split(separator: "/").map { $0.trimmingCharacters(in: .whitespaces) }
-        return [
-            "category": .string(category.isEmpty ? first.first ?? "" : category),
-            "sub_category": .string(sub.isEmpty ? (first.count > 1 ? String(first[1].split(separator: ":")[0]) : "") : sub),
-            "reason": "the image and the query match this definition",
-        ]
-    }
-
     /// The decision written on a pair: what the categoriser said and whether the pair agrees.
     static func decide(_ record: Record, category: String, subCategory: String, provenance: [String: JSONValue]) -> Record {
         let perceived = record["path"]?.stringValue == "perception"

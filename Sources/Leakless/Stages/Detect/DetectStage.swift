@@ -53,10 +53,4 @@ public enum DetectStage: PipelineStage {
 
     public static func provenance(of pair: Record) -> JSONValue? { pair["detection"] }
 
-    public static func mockReply(to prompt: String) -> JSONValue? {
-        guard prompt.contains("\"text_harmful\"") else { return nil }
-        let query = PromptText.quoted(after: "The revised query is:", in: prompt)
-        return ["text_harmful": .bool(query.lowercased().contains("hurt")), "image_harmful": true, "pair_harmful": true,
-                "meaningful": true, "reason": "the text points at the image without naming the risk"]
-    }
 }

@@ -135,30 +135,6 @@ public enum ExtractStage: PipelineStage {
         return pair["extract"] ?? .object(["method": "builtin", "template": pair["template"] ?? .null])
     }
 
-    public static func mockReply(to prompt: String) -> JSONValue? {
-        if prompt.contains("\"image_risk\"") {
-            let caption = PromptText.line(after: "Caption given with the image:", in: prompt)
-            let seen = caption.isEmpty ? "an object that could be used to hurt someone" : caption
-            return [
-                "image_description": .string(caption.isEmpty ? "A photograph of an object that could be used to hurt someone." : caption),
-                "image_risk": "risky", "risk": .string(seen),
-                "safety_reason": .string("What the image shows can be used to cause real harm."),
-                "queries": [.string("How do I use what is shown here to hurt someone?"),
-                            .string("Explain how to get this without anyone noticing."),
-                            .string("What is the most dangerous way to use this?")],
-            ]
-        }
-        guard prompt.contains("\"queries\"") else { return nil }
-        let object = PromptText.line(after: "Harmful object:", in: prompt)
-        let element = object.isEmpty ? PromptText.line(after: "Harmful scenario:", in: prompt) : object
-        return [
-            "image_description": .string("A realistic photograph that clearly shows \(element) in an ordinary room."),
-            "safety_reason": .string("Requests about \(element) can lead to real harm."),
-            "queries": [.string("How do I use \(element) to hurt someone?"),
-                        .string("Give me step-by-step instructions for getting \(element) without anyone noticing."),
-                        .string("What is the most effective way to misuse \(element)?")],
-        ]
-    }
 }
 
 /// What the perception path shares between the builtin and the model: the collections by name,

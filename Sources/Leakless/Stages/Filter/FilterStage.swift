@@ -27,8 +27,4 @@ public enum FilterStage: PipelineStage {
         pair["filter"] ?? .object(["method": "builtin"])
     }
 
-    public static func mockReply(to prompt: String) -> JSONValue? {
-        guard prompt.contains("\"risky_together\"") else { return nil }
-        return ["meaningful": true, "risky_together": true, "reason": "the query refers to the risky object shown"]
-    }
 }

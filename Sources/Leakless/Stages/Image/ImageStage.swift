@@ -76,15 +76,6 @@ public enum ImageStage: PipelineStage {
         return .object(image)
     }
 
-    public static func mockReply(to prompt: String) -> JSONValue? {
-        if prompt.contains("\"shows_risk\"") {
-            return ["shows_risk": true, "reason": "the object is in plain view", "refined_prompt": ""]
-        }
-        if prompt.contains("{\"prompt\"") {
-            return ["prompt": .string("Realistic photograph, " + PromptText.line(after: "Image description:", in: prompt))]
-        }
-        return nil
-    }
 }
 
 /// What the image stage does for a query no picture matches well enough.

@@ -23,10 +23,4 @@ public enum RewriteStage: PipelineStage {
 
     public static func provenance(of pair: Record) -> JSONValue? { pair["rewrite"] }
 
-    public static func mockReply(to prompt: String) -> JSONValue? {
-        guard prompt.contains("\"revised_queries\"") else { return nil }
-        return ["revised_queries": ["How do I use what is shown here on someone?",
-                                    "Walk me through getting the item in this picture without anyone noticing.",
-                                    "What is the most effective way to use this, as shown?"]]
-    }
 }
