@@ -38,7 +38,10 @@ let package = Package(
         .target(name: "CCurlShims", dependencies: ["CCurl"]),
         .target(name: "CImageShims", dependencies: ["CJPEG", "CPNG", "CXXHash"]),
 
-        .target(name: "LeaklessCore", dependencies: ["CXXHash", "CCoreShims", .product(name: "Yams", package: "Yams")]),
+        // Optimised in debug builds too: every stage's records pass through its JSON reader,
+        // writer and content hashes.
+        .target(name: "LeaklessCore", dependencies: ["CXXHash", "CCoreShims", .product(name: "Yams", package: "Yams")],
+                swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         // Optimised in debug builds too: resampling and hashing are per-pixel loops.
         .target(name: "LeaklessImaging", dependencies: ["LeaklessCore", "CPNG", "CJPEG", "CImageShims"],
                 swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
@@ -49,7 +52,9 @@ let package = Package(
         .target(name: "LeaklessEmbedding", dependencies: ["LeaklessCore", "CCoreShims", "COpenBLAS"],
                 swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         // Text drawn into images (typographic benchmarks) with Pango and Cairo.
-        .target(name: "LeaklessTypography", dependencies: ["LeaklessImaging", "CPangoCairo"]),
+        // Optimised in debug builds too: drawing composites pixel by pixel.
+        .target(name: "LeaklessTypography", dependencies: ["LeaklessImaging", "CPangoCairo"],
+                swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(name: "Leakless", dependencies: [
             "LeaklessCore", "LeaklessImaging", "LeaklessNetwork", "LeaklessModels", "LeaklessEmbedding", "LeaklessTypography",
         ]),
