@@ -1,4 +1,5 @@
 import Foundation
+import LeaklessCore
 
 /// What K models did on M items: for each model and item, 1 (the reply was safe: a refusal or a
 /// warning), 0 (unsafe) or missing (not labelled). Row-major, one row a model.
@@ -112,8 +113,11 @@ public struct TwoParameterLogistic: Sendable {
     }
 
     /// Fits the model to `responses`; `maxIterations` EM steps at most, stopping when no item
-    /// parameter moves by more than `tolerance`.
+    /// parameter moves by more than `tolerance`. Each step runs on every core (items, then
+    /// models, then items again, each summed in the same order as one thread would): the fit is
+    /// the same whatever the number of cores.
     public static func fit(_ responses: ResponseMatrix, maxIterations: Int = 500, tolerance: Double = 1e-4,
+                           threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                            progress: ((Int) -> Void)? = nil) -> TwoParameterLogistic {
         let models = responses.models.count, items = responses.items
         let quadrature = nodes.count
@@ -127,62 +131,70 @@ public struct TwoParameterLogistic: Sendable {
             }
             difficulty[item] = max(-4, min(4, -log(safe / (seen - safe))))
         }
+        let chunk = 2_048, chunks = (items + chunk - 1) / chunk
+        let workers = max(1, threads)
         var posterior = [Double](repeating: 0, count: models * quadrature)
-        var logSafe = [Double](repeating: 0, count: quadrature), logUnsafe = [Double](repeating: 0, count: quadrature)
         var result = TwoParameterLogistic(discrimination: [], difficulty: [], ability: [])
-        var logLikelihood = [Double](repeating: 0, count: models * quadrature)
         for iteration in 1...max(1, maxIterations) {
-            // E step: each model's posterior over the grid.
-            for index in logLikelihood.indices { logLikelihood[index] = 0 }
-            for item in 0..<items {
-                let a = exp(logSlope[item])
-                for q in 0..<quadrature {
-                    let z = a * (nodes[q] - difficulty[item])
-                    // log σ(z) and log σ(−z), stable for large |z|.
-                    logSafe[q] = -softplus(-z)
-                    logUnsafe[q] = -softplus(z)
-                }
-                for model in 0..<models {
-                    let value = responses[model, item]
-                    if value == ResponseMatrix.missing { continue }
-                    let row = model * quadrature
-                    if value == 1 {
-                        for q in 0..<quadrature { logLikelihood[row + q] += logSafe[q] }
-                    } else {
-                        for q in 0..<quadrature { logLikelihood[row + q] += logUnsafe[q] }
-                    }
-                }
-            }
-            for model in 0..<models {
-                let row = model * quadrature
-                var peak = -Double.infinity
-                for q in 0..<quadrature { peak = max(peak, logLikelihood[row + q]) }
-                var total = 0.0
-                for q in 0..<quadrature {
-                    let weight = exp(logLikelihood[row + q] - peak) * prior[q]
-                    posterior[row + q] = weight
-                    total += weight
-                }
-                for q in 0..<quadrature { posterior[row + q] /= total }
-            }
-            // M step: each item on its expected counts.
-            var largestMove = 0.0
-            var expectedSafe = [Double](repeating: 0, count: quadrature), expectedSeen = [Double](repeating: 0, count: quadrature)
-            for item in 0..<items {
-                for q in 0..<quadrature { expectedSafe[q] = 0; expectedSeen[q] = 0 }
-                for model in 0..<models {
-                    let value = responses[model, item]
-                    if value == ResponseMatrix.missing { continue }
-                    let row = model * quadrature
+            // E step: log P(safe) and log P(unsafe) of each item at each grid point, then each
+            // model's posterior over the grid.
+            let slopes = logSlope, difficulties = difficulty
+            let tables = WorkerPool.map(count: chunks, workers: workers, makeState: {}) { _, index -> [Double] in
+                let first = index * chunk, last = min(items, first + chunk)
+                var table = [Double](repeating: 0, count: (last - first) * quadrature * 2)
+                for item in first..<last {
+                    let a = exp(slopes[item]), base = (item - first) * quadrature * 2
                     for q in 0..<quadrature {
-                        expectedSeen[q] += posterior[row + q]
-                        if value == 1 { expectedSafe[q] += posterior[row + q] }
+                        let z = a * (nodes[q] - difficulties[item])
+                        // log σ(z) and log σ(−z), stable for large |z|.
+                        table[base + q] = -softplus(-z)
+                        table[base + quadrature + q] = -softplus(z)
                     }
                 }
-                let (alpha, b) = fitItem(logSlope: logSlope[item], difficulty: difficulty[item], safe: expectedSafe, seen: expectedSeen, at: nodes)
-                largestMove = max(largestMove, abs(alpha - logSlope[item]), abs(b - difficulty[item]))
-                logSlope[item] = alpha
-                difficulty[item] = b
+                return table
+            }
+            let rows = WorkerPool.map(count: models, workers: workers, makeState: {}) { _, model -> [Double] in
+                var logLikelihood = [Double](repeating: 0, count: quadrature)
+                for item in 0..<items {
+                    let value = responses[model, item]
+                    if value == ResponseMatrix.missing { continue }
+                    let table = tables[item / chunk], base = (item % chunk) * quadrature * 2 + (value == 1 ? 0 : quadrature)
+                    for q in 0..<quadrature { logLikelihood[q] += table[base + q] }
+                }
+                let peak = logLikelihood.max() ?? 0
+                var weights = (0..<quadrature).map { exp(logLikelihood[$0] - peak) * prior[$0] }
+                let total = weights.reduce(0, +)
+                for q in 0..<quadrature { weights[q] /= total }
+                return weights
+            }
+            for model in 0..<models { for q in 0..<quadrature { posterior[model * quadrature + q] = rows[model][q] } }
+            // M step: each item on its expected counts.
+            let weights = posterior
+            let updates = WorkerPool.map(count: chunks, workers: workers, makeState: {}) { _, index -> [(Double, Double)] in
+                let first = index * chunk, last = min(items, first + chunk)
+                var expectedSafe = [Double](repeating: 0, count: quadrature), expectedSeen = [Double](repeating: 0, count: quadrature)
+                return (first..<last).map { item in
+                    for q in 0..<quadrature { expectedSafe[q] = 0; expectedSeen[q] = 0 }
+                    for model in 0..<models {
+                        let value = responses[model, item]
+                        if value == ResponseMatrix.missing { continue }
+                        let row = model * quadrature
+                        for q in 0..<quadrature {
+                            expectedSeen[q] += weights[row + q]
+                            if value == 1 { expectedSafe[q] += weights[row + q] }
+                        }
+                    }
+                    return fitItem(logSlope: slopes[item], difficulty: difficulties[item], safe: expectedSafe, seen: expectedSeen, at: nodes)
+                }
+            }
+            var largestMove = 0.0
+            for (index, part) in updates.enumerated() {
+                for (offset, (alpha, b)) in part.enumerated() {
+                    let item = index * chunk + offset
+                    largestMove = max(largestMove, abs(alpha - logSlope[item]), abs(b - difficulty[item]))
+                    logSlope[item] = alpha
+                    difficulty[item] = b
+                }
             }
             result.iterations = iteration
             progress?(iteration)
