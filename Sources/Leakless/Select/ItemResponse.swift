@@ -136,33 +136,41 @@ public struct TwoParameterLogistic: Sendable {
         var posterior = [Double](repeating: 0, count: models * quadrature)
         var result = TwoParameterLogistic(discrimination: [], difficulty: [], ability: [])
         for iteration in 1...max(1, maxIterations) {
-            // E step: log P(safe) and log P(unsafe) of each item at each grid point, then each
-            // model's posterior over the grid.
+            // E step: each chunk of items adds its log-likelihood at each grid point to every
+            // model's (items in order, the models' rows in cache); the chunks' sums are added in
+            // chunk order, then each model's posterior over the grid.
             let slopes = logSlope, difficulties = difficulty
-            let tables = WorkerPool.map(count: chunks, workers: workers, makeState: {}) { _, index -> [Double] in
+            let partials = WorkerPool.map(count: chunks, workers: workers, makeState: {}) { _, index -> [Double] in
                 let first = index * chunk, last = min(items, first + chunk)
-                var table = [Double](repeating: 0, count: (last - first) * quadrature * 2)
+                var logLikelihood = [Double](repeating: 0, count: models * quadrature)
+                var logSafe = [Double](repeating: 0, count: quadrature), logUnsafe = [Double](repeating: 0, count: quadrature)
                 for item in first..<last {
-                    let a = exp(slopes[item]), base = (item - first) * quadrature * 2
+                    let a = exp(slopes[item])
                     for q in 0..<quadrature {
                         let z = a * (nodes[q] - difficulties[item])
                         // log σ(z) and log σ(−z), stable for large |z|.
-                        table[base + q] = -softplus(-z)
-                        table[base + quadrature + q] = -softplus(z)
+                        logSafe[q] = -softplus(-z)
+                        logUnsafe[q] = -softplus(z)
+                    }
+                    for model in 0..<models {
+                        let value = responses[model, item]
+                        if value == ResponseMatrix.missing { continue }
+                        let row = model * quadrature
+                        if value == 1 {
+                            for q in 0..<quadrature { logLikelihood[row + q] += logSafe[q] }
+                        } else {
+                            for q in 0..<quadrature { logLikelihood[row + q] += logUnsafe[q] }
+                        }
                     }
                 }
-                return table
+                return logLikelihood
             }
-            let rows = WorkerPool.map(count: models, workers: workers, makeState: {}) { _, model -> [Double] in
-                var logLikelihood = [Double](repeating: 0, count: quadrature)
-                for item in 0..<items {
-                    let value = responses[model, item]
-                    if value == ResponseMatrix.missing { continue }
-                    let table = tables[item / chunk], base = (item % chunk) * quadrature * 2 + (value == 1 ? 0 : quadrature)
-                    for q in 0..<quadrature { logLikelihood[q] += table[base + q] }
-                }
-                let peak = logLikelihood.max() ?? 0
-                var weights = (0..<quadrature).map { exp(logLikelihood[$0] - peak) * prior[$0] }
+            var logLikelihood = [Double](repeating: 0, count: models * quadrature)
+            for part in partials { for index in 0..<logLikelihood.count { logLikelihood[index] += part[index] } }
+            let rows = (0..<models).map { model -> [Double] in
+                let row = Array(logLikelihood[(model * quadrature)..<((model + 1) * quadrature)])
+                let peak = row.max() ?? 0
+                var weights = (0..<quadrature).map { exp(row[$0] - peak) * prior[$0] }
                 let total = weights.reduce(0, +)
                 for q in 0..<quadrature { weights[q] /= total }
                 return weights
