@@ -113,9 +113,9 @@ public struct TwoParameterLogistic: Sendable {
     }
 
     /// Fits the model to `responses`; `maxIterations` EM steps at most, stopping when no item
-    /// parameter moves by more than `tolerance`. Each step runs on every core (items, then
-    /// models, then items again, each summed in the same order as one thread would): the fit is
-    /// the same whatever the number of cores.
+    /// parameter moves by more than `tolerance`. Each step runs on every core over fixed chunks
+    /// of items whose sums are added in chunk order: the fit is the same whatever the number of
+    /// cores.
     public static func fit(_ responses: ResponseMatrix, maxIterations: Int = 500, tolerance: Double = 1e-4,
                            threads: Int = ProcessInfo.processInfo.activeProcessorCount,
                            progress: ((Int) -> Void)? = nil) -> TwoParameterLogistic {
