@@ -41,7 +41,7 @@ public struct SelectCommand: ParsableCommand {
     @Option(help: "The sentence-embedding model folder (for diversity).")
     var model: String = SentenceEmbedder.defaultFolder
 
-    @Option(help: "With --benchmark: the folder to write the chosen pairs to (default: the benchmark's folder name with -selected).")
+    @Option(help: "With --benchmark: the folder to write the chosen pairs to (a new benchmark folder).")
     var output: String?
 
     public init() {}
@@ -54,6 +54,7 @@ public struct SelectCommand: ParsableCommand {
             return
         }
         guard let size else { throw ValidationError("give '--size N', the pairs to keep") }
+        guard output != nil else { throw ValidationError("give '--output FOLDER', where the chosen pairs are written") }
         if size < 1 { throw ValidationError("'--size' must be at least 1") }
         if !["proportional", "equal", "table"].contains(quota) { throw ValidationError("'--quota' must be proportional, equal or table, not '\(quota)'") }
         if quota == "table" && quotaTable.isEmpty { throw ValidationError("'--quota table' needs '--quota-table Category=N' for each category") }
@@ -98,14 +99,12 @@ public struct SelectCommand: ParsableCommand {
 
     public func run() throws {
         try reportingErrors {
-            if let benchmark, let size {
-                let output = self.output ?? (benchmark.hasSuffix("/") ? String(benchmark.dropLast()) : benchmark) + "-selected"
+            if let benchmark, let size, let output {
                 let evaluations: String
                 if let given = self.evaluations {
                     evaluations = given
                 } else {
-                    let config = try PipelineConfig.load(path: pipelineOptions.pipeline, definitions: StageRegistry.definitions)
-                    evaluations = FileSystem.join(config.workdirPath, "eval")
+                    evaluations = FileSystem.join(try pipelineOptions.config().workdirPath, "eval")
                 }
                 let outcome = try BenchmarkSelection.run(
                     benchmark: benchmark, evaluations: evaluations, settings: try settings(size: size), quotaRule: quota, model: model, output: output)
