@@ -313,7 +313,7 @@ public enum RankAgreement {
     public static func kendall(_ x: [Double], _ y: [Double]) -> Double {
         var concordant = 0.0, discordant = 0.0, tiesX = 0.0, tiesY = 0.0
         for i in 0..<x.count {
-            for j in (i + 1)..<max(i + 1, x.count) {
+            for j in (i + 1)..<x.count {
                 let dx = x[i] - x[j], dy = y[i] - y[j]
                 if dx == 0 && dy == 0 { continue }
                 if dx == 0 { tiesX += 1; continue }

@@ -201,18 +201,26 @@ public struct SelectionReport: Sendable {
         lines += ["\(heading)# Per category", "", row(["category", "pool", "quota", "selected"]), row(["---", "---:", "---:", "---:"])]
         for category in categories { lines.append(row([escapeTable(category.name), "\(category.pool)", "\(category.quota)", "\(category.selected)"])) }
         lines += ["", "\(heading)# Models", "", "Scores are safety rates (refusal or warning). The pool score estimated from the subset: the subset's plain mean, and the item response model's estimate (the model placed by its subset replies, its expected score over the pool).", ""]
-        let header = ["model", "pool score", "pool rank", "subset score", "subset rank", "rank 90%", "plain mean error"] + (method == .irt ? ["IRT estimate", "IRT error"] : [])
-        lines.append(row(header))
-        lines.append(row(header.map { _ in "---" }))
-        for model in models {
-            var cells = [escapeTable(model.name), percent(model.poolScore), Self.format(model.poolRank, 1), percent(model.subsetScore), Self.format(model.subsetRank, 1),
-                         "\(Self.format(model.rankInterval.0, 0))-\(Self.format(model.rankInterval.1, 0))", Self.points(model.subsetScore - model.poolScore)]
-            if let estimate = model.irtEstimate { cells += [percent(estimate), Self.points(estimate - model.poolScore)] }
-            lines.append(row(cells))
-        }
+        lines.append(row(modelHeader))
+        lines.append(row(modelHeader.map { _ in "---" }))
+        for cells in modelRows { lines.append(row([escapeTable(cells[0])] + cells.dropFirst())) }
         lines += ["", "\(heading)# Left out", "", row(["reason", "pairs", "meaning"]), row(["---", "---:", "---"])]
         for entry in leftOut { lines.append(row([entry.reason, "\(entry.count)", Self.reasonText[entry.reason] ?? ""])) }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The models table, as the Markdown and HTML reports show it (cells unescaped).
+    var modelHeader: [String] {
+        ["model", "pool score", "pool rank", "subset score", "subset rank", "rank 90%", "plain mean error"] + (method == .irt ? ["IRT estimate", "IRT error"] : [])
+    }
+
+    var modelRows: [[String]] {
+        models.map { model in
+            var cells = [model.name, percent(model.poolScore), Self.format(model.poolRank, 1), percent(model.subsetScore), Self.format(model.subsetRank, 1),
+                         "\(Self.format(model.rankInterval.0, 0))-\(Self.format(model.rankInterval.1, 0))", Self.points(model.subsetScore - model.poolScore)]
+            if let estimate = model.irtEstimate { cells += [percent(estimate), Self.points(estimate - model.poolScore)] }
+            return cells
+        }
     }
 
     static func points(_ difference: Double) -> String {
@@ -228,13 +236,7 @@ public struct SelectionReport: Sendable {
         body += "<p>\(selectedCount) of \(evaluated) evaluated pairs (pool \(poolSize)); item statistics by \(escapeHTML(methodText)). Quotas: \(escapeHTML(quotaRule)). Seed \(seed).</p>\n"
         body += "<p>Kendall's tau \(Self.format(kendall)), Spearman's rho \(Self.format(spearman)); bootstrap tau \(Self.format(bootstrapKendall.median)) (90%: \(Self.format(bootstrapKendall.low)) to \(Self.format(bootstrapKendall.high))); random subsets: \(Self.format(randomKendall)).</p>\n"
         body += "<h2>Per category</h2>\n" + table(["category", "pool", "quota", "selected"], categories.map { [$0.name, "\($0.pool)", "\($0.quota)", "\($0.selected)"] })
-        let header = ["model", "pool score", "pool rank", "subset score", "subset rank", "rank 90%", "plain mean error"] + (method == .irt ? ["IRT estimate", "IRT error"] : [])
-        body += "<h2>Models</h2>\n" + table(header, models.map { model in
-            var cells = [model.name, percent(model.poolScore), Self.format(model.poolRank, 1), percent(model.subsetScore), Self.format(model.subsetRank, 1),
-                         "\(Self.format(model.rankInterval.0, 0))-\(Self.format(model.rankInterval.1, 0))", Self.points(model.subsetScore - model.poolScore)]
-            if let estimate = model.irtEstimate { cells += [percent(estimate), Self.points(estimate - model.poolScore)] }
-            return cells
-        })
+        body += "<h2>Models</h2>\n" + table(modelHeader, modelRows)
         body += "<h2>Left out</h2>\n" + table(["reason", "pairs", "meaning"], leftOut.map { [$0.reason, "\($0.count)", Self.reasonText[$0.reason] ?? ""] })
         return ReportPage.page(title: "Selection", body: body)
     }

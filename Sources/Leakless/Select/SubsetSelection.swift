@@ -406,7 +406,8 @@ struct Coverage {
     private let embeddings: [[Float]]
 
     init(candidates: [SelectionCandidate], eligible: [Int], sample: Int, seed: Int64, enabled: Bool) {
-        embeddings = candidates.map(\.embedding)
+        let embeddings = candidates.map(\.embedding)
+        self.embeddings = embeddings
         let dimension = candidates.first?.embedding.count ?? 0
         guard enabled, dimension > 0, !eligible.isEmpty, sample > 0 else {
             references = 0
@@ -423,31 +424,42 @@ struct Coverage {
             left.key != right.key ? left.key < right.key : left.item < right.item
         }
         let ordered: [Int] = keyed.prefix(sample).map { $0.item }
-        references = ordered.count
-        var referenceMatrix = [Float](repeating: 0, count: references * dimension)
-        for (row, item) in ordered.enumerated() {
-            for k in 0..<dimension { referenceMatrix[row * dimension + k] = candidates[item].embedding[k] }
-        }
+        let references = ordered.count
+        self.references = references
+        let referenceMatrix = Self.packed(ordered, from: embeddings, dimension: dimension)
         var quantised = [UInt8](repeating: 0, count: candidates.count * references)
-        let block = 2048
-        var start = 0
-        var rows = [Float](repeating: 0, count: block * dimension)
-        while start < candidates.count {
-            let end = min(start + block, candidates.count)
-            for item in start..<end {
-                let embedding = candidates[item].embedding
-                for k in 0..<dimension { rows[(item - start) * dimension + k] = embedding.count == dimension ? embedding[k] : 0 }
-            }
-            let products = Matrix.multiplyByTransposed(rows, rows: end - start, referenceMatrix, columns: references, inner: dimension)
-            for row in 0..<(end - start) {
+        Self.similarities(of: Array(candidates.indices), in: embeddings, to: referenceMatrix, count: references, dimension: dimension) { start, rows, products in
+            for row in 0..<rows {
                 for column in 0..<references {
                     let value = max(0, min(1, products[row * references + column]))
                     quantised[(start + row) * references + column] = UInt8((value * 255).rounded())
                 }
             }
-            start = end
         }
         similarity = quantised
+    }
+
+    /// The embeddings of `items` as the rows of one matrix (a missing embedding as zeros).
+    static func packed(_ items: [Int], from embeddings: [[Float]], dimension: Int) -> [Float] {
+        var matrix = [Float](repeating: 0, count: items.count * dimension)
+        for (row, item) in items.enumerated() where embeddings[item].count == dimension {
+            for k in 0..<dimension { matrix[row * dimension + k] = embeddings[item][k] }
+        }
+        return matrix
+    }
+
+    /// Cosines of `items` against the `count` rows of `matrix`, a block of items at a time:
+    /// `visit(first position, rows in the block, products rows x count)`.
+    static func similarities(of items: [Int], in embeddings: [[Float]], to matrix: [Float], count: Int, dimension: Int,
+                             _ visit: (Int, Int, [Float]) -> Void) {
+        let block = 1024
+        var start = 0
+        while start < items.count {
+            let end = min(start + block, items.count)
+            let rows = packed(Array(items[start..<end]), from: embeddings, dimension: dimension)
+            visit(start, end - start, Matrix.multiplyByTransposed(rows, rows: end - start, matrix, columns: count, inner: dimension))
+            start = end
+        }
     }
 
     func gain(_ item: Int, covered: [UInt8]) -> Double {
@@ -471,28 +483,15 @@ struct Coverage {
     func nearest(_ items: [Int], among chosen: [Int]) -> [(Int, Double)?] {
         let dimension = embeddings.first?.count ?? 0
         guard references > 0, dimension > 0, !chosen.isEmpty else { return items.map { _ in nil } }
-        var chosenMatrix = [Float](repeating: 0, count: chosen.count * dimension)
-        for (row, item) in chosen.enumerated() where embeddings[item].count == dimension {
-            for k in 0..<dimension { chosenMatrix[row * dimension + k] = embeddings[item][k] }
-        }
+        let chosenMatrix = Self.packed(chosen, from: embeddings, dimension: dimension)
         var result: [(Int, Double)?] = []
         result.reserveCapacity(items.count)
-        let block = 1024
-        var rows = [Float](repeating: 0, count: block * dimension)
-        var start = 0
-        while start < items.count {
-            let end = min(start + block, items.count)
-            for index in start..<end {
-                let embedding = embeddings[items[index]]
-                for k in 0..<dimension { rows[(index - start) * dimension + k] = embedding.count == dimension ? embedding[k] : 0 }
-            }
-            let products = Matrix.multiplyByTransposed(rows, rows: end - start, chosenMatrix, columns: chosen.count, inner: dimension)
-            for row in 0..<(end - start) {
+        Self.similarities(of: items, in: embeddings, to: chosenMatrix, count: chosen.count, dimension: dimension) { _, rows, products in
+            for row in 0..<rows {
                 var best = 0
                 for column in 1..<chosen.count where products[row * chosen.count + column] > products[row * chosen.count + best] { best = column }
                 result.append((chosen[best], Double(products[row * chosen.count + best])))
             }
-            start = end
         }
         return result
     }
