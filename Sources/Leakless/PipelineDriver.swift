@@ -165,7 +165,8 @@ public struct PipelineDriver {
     ///   - only: run just this stage (its input must exist).
     ///   - from: rerun this stage and every one after it.
     ///   - force: rerun even when the output exists.
-    public func run(only: String? = nil, from: String? = nil, force: Bool = false) throws -> [StageReport] {
+    ///   - detach: with the Slurm executor, submit every stage as chained jobs and return at once.
+    public func run(only: String? = nil, from: String? = nil, force: Bool = false, detach: Bool = false) throws -> [StageReport] {
         let plan = try plan()
         for name in [only, from].compactMap({ $0 }) where !plan.contains(where: { $0.name == name }) {
             throw DriverError("no stage '\(name)' in \(pipeline.path) (it has: \(plan.map(\.name).joined(separator: ", ")))")
@@ -182,8 +183,32 @@ public struct PipelineDriver {
 
         let lock = try WorkdirLock(workdir: pipeline.workdirPath)
         defer { withExtendedLifetime(lock) {} }
+        // Jobs of an earlier Slurm run may still write here: never beside them.
+        let own = ProcessInfo.processInfo.environment["SLURM_ARRAY_JOB_ID"] ?? ProcessInfo.processInfo.environment["SLURM_JOB_ID"]
+        let active = SlurmExecutor.activeJobs(workdir: pipeline.workdirPath).filter { $0 != own }
+        guard active.isEmpty else {
+            throw DriverError("Slurm jobs of an earlier run of \(pipeline.workdirPath) are still queued or running (\(active.prefix(6).joined(separator: ", "))): wait for them ('leakless status'), or cancel them with scancel")
+        }
         try TemporaryName.removeStale(under: pipeline.workdirPath)
         Interruption.forwardToChildren()
+        let slurm = SlurmExecutor(driver: self)
+        let onSlurm = toRun.filter { pipeline.executor(for: $0.config).kind == .slurm }
+        if force || from != nil {
+            // A stage run again starts over, its shards too.
+            for stage in onSlurm where slurm.isSharded(stage) { try? FileManager.default.removeItem(atPath: slurm.shardFiles(stage).folder) }
+        }
+        if detach {
+            guard onSlurm.count == toRun.count else {
+                let local = toRun.filter { pipeline.executor(for: $0.config).kind != .slurm }.map(\.name)
+                throw DriverError("--detach needs every stage to run on Slurm, but \(local.joined(separator: ", ")) run locally: set 'executor: slurm' in \(pipeline.path) or give --executor slurm")
+            }
+            if let first = toRun.first { try checkInputComplete(first) }
+            _ = try remainingBudget(after: try spentSoFar(), before: toRun.first ?? plan[0])
+            // What was submitted is in <workdir>/slurm/run.json (SlurmRunRecord).
+            _ = try slurm.submitDetached(toRun, plan: plan)
+            return plan.map { StageReport(stage: $0, ran: false, stats: try? StageStats.load(path: $0.files.stats), wallSeconds: 0) }
+        }
+        var slurmRecord = SlurmRunRecord(pipeline: absolute(pipeline.path), detached: false, submitted: SlurmExecutor.now(), stages: [])
 
         var reports: [StageReport] = []
         var spent = try spentSoFar()
@@ -195,8 +220,15 @@ public struct PipelineDriver {
             try checkInputComplete(stage)
             let remaining = try remainingBudget(after: spent, before: stage)
             let started = Progress.now()
-            defer { try? record(spending: stage, into: &spent) }
-            try execute(stage, budget: remaining, after: plan.prefix { $0.name != stage.name }.map(\.files.stats))
+            let upstream = plan.prefix { $0.name != stage.name }.map(\.files.stats)
+            if pipeline.executor(for: stage.config).kind == .slurm {
+                // The shards and the merge book their spending in the ledger themselves.
+                defer { spent = (try? spentSoFar()) ?? spent }
+                try slurm.run(stage, upstream: upstream, record: &slurmRecord)
+            } else {
+                defer { try? record(spending: stage, into: &spent) }
+                try execute(stage, budget: remaining, after: upstream)
+            }
             let stats = try StageStats.load(path: stage.files.stats)
             reports.append(StageReport(stage: stage, ran: true, stats: stats, wallSeconds: Progress.now() - started))
         }

@@ -3,6 +3,8 @@ import Foundation
 import Leakless
 import LeaklessCore
 
+extension ExecutorSettings.Kind: ExpressibleByArgument {}
+
 /// Options every driver command takes.
 public struct PipelineOptions: ParsableArguments {
     @Option(name: .long, help: "The pipeline file (its backends, workdir and stages).")
@@ -15,12 +17,14 @@ public struct PipelineOptions: ParsableArguments {
         try PipelineConfig.load(path: pipeline, definitions: StageRegistry.definitions)
     }
 
-    func driver() throws -> PipelineDriver {
+    /// `executor`: where the stages run, over what the pipeline file says.
+    func driver(executor: ExecutorSettings.Kind? = nil) throws -> PipelineDriver {
         guard FileSystem.exists(pipeline) else {
             throw ValidationError("no pipeline file \(pipeline) here: give '--pipeline FILE', or write a starter one with 'leakless init DIR'")
         }
         var config = try PipelineConfig.load(path: pipeline, definitions: StageRegistry.definitions)
         config.shareFolders = [installedShareFolder()]
+        if let executor { config.executor.kind = executor }
         return PipelineDriver(pipeline: config, executables: executableFolder())
     }
 }
@@ -66,16 +70,23 @@ public struct RunCommand: ParsableCommand {
     @Flag(help: "Send nothing: plan every stage still to run, render the prompts of those that call models, and print their calls, tokens and cost, and the whole pipeline's.")
     var dryRun = false
 
+    @Option(help: "Where the stages run: local or slurm (overrides the pipeline file's 'executor').")
+    var executor: ExecutorSettings.Kind?
+
+    @Flag(help: "With the Slurm executor: submit every stage as chained jobs and return at once ('leakless status' follows them).")
+    var detach = false
+
     public init() {}
 
     public func validate() throws {
         if only != nil && from != nil { throw ValidationError("'--only' and '--from' cannot be used together") }
-        if dryRun && (only != nil || from != nil || force) { throw ValidationError("'--dry-run' plans every stage still to run; it takes no other option") }
+        if dryRun && (only != nil || from != nil || force || detach) { throw ValidationError("'--dry-run' plans every stage still to run; it takes no other option") }
+        if detach && only != nil { throw ValidationError("'--detach' submits every stage still to run; it does not take '--only'") }
     }
 
     public func run() throws {
         try reportingErrors {
-            let driver = try options.driver()
+            let driver = try options.driver(executor: executor)
             if dryRun {
                 for missing in driver.missingKeys(try driver.plan().filter { !$0.isCached }) {
                     FileHandleOutput.standardError("leakless: warning: \(missing)\n")
@@ -92,7 +103,19 @@ public struct RunCommand: ParsableCommand {
                 }
                 return
             }
-            let reports = try driver.run(only: only, from: from, force: force)
+            let reports = try driver.run(only: only, from: from, force: force, detach: detach)
+            if detach {
+                guard let record = SlurmRunRecord.load(workdir: driver.pipeline.workdirPath), !record.stages.isEmpty else {
+                    print("leakless: every stage's output exists; nothing submitted")
+                    return
+                }
+                for stage in record.stages {
+                    let jobs = (stage.jobs.isEmpty ? "" : (stage.sharded ? "\(stage.shards) shards, job \(stage.jobs.joined(separator: ", "))" : "job \(stage.jobs.joined(separator: ", "))"))
+                    print("\(stage.stage): \(jobs)\(stage.merge.map { (jobs.isEmpty ? "" : "; ") + "merge job \($0)" } ?? "")")
+                }
+                print("submitted to Slurm; the last job (\(record.finish ?? "?")) writes the manifest and the benchmark link. 'leakless status --pipeline \(options.pipeline)' follows it")
+                return
+            }
             let ran = reports.filter(\.ran)
             print("leakless: \(reports.count) stages, \(ran.count) ran, \(reports.count - ran.count) skipped")
             print(RunSummary.table(reports, statusOnly: false))
@@ -131,6 +154,7 @@ public struct StatusCommand: ParsableCommand {
             }
             print(RunSummary.table(reports, statusOnly: true))
             print("store: \(driver.store)")
+            if let slurm = SlurmStatus.describe(driver: driver) { print(slurm) }
             let spent = try driver.spentSoFar()
             let budget = driver.pipeline.budget
             var line = "spent on models in this workdir: \(String(format1: spent.usd, digits: 4)) USD, \(spent.requests) requests, \(spent.tokens) tokens"

@@ -30,6 +30,11 @@ public struct StageStopped: Error, CustomStringConvertible {
 
     public let reason: String
     public let finished: Int
+
+    public init(reason: String, finished: Int) {
+        self.reason = reason
+        self.finished = finished
+    }
     public var description: String {
         "stopped (\(reason)) after \(finished) record(s); their model replies are cached, so running again resumes"
     }

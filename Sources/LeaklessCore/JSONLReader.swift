@@ -25,6 +25,12 @@ public final class JSONLReader: Sequence, IteratorProtocol {
         return nil
     }
 
+    /// Passes over the next record without parsing it (a shard skipping what is not its own);
+    /// false at the end of the file.
+    public func skipRecord() throws -> Bool {
+        try lines.nextContentLine() != nil
+    }
+
     /// Iterating cannot throw: use `nextRecord()` in code that must report bad lines. This
     /// conformance is for files already known to be good (a stage's own finished output).
     public func next() -> Record? {

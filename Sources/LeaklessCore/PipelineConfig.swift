@@ -85,6 +85,8 @@ public struct StageConfig: Sendable {
     public let backends: [String: BackendConfig]
     /// Every parameter, defaults filled in.
     public let parameters: [String: JSONValue]
+    /// The executor settings the stage's own `executor:` gives, over the pipeline's.
+    public var executorOverrides: [String: JSONValue] = [:]
 
     public var name: String { definition.name }
     public var backend: BackendConfig? { backends["backend"] }
@@ -100,6 +102,13 @@ public struct PipelineConfig: Sendable {
     public let backends: [String: BackendConfig]
     public let budget: Budget
     public let stages: [StageConfig]
+    /// Where the stages run (`executor:`); `leakless run --executor` may override its kind.
+    public var executor = ExecutorSettings()
+
+    /// The executor of one stage: the pipeline's, with the stage's own settings over it.
+    public func executor(for stage: StageConfig) -> ExecutorSettings {
+        executor.applying(stage.executorOverrides)
+    }
 
     public var workdirPath: String { resolve(workdir) }
 
@@ -182,7 +191,28 @@ public struct PipelineConfig: Sendable {
         self.path = path
         self.root = FileSystem.parent(of: path)
         let top = try mapping(document, "the pipeline")
-        try checkKeys(top, allowed: ["workdir", "backends", "budget", "stages"], in: "the pipeline")
+        try checkKeys(top, allowed: ["workdir", "backends", "budget", "executor", "stages"], in: "the pipeline")
+        func executorSettings(_ node: YAMLNode, _ what: String) throws -> [String: JSONValue] {
+            if case .scalar(.string(let name)) = node.kind, what == "executor" {
+                guard ExecutorSettings.Kind(rawValue: name) != nil else {
+                    throw fail(node.line, "'executor' must be one of \(ExecutorSettings.Kind.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")) or a mapping of its settings, found '\(name)'")
+                }
+                return ["kind": .string(name)]
+            }
+            let entries = try mapping(node, "'\(what)'")
+            let fields = ExecutorSettings.fields
+            try checkKeys(entries, allowed: fields.map(\.name), in: "'\(what)'")
+            var values: [String: JSONValue] = [:]
+            for entry in entries {
+                let value = try checked(fields.first { $0.name == entry.key }!.type, entry.value, entry.key)
+                if let problem = ExecutorSettings.problem(entry.key, value) { throw fail(entry.value.line, problem) }
+                values[entry.key] = value
+            }
+            return values
+        }
+        if let node = document["executor"] {
+            executor = ExecutorSettings().applying(try executorSettings(node, "executor"))
+        }
 
         var workdir = "out"
         if let node = document["workdir"] {
@@ -258,12 +288,17 @@ public struct PipelineConfig: Sendable {
                 throw fail(entry.line, "unknown stage '\(entry.key)' (expected one of: \(known.joined(separator: ", ")))")
             }
             let fields = try mapping(entry.value, "stage '\(entry.key)'")
-            let allowed = definition.parameters.map(\.name) + definition.roles.map(\.name)
+            let allowed = definition.parameters.map(\.name) + definition.roles.map(\.name) + ["executor"]
             try checkKeys(fields, allowed: allowed, in: "stage '\(entry.key)'")
+            var executorOverrides: [String: JSONValue] = [:]
 
             var parameters = definition.defaults
             var chosen: [String: BackendConfig] = [:]
             for field in fields {
+                if field.key == "executor" {
+                    executorOverrides = try executorSettings(field.value, "stages.\(entry.key).executor")
+                    continue
+                }
                 if let role = definition.role(field.key) {
                     guard case .scalar(.string(let name)) = field.value.kind, let named = backends[name] else {
                         let names = backends.keys.sorted().joined(separator: ", ")
@@ -301,7 +336,9 @@ public struct PipelineConfig: Sendable {
             } else if case .records = definition.input {
                 throw fail(entry.line, "stage '\(entry.key)' cannot come first: it reads another stage's records")
             }
-            stages.append(StageConfig(definition: definition, line: entry.line, backends: chosen, parameters: parameters))
+            var stage = StageConfig(definition: definition, line: entry.line, backends: chosen, parameters: parameters)
+            stage.executorOverrides = executorOverrides
+            stages.append(stage)
         }
         guard !stages.isEmpty else { throw fail(stagesNode.line, "'stages' lists no stage") }
         self.stages = stages

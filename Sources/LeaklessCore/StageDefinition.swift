@@ -188,11 +188,18 @@ public struct StageDefinition: Sendable {
     /// What else the stage reads, declared here so that the key, the driver and the run request
     /// handle it without naming the stage.
     public let needs: [StageNeed]
+    /// How the stage's input may be split across processes (Slurm array tasks).
+    public let sharding: Sharding
+    /// How its shards' stage-specific figures become one (default: numbers summed).
+    public let mergeExtra: ShardMerge.ExtraMerge
 
     public init(
-        name: String, version: Int, summary: String, input: Input, output: Output, roles: [BackendRole] = [],
-        needs: [StageNeed] = [], parameters: [StageParameter]
+        name: String, version: Int, summary: String, input: Input, output: Output, sharding: Sharding = .records,
+        mergeExtra: @escaping ShardMerge.ExtraMerge = { shards, _ in ShardMerge.sumFigures(shards) },
+        roles: [BackendRole] = [], needs: [StageNeed] = [], parameters: [StageParameter]
     ) {
+        self.sharding = sharding
+        self.mergeExtra = mergeExtra
         self.roles = roles
         self.needs = needs
         self.name = name

@@ -29,6 +29,10 @@ public struct StageRunRequest: Codable, Sendable, Equatable {
     public var spentFile: String?
     /// What the stage's definition says it needs besides its input (`StageNeed`), by name.
     public var given: [String: JSONValue]?
+    /// For a run split into shards: the workdir's spending ledger. `budget` then holds the
+    /// pipeline's limits, and each shard's part is what remains of them when it starts, shared
+    /// equally among the shards, so all of them together never spend more.
+    public var ledger: String?
 
     public init(
         stage: String, input: String, output: String, rejects: String, stats: String?, folder: String?, templates: String,

@@ -36,9 +36,28 @@ public struct StageOptions: ParsableArguments {
     @Option(help: "For export: the benchmark folder to write.")
     public var folder: String?
 
+    @Option(help: "With --request: run only this shard of the stage's input (0 to --shards - 1), into the shard's files.")
+    public var shard: Int?
+
+    @Option(help: "With --shard or --merge: how many shards the input is split into.")
+    public var shards: Int?
+
+    @Flag(help: "With --request and --shards: join the complete shards into the stage's output, rejects and stats.")
+    public var merge = false
+
     public init() {}
 
     public func validate() throws {
+        if shard != nil || merge || shards != nil {
+            guard request != nil, let shards, shards >= 1 else {
+                throw ValidationError("'--shard' and '--merge' take '--request FILE' and '--shards N' (N at least 1)")
+            }
+            if merge && shard != nil { throw ValidationError("give '--shard' or '--merge', not both") }
+            if !merge && shard == nil { throw ValidationError("'--shards' goes with '--shard I' or '--merge'") }
+            if let shard, !(0..<shards).contains(shard) {
+                throw ValidationError("'--shard' must be from 0 to \(shards - 1), found \(shard)")
+            }
+        }
         if request != nil {
             if input != nil || output != nil || rejects != nil || config != nil {
                 throw ValidationError("'--request' holds the whole run: give it alone")
@@ -82,7 +101,14 @@ public struct StageOptions: ParsableArguments {
             throw ExitCode.failure
         }
         do {
-            try StageRegistry.run(try runRequest(stage: stage))
+            let request = try runRequest(stage: stage)
+            if let shard, let shards {
+                try StageRegistry.runShard(request, shard: try ShardSpec(index: shard, count: shards))
+            } else if merge, let shards {
+                try StageRegistry.mergeShards(request, count: shards)
+            } else {
+                try StageRegistry.run(request)
+            }
         } catch let error as ExitCode {
             throw error
         } catch let stopped as StageStopped {

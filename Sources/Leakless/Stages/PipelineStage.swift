@@ -60,32 +60,104 @@ extension PipelineStage {
     /// Runs the stage on `request`'s files, or into `sink` when one is given.
     @discardableResult
     public static func run(_ request: StageRunRequest, sink given: RecordSink? = nil) throws -> StageStats {
+        guard let ledger = request.ledger else { return try run(request, sink: given, range: nil) }
+        // Run as one job of a Slurm run: the budget left is read from the ledger now, and what
+        // this process spends is booked there when it ends.
+        var request = request
+        if request.budget.isLimited {
+            let remaining = request.budget.remaining(after: try SpendingLedger.load(ledger))
+            guard let left = remaining.share(0, of: 1, lessSpent: Budget()) else {
+                return try run(request, sink: given, range: nil, budgetSpent: "the budget is spent (ledger \(ledger))")
+            }
+            request.budget = left
+        }
+        defer { if let file = request.spentFile { try? SpendingLedger.book(file, into: ledger) } }
+        return try run(request, sink: given, range: nil)
+    }
+
+    /// Runs the stage on the records of its input in `range` (all of them when nil).
+    /// `budgetSpent`: why a model stage must not send a request at all.
+    static func run(
+        _ request: StageRunRequest, sink given: RecordSink?, range: Range<Int>?, spentBefore: Budget = Budget(), budgetSpent: String? = nil
+    ) throws -> StageStats {
         let parameters = try checkedParameters(request.parameters, origin: request.stage)
         let context = StageContext(request: request)
         let schemaPath = FileSystem.join(request.templates, "schema.json")
         let schema = FileSystem.exists(schemaPath) ? try RecordSchema.load(path: schemaPath) : nil
         var runner = StageRunner(stageName: definition.name, schema: schema)
         // A JSONL input's lines are its records: counted once, for done/total and an ETA.
-        if FileSystem.exists(request.input), request.input.hasSuffix(".jsonl") {
+        if let range {
+            runner.expectedRecords = range.count
+        } else if FileSystem.exists(request.input), request.input.hasSuffix(".jsonl") {
             runner.expectedRecords = try FileSystem.countLines(request.input)
+        }
+        func records() throws -> RecordSource {
+            let all = try source(parameters, input: request.input)
+            return range.map { ShardedSource(all, range: $0) } ?? all
         }
         let implementation = try implementation(parameters, context: context)
         let sink = try given ?? FileSink(output: request.output, rejects: request.rejects, stats: request.stats)
         switch implementation {
         case .sequential(var stage):
-            return try runner.run(&stage, source: try source(parameters, input: request.input), sink: sink)
+            return try runner.run(&stage, source: try records(), sink: sink)
         case .twoPass(var stage):
-            return try runner.run(twoPass: &stage, source: { try source(parameters, input: request.input) }, sink: sink)
+            return try runner.run(twoPass: &stage, source: { try records() }, sink: sink)
         case .concurrent(let stage):
+            if let budgetSpent { throw StageStopped(reason: budgetSpent, finished: 0) }
             Interruption.install()
-            // What was paid for is recorded however the run ends.
+            // What was paid for is recorded however the run ends (a shard's over all its attempts).
             defer {
                 if let spentFile = request.spentFile, let spent = stage.extraStats["model"]?["spent"] {
-                    try? AtomicFile.write(JSONWriter.canonical(spent), to: spentFile)
+                    try? AtomicFile.write(JSONWriter.canonical(spentBefore.adding(Budget(json: spent)).json), to: spentFile)
                 }
             }
-            return try runner.run(concurrent: stage, source: try source(parameters, input: request.input), sink: sink)
+            return try runner.run(concurrent: stage, source: try records(), sink: sink)
         }
+    }
+
+    /// Runs one shard of the stage: its part of the input (`ShardRanges`), into the shard's files
+    /// beside the stage's output (`ShardFiles`), with its part of the budget.
+    @discardableResult
+    public static func runShard(_ request: StageRunRequest, shard: ShardSpec) throws -> StageStats {
+        guard definition.sharding.isShardable else {
+            throw RecordError("stage '\(definition.name)' cannot be split into shards (\(definition.sharding.description))")
+        }
+        let parameters = try checkedParameters(request.parameters, origin: request.stage)
+        let ranges = try ShardRanges.ranges(of: try source(parameters, input: request.input), sharding: definition.sharding, count: shard.count)
+        let files = ShardFiles(output: request.output, count: shard.count)
+        var part = request
+        part.output = files.output(shard.index)
+        part.rejects = files.rejects(shard.index)
+        part.stats = files.stats(shard.index)
+        part.spentFile = request.spentFile == nil ? nil : files.spent(shard.index)
+        part.ledger = nil
+        let spentBefore = part.spentFile.flatMap { try? SpendingLedger.load($0) } ?? Budget()
+        if let ledger = request.ledger, request.budget.isLimited {
+            let remaining = request.budget.remaining(after: try SpendingLedger.load(ledger))
+            guard let share = remaining.share(shard.index, of: shard.count, lessSpent: spentBefore) else {
+                return try run(part, sink: nil, range: ranges[shard.index], spentBefore: spentBefore,
+                               budgetSpent: "\(shard)'s part of the budget is spent (ledger \(ledger))")
+            }
+            part.budget = share
+        }
+        return try run(part, sink: nil, range: ranges[shard.index], spentBefore: spentBefore)
+    }
+
+    /// Joins the complete shards of a sharded run into the stage's own output, rejects and stats
+    /// (the same bytes a run in one process writes), and books what the shards spent.
+    @discardableResult
+    public static func mergeShards(_ request: StageRunRequest, count: Int) throws -> StageStats {
+        let files = ShardFiles(output: request.output, count: count)
+        // Any earlier stats must not mark a half-merged run complete.
+        if let stats = request.stats { try FileSystem.remove(stats) }
+        let merged = try ShardMerge.merge(
+            stage: definition.name, shards: files, output: request.output, rejects: request.rejects, stats: nil,
+            extra: definition.mergeExtra)
+        if let ledger = request.ledger {
+            for index in 0..<count { try SpendingLedger.book(files.spent(index), into: ledger) }
+        }
+        if let stats = request.stats { try merged.write(to: stats) }
+        return merged
     }
 
     /// The stage's model implementation for `request` and the records it would read, for

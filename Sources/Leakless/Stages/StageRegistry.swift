@@ -31,4 +31,23 @@ public enum StageRegistry {
         }
         return try stage.run(request, sink: sink)
     }
+
+    /// Runs one shard of the stage a request names (a Slurm array task).
+    @discardableResult
+    public static func runShard(_ request: StageRunRequest, shard: ShardSpec) throws -> StageStats {
+        try named(request).runShard(request, shard: shard)
+    }
+
+    /// Joins the `count` complete shards of the stage a request names into its output.
+    @discardableResult
+    public static func mergeShards(_ request: StageRunRequest, count: Int) throws -> StageStats {
+        try named(request).mergeShards(request, count: count)
+    }
+
+    private static func named(_ request: StageRunRequest) throws -> any PipelineStage.Type {
+        guard let stage = stage(named: request.stage) else {
+            throw RecordError("unknown stage '\(request.stage)' (expected one of: \(definitions.map(\.name).joined(separator: ", ")))")
+        }
+        return stage
+    }
 }

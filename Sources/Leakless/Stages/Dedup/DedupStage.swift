@@ -6,6 +6,7 @@ public enum DedupStage: PipelineStage {
     public static let definition = StageDefinition(
         name: "dedup", version: 4, summary: "drops near-duplicate images (perceptual hashes) and duplicate or near-duplicate queries",
         input: .records(["pair"]), output: .records("pair"),
+        sharding: .whole(why: "a pair is kept or dropped by its near duplicates anywhere in the input"),
         parameters: [
             StageParameter("max_queries_per_image", .integer(1...1_000_000), default: 1, "queries one image (or group of near-duplicate images) may carry"),
             StageParameter("dedup_queries", .boolean, default: true, "drop a query already kept (normalised text, or SimHash within query_radius)"),

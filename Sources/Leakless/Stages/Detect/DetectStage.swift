@@ -7,6 +7,8 @@ public enum DetectStage: PipelineStage {
     public static let definition = StageDefinition(
         name: "detect", version: 3, summary: "VSIL detector: rejects queries that still name the risk, and empty ones",
         input: .records(["query"]), output: .records("query"),
+        // The learned detector judges records in batches: a shard holds whole batches.
+        sharding: .records(block: BuiltinDetectStage.batch),
         roles: [BackendRole("backend", serves: ["builtin", "chat"], required: true, "the VSIL judge")],
         parameters: [
             StageParameter("detector", .choice(of: DetectorKind.self), default: "lexicon", "lexicon: the word lists; embedding: the learned heads on sentence embeddings, explained by the lexicon; classifier: the fine-tuned harm classifier with the lexicon in one decision, and the leak head (see README: their leave-one-source-out figures)"),

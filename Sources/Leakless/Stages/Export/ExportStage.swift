@@ -6,6 +6,7 @@ public enum ExportStage: PipelineStage {
     public static let definition = StageDefinition(
         name: "export", version: 3, summary: "the benchmark in VLSBench's layout: data.json and imgs/",
         input: .records(["pair"]), output: .folder,
+        sharding: .whole(why: "it writes one benchmark folder, each image once"),
         needs: [
             // Human review decisions change what is exported, when the review policy reads them.
             .workdirLog(name: reviewDecisions, path: ReviewStore.relativePath,

@@ -8,6 +8,9 @@ public enum ImageStage: PipelineStage {
         name: "image", version: 3,
         summary: "an image for each query: retrieval from the pool and clip art, else typography; or generation with verification",
         input: .records(["query", "seed"]), output: .records("pair"),
+        // An element's queries spread over its best pictures: they stay in one shard.
+        sharding: .groups { (try? $0.elementTerms().name) ?? $0.id },
+        mergeExtra: ImageStage.mergeFigures,
         roles: [
             BackendRole("backend", serves: ["builtin", "image", "typography"], required: true,
                         "retrieval from the pool and clip art (builtin), the key phrase drawn as text (typography), or a text-to-image endpoint"),
@@ -86,4 +89,24 @@ public enum ImageFallback: String, Sendable, CaseIterable, Decodable {
     case typographyOverMatch = "typography_over_match"
     /// The query is a reject.
     case reject
+}
+
+extension ImageStage {
+    /// The shards' counts summed; the pool's size and the threshold, the same in every shard,
+    /// taken once; the pictures used counted again, distinct, over the merged output (one picture
+    /// may serve elements in different shards).
+    @Sendable static func mergeFigures(_ shards: [[String: JSONValue]], output: String) throws -> [String: JSONValue] {
+        var merged = ShardMerge.sumFigures(shards)
+        for setting in ["pool_photos", "pool_clipart", "threshold"] { merged[setting] = shards.first?[setting] }
+        guard merged["pictures_used"] != nil else { return merged }
+        var origins = Set<String>()
+        let reader = try JSONLReader(path: output)
+        while let (_, record) = try reader.nextRecord() {
+            if let image = record.json["image"], image["method"]?.stringValue == "retrieval", let origin = image["origin"]?.stringValue {
+                origins.insert(origin)
+            }
+        }
+        merged["pictures_used"] = .int(Int64(origins.count))
+        return merged
+    }
 }

@@ -20,6 +20,7 @@ public enum SelectStage: PipelineStage {
         name: "select", version: 1,
         summary: "keeps the pairs that best separate the evaluated models (item response theory), stay harmful and stay diverse, under category quotas",
         input: .records(["pair"]), output: .records("pair"),
+        sharding: .whole(why: "the subset is chosen from every pair at once"),
         parameters: [
             StageParameter("evaluations", .path, default: "out/eval/eval.json", "the eval.json of leakless eval on the pool's export, or a folder of them"),
             StageParameter("size", .integer(1...10_000_000), default: 2000, "pairs to keep"),
