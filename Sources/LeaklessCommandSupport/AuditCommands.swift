@@ -70,6 +70,15 @@ public struct JudgeOptions: ParsableArguments {
         return try detectorSettings().lexical()
     }
 
+    /// The API key variables the judge's backend reads (passed to Slurm jobs).
+    func apiKeyVariables() -> [String] {
+        guard !["builtin", "embedding", "classifier"].contains(judge), let config = try? pipelineOptions.config(),
+            let backend = config.backends[judge]
+        else { return [] }
+        let variable = backend.string("api_key_env")
+        return variable.isEmpty ? [] : [variable]
+    }
+
     /// A function from items to findings, and the judge's name for the report.
     func make(work: String, images: String?) throws -> (String, ([AuditItem]) throws -> ([AuditFinding], [(AuditItem, String)])) {
         if judge == "builtin" {
@@ -125,10 +134,29 @@ public struct AuditCommand: ParsableCommand {
 
     @OptionGroup var judging: JudgeOptions
 
+    @Option(help: "Where to judge: local, or slurm (the benchmark split into --tasks shards, each a Slurm array task, then merged: the same audit.jsonl).")
+    var executor: ExecutorSettings.Kind = .local
+
+    @Option(help: "With --executor slurm: shards (array tasks).")
+    var tasks: Int = 2
+
+    @Option(help: "With --executor slurm: at most this many shards at once (0: no limit).")
+    var maxParallel: Int = 0
+
+    @Option(help: .hidden)
+    var shard: Int?
+
+    @Option(help: .hidden)
+    var shards: Int?
+
     public init() {}
 
     public func validate() throws {
         if map != nil && format != .jsonl { throw ValidationError("'--map' is only valid with '--format jsonl'") }
+        if !(1...100_000).contains(tasks) { throw ValidationError("'--tasks' must be from 1 to 100000, found \(tasks)") }
+        if maxParallel < 0 { throw ValidationError("'--max-parallel' must be 0 or more, found \(maxParallel)") }
+        if (shard == nil) != (shards == nil) { throw ValidationError("'--shard' and '--shards' go together") }
+        if let shard, let shards, !(0..<shards).contains(shard) { throw ValidationError("'--shard' must be from 0 to \(shards - 1)") }
     }
 
     public func run() throws {
@@ -145,9 +173,22 @@ public struct AuditCommand: ParsableCommand {
             let (judgeName, judge) = try judging.make(work: FileSystem.join(folder, "work"), images: images)
             let lexical = try judging.lexicalDetector()
             let batchSize = judging.judge == "builtin" ? 8_192 : ["embedding", "classifier"].contains(judging.judge) ? 1_024 : 256
-            let report = try AuditRun.run(
-                file: file, format: format, options: options, folder: folder, title: "\(file) (\(format.rawValue))", judgeName: judgeName,
-                judge: judge, lexical: lexical, batchSize: batchSize)
+            let title = "\(file) (\(format.rawValue))"
+            if let shard, let shards {
+                // One array task of an audit on Slurm: its part only.
+                try AuditRun.runShard(file: file, format: format, options: options, folder: folder, judgeName: judgeName, judge: judge,
+                                      lexical: lexical, batchSize: batchSize, shard: try ShardSpec(index: shard, count: shards))
+                return
+            }
+            let report: AuditReport
+            if executor == .slurm {
+                try submitShards(folder: folder)
+                report = try AuditRun.merge(file: file, format: format, options: options, folder: folder, title: title, judgeName: judgeName, shards: tasks)
+            } else {
+                report = try AuditRun.run(
+                    file: file, format: format, options: options, folder: folder, title: title, judgeName: judgeName,
+                    judge: judge, lexical: lexical, batchSize: batchSize)
+            }
             try report.write(to: folder)
             let all = report.overall
             print("\(report.records) records: " + LexicalVerdict.Verdict.allCases.map { "\($0.rawValue) \(all.byVerdict[$0] ?? 0)" }.joined(separator: ", ")
@@ -156,6 +197,38 @@ public struct AuditCommand: ParsableCommand {
             if !report.unjudged.isEmpty { print("\(report.unjudged.count) not judged (each with its reason in \(folder)/audit.jsonl)") }
             print("written to \(folder)/audit.jsonl, audit.json, audit.md, audit.html")
         }
+    }
+}
+
+extension AuditCommand {
+    /// Judges the benchmark as a Slurm job array of `tasks` shards (this command again, with
+    /// `--shard`), resubmitting a failed shard alone, and waits for them; shards already judged
+    /// are not submitted again.
+    func submitShards(folder: String) throws {
+        let absoluteFolder = folder.hasPrefix("/") ? folder : FileSystem.join(FileManager.default.currentDirectoryPath, folder)
+        // This command's own arguments, without the executor's and with the output made absolute.
+        var arguments: [String] = []
+        var given = Array(CommandLine.arguments.dropFirst())
+        if let first = given.first, first == "audit" { given.removeFirst() }
+        var index = 0
+        while index < given.count {
+            let argument = given[index]
+            let name = String(argument.split(separator: "=", maxSplits: 1).first ?? "")
+            if ["--executor", "--tasks", "--max-parallel", "--output"].contains(name) {
+                index += argument.contains("=") ? 1 : 2
+                continue
+            }
+            arguments.append(argument)
+            index += 1
+        }
+        var settings = ExecutorSettings()
+        settings.kind = .slurm
+        settings.tasks = tasks
+        settings.maxParallel = maxParallel
+        let command = [FileSystem.join(executableFolder(), "leakless"), "audit"] + arguments
+            + ["--output", absoluteFolder, "--shard", "$SLURM_ARRAY_TASK_ID", "--shards", String(tasks)]
+        let isComplete: (Int) -> Bool = { FileSystem.exists(AuditRun.shardPart(folder: absoluteFolder, index: $0, count: tasks).done) }
+        try SlurmAudit.run(folder: absoluteFolder, settings: settings, command: command, apiKeys: judging.apiKeyVariables(), isComplete: isComplete)
     }
 }
 

@@ -156,6 +156,11 @@ public enum TemporaryName {
                     if kill(pid, 0) != 0 && errno == ESRCH { stale.append(child) }
                     continue
                 }
+                // A request claim (`<hash>.inflight`) of a process of this machine that is gone.
+                if name.hasSuffix(".inflight") {
+                    if ProcessClaim.isStale(child, staleSeconds: .infinity) { stale.append(child) }
+                    continue
+                }
                 var isFolder = entry.pointee.d_type == UInt8(DT_DIR)
                 if entry.pointee.d_type == UInt8(DT_UNKNOWN) {
                     var info = stat()

@@ -30,13 +30,32 @@ public struct MockServerCommand: ParsableCommand {
     @Option(help: "The context window in tokens (four characters a token); a longer prompt gets 400. 0: unlimited.")
     var contextTokens: Int = 0
 
+    @Option(help: "Append a line for each request received to this file: its path and the hash of its body (to count requests sent twice).")
+    var log: String?
+
     public init() {}
 
     public func run() throws {
         var model = MockModel(latency: latency, vision: !noVision, contextTokens: contextTokens)
         if let apiKeyEnv { model.apiKey = ProcessInfo.processInfo.environment[apiKeyEnv] }
         let handler = model
-        let server = try MockServer(port: port) { handler.handle($0) }
+        let logFile = try log.map { path -> FileHandle in
+            try FileSystem.createDirectory(FileSystem.parent(of: path))
+            if !FileSystem.exists(path) { FileManager.default.createFile(atPath: path, contents: nil) }
+            guard let file = FileHandle(forWritingAtPath: path) else { throw ValidationError("cannot write the request log \(path)") }
+            file.seekToEndOfFile()
+            return file
+        }
+        let logLock = NSLock()
+        let server = try MockServer(port: port) { request in
+            if let logFile {
+                let line = JSONWriter.canonical(["path": .string(request.path), "body": .string(ContentHash(of: request.body).hex)]) + "\n"
+                logLock.lock()
+                logFile.write(Data(line.utf8))
+                logLock.unlock()
+            }
+            return handler.handle(request)
+        }
         FileHandle.standardOutput.write(Data("listening on \(server.baseURL) (chat: \(server.baseURL)/v1, SD WebUI: \(server.baseURL))\n".utf8))
         while true { sleep(3600) }
     }

@@ -1,5 +1,8 @@
 import Foundation
 import LeaklessCore
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Every good model reply, stored under the hash of the request's content
 /// (`cache/<first two hex>/<hash>.json`, each written atomically the moment the reply arrives),
@@ -8,10 +11,14 @@ import LeaklessCore
 /// parameters, schema, template), never from the endpoint's address or credentials.
 public final class ReplyCache: Sendable {
     public let folder: String
-    /// The requests being sent now, so an identical one waits for its reply instead of going too.
-    public let inFlight = SingleFlight()
+    /// The requests being sent now, by this process and by any other sharing the folder (the
+    /// shards of a stage on other nodes), so an identical one waits for its reply instead of going too.
+    public let inFlight: CacheFlight
 
-    public init(folder: String) { self.folder = folder }
+    public init(folder: String) {
+        self.folder = folder
+        inFlight = CacheFlight(folder: folder)
+    }
 
     public func path(for key: ContentHash) -> String {
         FileSystem.join(folder, String(key.hex.prefix(2)), "\(key.hex).json")
@@ -115,5 +122,70 @@ public final class UsageMeter: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return Budget(usd: cost, requests: counts["requests"] ?? 0, tokens: spentTokens)
+    }
+}
+
+/// One request at a time per key, across threads and across processes that share the cache
+/// folder. Within a process a `SingleFlight`; between processes a claim file beside the reply,
+/// `<hash>.inflight`, made with O_CREAT|O_EXCL (atomic on NFS too, where flock is not to be
+/// trusted) and removed when the request ends. A claim of a dead process on this machine, or
+/// older than `staleSeconds` (a process on another node killed before it could remove it), is
+/// taken over.
+public final class CacheFlight: Sendable {
+    private let local = SingleFlight()
+    public let folder: String
+    public let staleSeconds: Double
+
+    public init(folder: String, staleSeconds: Double = 900) {
+        self.folder = folder
+        self.staleSeconds = staleSeconds
+    }
+
+    func claimPath(_ key: ContentHash) -> String {
+        FileSystem.join(folder, String(key.hex.prefix(2)), "\(key.hex).inflight")
+    }
+
+    func replyPath(_ key: ContentHash) -> String {
+        FileSystem.join(folder, String(key.hex.prefix(2)), "\(key.hex).json")
+    }
+
+    /// True: the caller leads, sends the request, and must call `finish(key)` after. False:
+    /// another thread or process had it in flight; this returned once that one ended (look in
+    /// the cache, and lead if the reply is not there).
+    public func lead(_ key: ContentHash) -> Bool {
+        guard local.lead(key) else { return false }
+        let claim = claimPath(key)
+        try? FileSystem.createDirectory(FileSystem.parent(of: claim))
+        var pause: UInt32 = 5_000
+        while true {
+            let descriptor = open(claim, O_CREAT | O_EXCL | O_WRONLY, 0o644)
+            if descriptor >= 0 {
+                let text = Array(ProcessClaim.content.utf8)
+                _ = text.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+                close(descriptor)
+                return true
+            }
+            // A folder where no claim can be made (read-only): each process on its own, as before.
+            guard errno == EEXIST else { return true }
+            if FileSystem.exists(replyPath(key)) || CacheFlight.isStale(claim, staleSeconds: staleSeconds) {
+                if FileSystem.exists(replyPath(key)) {
+                    local.finish(key)
+                    return false
+                }
+                unlink(claim)
+                continue
+            }
+            usleep(pause)
+            pause = min(pause * 2, 200_000)
+        }
+    }
+
+    public func finish(_ key: ContentHash) {
+        unlink(claimPath(key))
+        local.finish(key)
+    }
+
+    public static func isStale(_ claim: String, staleSeconds: Double) -> Bool {
+        ProcessClaim.isStale(claim, staleSeconds: staleSeconds)
     }
 }

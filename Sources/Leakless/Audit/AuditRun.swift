@@ -15,6 +15,77 @@ public enum AuditRun {
         try FileSystem.createDirectory(folder)
         let writer = try JSONLWriter(path: FileSystem.join(folder, "audit.jsonl"))
         var accumulator = AuditAccumulator(title: title, judge: judgeName, lines: writer)
+        do {
+            try judgeAll(file: file, format: format, options: options, judgeName: judgeName, judge: judge, lexical: lexical,
+                         batchSize: batchSize, range: nil, into: &accumulator)
+            return try accumulator.finish { visit in try BenchmarkImporter.forEach(file, format: format, options: options, visit) }
+        } catch {
+            writer.discard()
+            throw error
+        }
+    }
+
+    /// Where shard `index` of `count` of an audit keeps its part: `<folder>/shards-<count>/<index>.jsonl`,
+    /// its lines as `audit.jsonl` would hold them, and `<index>.done`, written last.
+    public static func shardPart(folder: String, index: Int, count: Int) -> (lines: String, done: String) {
+        let base = FileSystem.join(folder, "shards-\(count)", "\(index)")
+        return (base + ".jsonl", base + ".done")
+    }
+
+    /// Judges one shard's part of the benchmark (its records by position, as `ShardRanges` splits
+    /// records) into its part file; the merge makes the audit.
+    public static func runShard(file: String, format: BenchmarkFormat, options: ImportOptions, folder: String, judgeName: String,
+                                judge: Judge, lexical: LexicalDetector?, batchSize: Int, shard: ShardSpec) throws {
+        let total = try BenchmarkImporter.count(file, format: format, options: options)
+        let range = (total * shard.index / shard.count)..<(total * (shard.index + 1) / shard.count)
+        let part = shardPart(folder: folder, index: shard.index, count: shard.count)
+        try FileSystem.remove(part.done)
+        let writer = try JSONLWriter(path: part.lines)
+        var accumulator = AuditAccumulator(title: "", judge: judgeName, lines: writer)
+        do {
+            try judgeAll(file: file, format: format, options: options, judgeName: judgeName, judge: judge, lexical: lexical,
+                         batchSize: batchSize, range: range, into: &accumulator)
+            try writer.commit()
+        } catch {
+            writer.discard()
+            throw error
+        }
+        try AtomicFile.write("{\"records\":\(accumulator.records)}\n", to: part.done)
+    }
+
+    /// The audit of a benchmark whose shards are all judged: each record read again in order and
+    /// given its shard's finding, so audit.jsonl and the report are those of a run in one process.
+    public static func merge(file: String, format: BenchmarkFormat, options: ImportOptions, folder: String, title: String, judgeName: String,
+                             shards count: Int) throws -> AuditReport {
+        let parts = (0..<count).map { shardPart(folder: folder, index: $0, count: count) }
+        if let missing = parts.firstIndex(where: { !FileSystem.exists($0.done) }) {
+            throw RecordError("the audit's shard \(missing) of \(count) is not complete (no \(parts[missing].done)): nothing merged")
+        }
+        let writer = try JSONLWriter(path: FileSystem.join(folder, "audit.jsonl"))
+        var accumulator = AuditAccumulator(title: title, judge: judgeName, lines: writer)
+        var readers = parts.makeIterator()
+        var reader = try readers.next().map { try LineReader(path: $0.lines) }
+        do {
+            try BenchmarkImporter.forEach(file, format: format, options: options) { item in
+                var line = try reader?.nextContentLine()
+                while line == nil, let next = readers.next() {
+                    reader = try LineReader(path: next.lines)
+                    line = try reader?.nextContentLine()
+                }
+                guard let line else { throw RecordError("the audit's shards hold fewer lines than \(file) has records") }
+                let (finding, why) = try AuditFinding.fromLine(JSONParser.parse(bytes: Array(line)), item: item)
+                try accumulator.add(item, finding: finding, why: why)
+            }
+            return try accumulator.finish { visit in try BenchmarkImporter.forEach(file, format: format, options: options, visit) }
+        } catch {
+            writer.discard()
+            throw error
+        }
+    }
+
+    /// Judges the records (those in `range`, or all) in batches, adding each to the accumulator in order.
+    static func judgeAll(file: String, format: BenchmarkFormat, options: ImportOptions, judgeName: String, judge: Judge, lexical: LexicalDetector?,
+                         batchSize: Int, range: Range<Int>?, into accumulator: inout AuditAccumulator) throws {
         let progress = Progress(label: "audit")
         let threads = ProcessInfo.processInfo.activeProcessorCount
         func judged(_ batch: [AuditItem]) throws {
@@ -39,16 +110,30 @@ public enum AuditRun {
             for (item, reason) in failed { why[item.location] = reason }
             for item in batch { try accumulator.add(item, finding: byLocation[item.location], why: why[item.location]) }
         }
-        do {
-            try BenchmarkImporter.forEachBatch(file, format: format, options: options, batch: batchSize, threads: threads) { items in
-                try judged(items)
-                progress.tick("\(accumulator.records) records judged")
-            }
-            progress.finish("\(accumulator.records) records judged")
-            return try accumulator.finish { visit in try BenchmarkImporter.forEach(file, format: format, options: options, visit) }
-        } catch {
-            writer.discard()
-            throw error
+        try BenchmarkImporter.forEachBatch(file, format: format, options: options, batch: batchSize, threads: threads, range: range) { items in
+            try judged(items)
+            progress.tick("\(accumulator.records) records judged")
         }
+        progress.finish("\(accumulator.records) records judged")
+    }
+}
+
+extension AuditFinding {
+    /// A finding read back from its line of audit.jsonl (nil, with the reason, for a record not
+    /// judged): the fields the line holds are all the report uses.
+    static func fromLine(_ line: JSONValue, item: AuditItem) throws -> (AuditFinding?, String?) {
+        guard let verdictName = line["verdict"]?.stringValue else { throw RecordError("an audit line without a verdict") }
+        guard let verdict = LexicalVerdict.Verdict(rawValue: verdictName) else {
+            return (nil, line["reason"]?.stringValue ?? "no verdict")
+        }
+        let evidence = (line["evidence"]?.arrayValue ?? []).map { entry in
+            var evidence = LexicalVerdict.Evidence(span: entry["span"]?.stringValue ?? "", term: entry["term"]?.stringValue ?? "",
+                                                   source: entry["source"]?.stringValue ?? "")
+            evidence.offset = Int(entry["offset"]?.intValue ?? 0)
+            evidence.length = Int(entry["length"]?.intValue ?? 0)
+            return evidence
+        }
+        return (AuditFinding(item: item, verdict: verdict, score: line["score"]?.doubleValue ?? 0, evidence: evidence,
+                             pairHarmful: line["pair_harmful"]?.boolValue, reason: line["reason"]?.stringValue), nil)
     }
 }

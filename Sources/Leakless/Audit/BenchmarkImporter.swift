@@ -294,10 +294,12 @@ public enum BenchmarkImporter {
 
     /// Items in batches of up to `batch`, in the file's order; a JSONL file's lines are parsed on
     /// `threads` threads (the first bad line, by number, is the error), other formats read whole.
+    /// `range`: only the items at these positions (a shard's part), the others not even parsed.
     public static func forEachBatch(_ path: String, format: BenchmarkFormat, options: ImportOptions = ImportOptions(), batch: Int,
-                                    threads: Int, _ visit: ([AuditItem]) throws -> Void) throws {
+                                    threads: Int, range: Range<Int>? = nil, _ visit: ([AuditItem]) throws -> Void) throws {
         guard format == .jsonl else {
-            let items = try read(path, format: format, options: options)
+            let all = try read(path, format: format, options: options)
+            let items = range.map { Array(all[min($0.lowerBound, all.count)..<min($0.upperBound, all.count)]) } ?? all
             for start in stride(from: 0, to: items.count, by: batch) { try visit(Array(items[start..<min(items.count, start + batch)])) }
             return
         }
@@ -325,11 +327,26 @@ public enum BenchmarkImporter {
             lines.removeAll(keepingCapacity: true)
             try visit(items)
         }
+        var position = 0
         while let bytes = try reader.nextContentLine() {
+            defer { position += 1 }
+            if let range {
+                if position < range.lowerBound { continue }
+                if position >= range.upperBound { break }
+            }
             lines.append((reader.lineNumber, Array(bytes)))
             if lines.count >= batch { try parse() }
         }
         if !lines.isEmpty { try parse() }
+    }
+
+    /// How many items the benchmark holds (a JSONL file's non-blank lines, without parsing them).
+    public static func count(_ path: String, format: BenchmarkFormat, options: ImportOptions = ImportOptions()) throws -> Int {
+        guard format == .jsonl else { return try read(path, format: format, options: options).count }
+        let reader = try LineReader(path: path)
+        var count = 0
+        while try reader.nextContentLine() != nil { count += 1 }
+        return count
     }
 
     // MARK: - Shared readers

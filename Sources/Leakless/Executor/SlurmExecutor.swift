@@ -106,12 +106,17 @@ struct SlurmExecutor {
     /// The environment a job gets: what a stage needs from this one, the API key variables of
     /// its backends and what `env` lists.
     func exported(_ stage: PlannedStage?, _ settings: ExecutorSettings) -> String {
-        var names = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "XDG_CACHE_HOME", "LEAKLESS_CACHE", "LEAKLESS_LOCAL_URL"]
+        var names: [String] = []
         for backend in (stage?.config.backends.values).map(Array.init) ?? [] {
             let variable = backend.string("api_key_env")
             if !variable.isEmpty { names.append(variable) }
         }
-        names += settings.env
+        return Self.exported(names + settings.env)
+    }
+
+    /// The `--export` list: what a leakless process needs from this environment, and `names`.
+    static func exported(_ names: [String]) -> String {
+        let names = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "XDG_CACHE_HOME", "LEAKLESS_CACHE", "LEAKLESS_LOCAL_URL"] + names
         let environment = ProcessInfo.processInfo.environment
         var seen = Set<String>()
         let present = names.filter { environment[$0] != nil && seen.insert($0).inserted }
@@ -120,31 +125,12 @@ struct SlurmExecutor {
 
     /// Writes the batch script of one job and returns its path.
     func script(_ kind: JobKind, stageName: String, stage: PlannedStage?, settings: ExecutorSettings, request: String?) throws -> String {
-        let logs = logFolder(stageName)
-        try FileSystem.createDirectory(logs)
         let executable = FileSystem.join(driver.executables, stage?.config.definition.executableName ?? "leakless")
-        var lines = ["#!/bin/bash", "#SBATCH --job-name=leakless-\(stageName)\(kind.label == "shards" || kind.label == "stage" ? "" : "-" + kind.label)"]
-        switch kind {
-        case .shards(let indices, _):
-            lines.append("#SBATCH --array=\(Self.arrayList(indices))\(settings.maxParallel > 0 ? "%\(settings.maxParallel)" : "")")
-        default:
-            lines.append("#SBATCH --array=0")
-        }
-        lines.append("#SBATCH --output=\(logs)/%A_%a.log")
-        lines.append("#SBATCH --cpus-per-task=\(settings.cpusPerTask)")
-        if !settings.partition.isEmpty { lines.append("#SBATCH --partition=\(settings.partition)") }
-        if !settings.time.isEmpty { lines.append("#SBATCH --time=\(settings.time)") }
-        if !settings.memPerCPU.isEmpty { lines.append("#SBATCH --mem-per-cpu=\(settings.memPerCPU)") }
-        if !settings.account.isEmpty { lines.append("#SBATCH --account=\(settings.account)") }
-        if !settings.qos.isEmpty { lines.append("#SBATCH --qos=\(settings.qos)") }
-        lines.append("#SBATCH --export=\(exported(stage, settings))")
-        // A minute before the time limit the job is told, stops cleanly and requeues itself.
-        lines.append("#SBATCH --signal=B:USR1@60")
-        lines.append("#SBATCH --requeue")
-        for argument in settings.sbatchArgs { lines.append("#SBATCH \(argument)") }
         let command: [String]
+        var indices = [0]
         switch kind {
-        case .shards(_, let count):
+        case .shards(let shards, let count):
+            indices = shards
             command = [executable, "--request", request!, "--shard", "$SLURM_ARRAY_TASK_ID", "--shards", String(count)]
         case .whole:
             command = [executable, "--request", request!]
@@ -153,9 +139,33 @@ struct SlurmExecutor {
         case .finish:
             command = [executable, "run", "--pipeline", driver.absolute(pipeline.path), "--executor", "local"]
         }
+        let name = kind.label == "shards" || kind.label == "stage" ? "leakless-\(stageName)" : stageName == kind.label ? "leakless-\(stageName)" : "leakless-\(stageName)-\(kind.label)"
+        return try SlurmExecutor.script(name: name, label: kind.label, logs: logFolder(stageName), indices: indices, settings: settings,
+                                        export: exported(stage, settings), command: command)
+    }
+
+    /// A batch script: an array job over `indices` (throttled by `max_parallel`), its logs in
+    /// `logs/%A_%a.log`, the settings' options, and the command, which is told to stop and the
+    /// job requeued a minute before the time limit.
+    static func script(name: String, label: String, logs: String, indices: [Int], settings: ExecutorSettings, export: String, command: [String]) throws -> String {
+        try FileSystem.createDirectory(logs)
+        var lines = ["#!/bin/bash", "#SBATCH --job-name=\(name)"]
+        lines.append("#SBATCH --array=\(arrayList(indices))\(settings.maxParallel > 0 && indices.count > 1 ? "%\(settings.maxParallel)" : "")")
+        lines.append("#SBATCH --output=\(logs)/%A_%a.log")
+        lines.append("#SBATCH --cpus-per-task=\(settings.cpusPerTask)")
+        if !settings.partition.isEmpty { lines.append("#SBATCH --partition=\(settings.partition)") }
+        if !settings.time.isEmpty { lines.append("#SBATCH --time=\(settings.time)") }
+        if !settings.memPerCPU.isEmpty { lines.append("#SBATCH --mem-per-cpu=\(settings.memPerCPU)") }
+        if !settings.account.isEmpty { lines.append("#SBATCH --account=\(settings.account)") }
+        if !settings.qos.isEmpty { lines.append("#SBATCH --qos=\(settings.qos)") }
+        lines.append("#SBATCH --export=\(export)")
+        // A minute before the time limit the job is told, stops cleanly and requeues itself.
+        lines.append("#SBATCH --signal=B:USR1@60")
+        lines.append("#SBATCH --requeue")
+        for argument in settings.sbatchArgs { lines.append("#SBATCH \(argument)") }
         lines += [
             "set -u",
-            "cd \(Self.quoted(FileManager.default.currentDirectoryPath))",
+            "cd \(quoted(FileManager.default.currentDirectoryPath))",
             "requeue() {",
             "  kill -TERM \"$child\" 2>/dev/null; wait \"$child\"",
             "  echo \"leakless: time limit near: requeued\" >&2",
@@ -163,12 +173,12 @@ struct SlurmExecutor {
             "  exit 0",
             "}",
             "trap requeue USR1",
-            command.map { $0.hasPrefix("$") ? "\"\($0)\"" : Self.quoted($0) }.joined(separator: " ") + " &",
+            command.map { $0.hasPrefix("$") ? "\"\($0)\"" : quoted($0) }.joined(separator: " ") + " &",
             "child=$!",
             "wait \"$child\"",
             "exit $?",
         ]
-        let path = FileSystem.join(logs, "\(kind.label)-\(ContentHash(ofString: lines.joined(separator: "\n")).hex.prefix(12)).sbatch")
+        let path = FileSystem.join(logs, "\(label)-\(ContentHash(ofString: lines.joined(separator: "\n")).hex.prefix(12)).sbatch")
         try AtomicFile.write(lines.joined(separator: "\n") + "\n", to: path)
         return path
     }
@@ -215,7 +225,7 @@ struct SlurmExecutor {
             try record.write(workdir: driver.absolute(pipeline.workdirPath))
             return job
         }
-        try wait(stage: stage.name, count: count, settings: settings, isComplete: isComplete, submit: submit)
+        try Self.wait(label: stage.name, logs: logFolder(stage.name), count: count, settings: settings, isComplete: isComplete, submit: submit)
         if sharded {
             let progress = Progress(label: stage.name)
             let merged = try StageRegistry.mergeShards(try StageRunRequest.load(path: request), count: count)
@@ -224,7 +234,9 @@ struct SlurmExecutor {
     }
 
     /// Submits what is not complete and waits until every task is, resubmitting failed ones.
-    func wait(stage: String, count: Int, settings: ExecutorSettings, isComplete: (Int) -> Bool, submit: ([Int]) throws -> String) throws {
+    static func wait(label stage: String, noun: String = "stage", logs: String, count: Int, settings: ExecutorSettings, isComplete: (Int) -> Bool, submit: ([Int]) throws -> String) throws {
+        let slurm = SlurmCommands()
+        func logPath(_ stage: String, job: String, task: Int) -> String { FileSystem.join(logs, "\(job)_\(task).log") }
         let progress = Progress(label: stage, interval: 2)
         var running: [Int: String] = [:]
         var attempts: [Int: Int] = [:]
@@ -267,7 +279,7 @@ struct SlurmExecutor {
                 endedAt.removeValue(forKey: index)
                 let how = state.map { "\($0.state), exit \($0.exitCode)" } ?? "no longer known to Slurm"
                 let log = logPath(stage, job: job, task: index)
-                let what = count > 1 ? "stage '\(stage)', shard \(index) of \(count)" : "stage '\(stage)'"
+                let what = "\(noun) '\(stage)'" + (count > 1 ? ", shard \(index) of \(count)" : "")
                 if state?.exitCode == StageStopped.exitCode {
                     slurm.cancel(Array(Set(running.values)))
                     throw DriverError("\(what) stopped early (\(Self.lastLines(log, count: 1))); what finished is cached, so 'leakless run' again resumes (log \(log))")
@@ -352,5 +364,20 @@ struct SlurmExecutor {
         let slurm = SlurmCommands()
         guard (try? SlurmCommands.locate("scontrol")) != nil else { return [] }
         return record.allJobs.filter { slurm.isActive($0) }
+    }
+}
+
+/// `leakless audit --executor slurm`: the benchmark judged as a job array of shards, each this
+/// command again with `--shard`, waited for like a stage's.
+public enum SlurmAudit {
+    public static func run(folder: String, settings: ExecutorSettings, command: [String], apiKeys: [String], isComplete: (Int) -> Bool) throws {
+        let logs = FileSystem.join(folder, "slurm")
+        let slurm = SlurmCommands()
+        Interruption.install()
+        try SlurmExecutor.wait(label: FileSystem.lastComponent(of: folder), noun: "audit", logs: logs, count: settings.tasks, settings: settings, isComplete: isComplete) { indices in
+            let script = try SlurmExecutor.script(name: "leakless-audit", label: "audit", logs: logs, indices: indices, settings: settings,
+                                                  export: SlurmExecutor.exported(apiKeys), command: command)
+            return try slurm.submit(script)
+        }
     }
 }
