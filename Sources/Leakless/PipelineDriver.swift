@@ -193,6 +193,8 @@ public struct PipelineDriver {
         Interruption.forwardToChildren()
         let slurm = SlurmExecutor(driver: self)
         let onSlurm = toRun.filter { pipeline.executor(for: $0.config).kind == .slurm }
+        // Spending of shards an earlier (detached) run left unmerged counts before anything runs.
+        for stage in onSlurm { slurm.bookShardSpending(stage) }
         if force || from != nil {
             // A stage run again starts over, its shards too.
             for stage in onSlurm where slurm.isSharded(stage) { try? FileManager.default.removeItem(atPath: slurm.shardFiles(stage).folder) }

@@ -41,10 +41,10 @@ public struct MockServerCommand: ParsableCommand {
         let handler = model
         let logFile = try log.map { path -> FileHandle in
             try FileSystem.createDirectory(FileSystem.parent(of: path))
-            if !FileSystem.exists(path) { FileManager.default.createFile(atPath: path, contents: nil) }
-            guard let file = FileHandle(forWritingAtPath: path) else { throw ValidationError("cannot write the request log \(path)") }
-            file.seekToEndOfFile()
-            return file
+            // Appended to, so the file may be emptied between runs while the server goes on.
+            let descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+            guard descriptor >= 0 else { throw ValidationError("cannot write the request log \(path)") }
+            return FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
         }
         let logLock = NSLock()
         let server = try MockServer(port: port) { request in

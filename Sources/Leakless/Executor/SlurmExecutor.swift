@@ -81,6 +81,16 @@ struct SlurmExecutor {
         return driver.absolute(stage.files.request)
     }
 
+    /// Books in the ledger what the stage's shards spent and no merge booked yet (a stage that
+    /// stopped, failed or was cancelled), so no later run can spend it again.
+    func bookShardSpending(_ stage: PlannedStage) {
+        guard stage.config.usesModels, isSharded(stage) else { return }
+        let files = shardFiles(stage)
+        for index in 0..<files.count where FileSystem.exists(files.spent(index)) {
+            try? SpendingLedger.book(files.spent(index), into: driver.ledgerPath)
+        }
+    }
+
     enum JobKind {
         case shards([Int], of: Int)
         case whole
@@ -225,6 +235,8 @@ struct SlurmExecutor {
             try record.write(workdir: driver.absolute(pipeline.workdirPath))
             return job
         }
+        // What the shards spent is booked however the stage ends (a stopped stage is not merged).
+        defer { bookShardSpending(stage) }
         try Self.wait(label: stage.name, logs: logFolder(stage.name), count: count, settings: settings, isComplete: isComplete, submit: submit)
         if sharded {
             let progress = Progress(label: stage.name)
