@@ -4,7 +4,7 @@ import LeaklessCore
 /// parameters (README's tables are this output).
 public enum StageTable {
     public static func markdown() -> String {
-        var lines = ["| stage | reads | writes | backends | what it does |", "|---|---|---|---|---|"]
+        var lines = ["| stage | reads | writes | backends | on Slurm | what it does |", "|---|---|---|---|---|---|"]
         for definition in StageRegistry.definitions {
             let reads: String
             switch definition.input {
@@ -13,13 +13,17 @@ public enum StageTable {
             }
             let writes = definition.outputKind.map { "`\($0)`" } ?? "a folder"
             let roles = definition.roles.isEmpty ? "-" : definition.roles.map { "`\($0.name)`: \($0.serves.joined(separator: "/"))" }.joined(separator: "; ")
-            lines.append("| `\(definition.name)` | \(reads) | \(writes) | \(roles) | \(definition.summary) |")
+            lines.append("| `\(definition.name)` | \(reads) | \(writes) | \(roles) | \(definition.sharding.description) | \(definition.summary) |")
         }
         for definition in StageRegistry.definitions {
             lines += ["", "`\(definition.name)` (version \(definition.version)):", "", "| parameter | type | default | meaning |", "|---|---|---|---|"]
             for parameter in definition.parameters {
                 lines.append("| `\(parameter.name)` | \(parameter.type) | `\(JSONWriter.canonical(parameter.defaultValue))` | \(parameter.help) |")
             }
+        }
+        lines += ["", "`executor` (in pipeline.yaml, and in a stage's own `executor:` over it):", "", "| setting | type | default | meaning |", "|---|---|---|---|"]
+        for setting in ExecutorSettings.fields {
+            lines.append("| `\(setting.name)` | \(setting.type) | `\(JSONWriter.canonical(setting.defaultValue))` | \(setting.help) |")
         }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -8,7 +8,7 @@ public enum Sharding: Sendable {
     case records(block: Int)
     /// Records of one group (consecutive records with the same key) depend on each other: a
     /// shard boundary never falls inside a group.
-    case groups(@Sendable (Record) -> String)
+    case groups(what: String, key: @Sendable (Record) -> String)
     /// The stage needs its whole input at once (a grouping over all records, one folder): it runs
     /// as a single job; `why` says so in `leakless stages`.
     case whole(why: String)
@@ -24,7 +24,7 @@ public enum Sharding: Sendable {
     public var description: String {
         switch self {
         case .records(let block): return block > 1 ? "sharded by record ranges (whole batches of \(block))" : "sharded by record ranges"
-        case .groups: return "sharded by record ranges that keep a group of records together"
+        case .groups(let what, _): return "sharded by record ranges that keep \(what) together"
         case .whole(let why): return "one job: \(why)"
         }
     }
@@ -95,7 +95,7 @@ public enum ShardRanges {
                 let end = min(total, blocks * (index + 1) / count * max(1, block))
                 return start..<end
             }
-        case .groups(let key):
+        case .groups(_, let key):
             var keys: [String] = []
             while let (_, record) = try source.nextRecord() { keys.append(key(record)) }
             let total = keys.count

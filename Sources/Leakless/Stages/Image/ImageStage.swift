@@ -9,7 +9,7 @@ public enum ImageStage: PipelineStage {
         summary: "an image for each query: retrieval from the pool and clip art, else typography; or generation with verification",
         input: .records(["query", "seed"]), output: .records("pair"),
         // An element's queries spread over its best pictures: they stay in one shard.
-        sharding: .groups { (try? $0.elementTerms().name) ?? $0.id },
+        sharding: .groups(what: "an element's queries") { (try? $0.elementTerms().name) ?? $0.id },
         mergeExtra: ImageStage.mergeFigures,
         roles: [
             BackendRole("backend", serves: ["builtin", "image", "typography"], required: true,
