@@ -163,6 +163,11 @@ public final class CacheFlight: Sendable {
                 let text = Array(ProcessClaim.content.utf8)
                 _ = text.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
                 close(descriptor)
+                // The reply may have come while this waited: then nothing is to be sent.
+                if FileSystem.exists(replyPath(key)) {
+                    finish(key)
+                    return false
+                }
                 return true
             }
             // A folder where no claim can be made (read-only): each process on its own, as before.

@@ -27,14 +27,14 @@ final class PipelineConfigTests: XCTestCase {
 
     func testErrorsNameTheLineAndWhatWasExpected() {
         assertError(header + "  extract:\n    sead: 7\n",
-                    "p.yaml:6: unknown key 'sead' in stage 'extract' (expected one of: taxonomy, path, collections, licenses, queries_per_element, seed, categories, lexicon, model, matching, min_similarity, min_tfidf, backend)")
+                    "p.yaml:6: unknown key 'sead' in stage 'extract' (expected one of: taxonomy, path, collections, licenses, queries_per_element, seed, categories, lexicon, model, matching, min_similarity, min_tfidf, backend, executor)")
         assertError(header + "  extract:\n    seed: seven\n", "p.yaml:6: 'seed' must be an integer from \(Int64.min) to \(Int64.max), found 'seven'")
         assertError(header + "  extract:\n  translate:\n",
                     "p.yaml:6: unknown stage 'translate' (expected one of: extract, rewrite, detect, image, categorise, filter, dedup, select, export)")
         assertError(header + "  extract:\n    backend: gpt\n", "p.yaml:6: 'backend' must name a backend declared under 'backends' (builtin)")
         assertError(header + "  rewrite:\n", "p.yaml:5: stage 'rewrite' cannot come first: it reads another stage's records")
         assertError(header + "  extract:\n  filter:\n", "p.yaml:6: stage 'filter' reads 'pair' records, but 'extract' before it writes 'seed' records")
-        assertError("stage:\n  extract:\n", "p.yaml:1: unknown key 'stage' in the pipeline (expected one of: workdir, backends, budget, stages)")
+        assertError("stage:\n  extract:\n", "p.yaml:1: unknown key 'stage' in the pipeline (expected one of: workdir, backends, budget, executor, stages)")
         assertError("backends:\n  m:\n    kind: openai\nstages:\n  extract:\n", "p.yaml:3: backend kind must be one of: builtin, openai-chat, openai-images, sd-webui, llamaguard, openai-moderation, typography")
         assertError(header + "  dedup: [1, 2]\n", "p.yaml:5: stage 'dedup' must be a mapping, found list")
         assertError("stages: {extract: {seed: 1}\n", "p.yaml:2: invalid YAML: did not find expected ',' or '}'")
