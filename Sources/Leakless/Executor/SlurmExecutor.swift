@@ -109,10 +109,6 @@ struct SlurmExecutor {
 
     func logFolder(_ stage: String) -> String { FileSystem.join(folder, stage) }
 
-    func logPath(_ stage: String, job: String, task: Int) -> String {
-        FileSystem.join(logFolder(stage), "\(job)_\(task).log")
-    }
-
     /// The environment a job gets: what a stage needs from this one, the API key variables of
     /// its backends and what `env` lists.
     func exported(_ stage: PlannedStage?, _ settings: ExecutorSettings) -> String {
@@ -248,7 +244,7 @@ struct SlurmExecutor {
     /// Submits what is not complete and waits until every task is, resubmitting failed ones.
     static func wait(label stage: String, noun: String = "stage", logs: String, count: Int, settings: ExecutorSettings, isComplete: (Int) -> Bool, submit: ([Int]) throws -> String) throws {
         let slurm = SlurmCommands()
-        func logPath(_ stage: String, job: String, task: Int) -> String { FileSystem.join(logs, "\(job)_\(task).log") }
+        func logPath(job: String, task: Int) -> String { FileSystem.join(logs, "\(job)_\(task).log") }
         let progress = Progress(label: stage, interval: 2)
         var running: [Int: String] = [:]
         var attempts: [Int: Int] = [:]
@@ -290,7 +286,7 @@ struct SlurmExecutor {
                 }
                 endedAt.removeValue(forKey: index)
                 let how = state.map { "\($0.state), exit \($0.exitCode)" } ?? "no longer known to Slurm"
-                let log = logPath(stage, job: job, task: index)
+                let log = logPath(job: job, task: index)
                 let what = "\(noun) '\(stage)'" + (count > 1 ? ", shard \(index) of \(count)" : "")
                 if state?.exitCode == StageStopped.exitCode {
                     slurm.cancel(Array(Set(running.values)))
