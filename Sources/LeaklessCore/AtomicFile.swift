@@ -117,6 +117,16 @@ public final class JSONLWriter {
         count += 1
     }
 
+    /// A line already serialised, as bytes (one JSON value, no newline in it).
+    public func write<Bytes: Collection>(lineBytes: Bytes) throws where Bytes.Element == UInt8 {
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(lineBytes.count + 1)
+        bytes.append(contentsOf: lineBytes)
+        bytes.append(0x0A)
+        try file.write(bytes)
+        count += 1
+    }
+
     public func commit() throws { try file.commit() }
     public func discard() { file.discard() }
 }

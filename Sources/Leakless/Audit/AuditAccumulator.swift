@@ -14,13 +14,17 @@ public struct AuditAccumulator {
     let lines: JSONLWriter?
     var keptLines: [String] = []
 
-    public private(set) var records = 0
+    public internal(set) var records = 0
     var judged = 0
     var unjudged: [(location: String, why: String)] = []
     var overall = AuditReport.Counts()
     var perCategory: [String: AuditReport.Counts] = [:]
     var terms: [String: (term: String, source: String, count: Int)] = [:]
     var examples: [LexicalVerdict.Verdict: [AuditFinding]] = [:]
+    /// Each example's position (from 0), in the order of `examples`: what a shard tells the merge.
+    var examplePositions: [LexicalVerdict.Verdict: [Int]] = [:]
+    /// A merge's examples: their positions and lines, made findings once their items are read again.
+    var pendingExamples: [LexicalVerdict.Verdict: [(position: Int, line: [UInt8])]] = [:]
     var emptyCount = 0
     var emptyLocations: [String] = []
     var distinct = Set<UInt64>()
@@ -137,6 +141,7 @@ public struct AuditAccumulator {
             }
             if finding.verdict != .clean, examples[finding.verdict, default: []].count < AuditReport.examplesPerVerdict {
                 examples[finding.verdict, default: []].append(finding)
+                examplePositions[finding.verdict, default: []].append(records - 1)
             }
         } else {
             unjudged.append((item.location, prepared.why ?? "no verdict"))
@@ -179,6 +184,7 @@ public struct AuditAccumulator {
         let shownNear = Array(near.prefix(Self.nearShown))
         var wanted = Set(shownGroups.flatMap { $0 })
         for pair in shownNear { wanted.insert(pair.0); wanted.insert(pair.1) }
+        for list in pendingExamples.values { for example in list { wanted.insert(example.position) } }
         var found: [Int: AuditItem] = [:]
         if let last = wanted.max() {
             // Read again only up to the last record shown.
@@ -198,6 +204,12 @@ public struct AuditAccumulator {
         let nearPairs = shownNear.compactMap { pair -> AuditReport.NearDuplicate? in
             guard let first = found[pair.0], let second = found[pair.1] else { return nil }
             return AuditReport.NearDuplicate(first: first, second: second, distance: pair.2)
+        }
+        for (verdict, list) in pendingExamples {
+            examples[verdict] = try list.compactMap { example -> AuditFinding? in
+                guard let item = found[example.position] else { return nil }
+                return try AuditFinding.fromLine(JSONParser.parse(bytes: example.line), item: item).0
+            }
         }
         return AuditReport(
             title: title, judge: judge, records: records, judged: judged, unjudged: unjudged, overall: overall,

@@ -26,10 +26,11 @@ public enum AuditRun {
     }
 
     /// Where shard `index` of `count` of an audit keeps its part: `<folder>/shards-<count>/<index>.jsonl`,
-    /// its lines as `audit.jsonl` would hold them, and `<index>.done`, written last.
-    public static func shardPart(folder: String, index: Int, count: Int) -> (lines: String, done: String) {
+    /// its lines as `audit.jsonl` would hold them (numbered within the shard), `<index>.hashes`, its
+    /// records' hashes, and `<index>.done`, its aggregates, written last.
+    public static func shardPart(folder: String, index: Int, count: Int) -> (lines: String, hashes: String, done: String) {
         let base = FileSystem.join(folder, "shards-\(count)", "\(index)")
-        return (base + ".jsonl", base + ".done")
+        return (base + ".jsonl", base + ".hashes", base + ".done")
     }
 
     /// Judges one shard's part of the benchmark (its records by position, as `ShardRanges` splits
@@ -50,11 +51,14 @@ public enum AuditRun {
             writer.discard()
             throw error
         }
-        try AtomicFile.write("{\"records\":\(accumulator.records)}\n", to: part.done)
+        let state = accumulator.shardState(range: range, total: total)
+        try AtomicFile.write(state.hashes, to: part.hashes)
+        try AtomicFile.write(JSONWriter.canonical(state.summary) + "\n", to: part.done)
     }
 
-    /// The audit of a benchmark whose shards are all judged: each record read again in order and
-    /// given its shard's finding, so audit.jsonl and the report are those of a run in one process.
+    /// The audit of a benchmark whose shards are all judged: their lines renumbered into audit.jsonl
+    /// and their aggregates and hashes joined, so audit.jsonl and the report are those of a run in
+    /// one process; the benchmark is read again only up to the last record the report shows.
     public static func merge(file: String, format: BenchmarkFormat, options: ImportOptions, folder: String, title: String, judgeName: String,
                              shards count: Int) throws -> AuditReport {
         let parts = (0..<count).map { shardPart(folder: folder, index: $0, count: count) }
@@ -63,19 +67,21 @@ public enum AuditRun {
         }
         let writer = try JSONLWriter(path: FileSystem.join(folder, "audit.jsonl"))
         var accumulator = AuditAccumulator(title: title, judge: judgeName, lines: writer)
-        var readers = parts.makeIterator()
-        var reader = try readers.next().map { try LineReader(path: $0.lines) }
         do {
-            try BenchmarkImporter.forEach(file, format: format, options: options) { item in
-                var line = try reader?.nextContentLine()
-                while line == nil, let next = readers.next() {
-                    reader = try LineReader(path: next.lines)
-                    line = try reader?.nextContentLine()
+            var covered = 0, total: Int64?
+            for part in parts {
+                let summary = try JSONParser.parse(String(decoding: FileSystem.read(part.done), as: UTF8.self))
+                let range = summary["range"]?.arrayValue?.compactMap(\.intValue) ?? []
+                // The shards' ranges must tile one count of the benchmark: a shard judged against
+                // another version of the file is not merged.
+                guard range.count == 2, range[0] == Int64(covered), total == nil || total == summary["total"]?.intValue else {
+                    throw RecordError("\(part.done): the shard's records \(range) do not follow the earlier shards' (up to \(covered)) of one count of \(file): judge the shards again")
                 }
-                guard let line else { throw RecordError("the audit's shards hold fewer lines than \(file) has records") }
-                let (finding, why) = try AuditFinding.fromLine(JSONParser.parse(bytes: Array(line)), item: item)
-                try accumulator.add(item, finding: finding, why: why)
+                total = summary["total"]?.intValue
+                covered = Int(range[1])
+                try accumulator.absorb(summary: summary, hashes: FileSystem.read(part.hashes), lines: LineReader(path: part.lines), part: part.done)
             }
+            guard let total, covered == Int(total) else { throw RecordError("the audit's shards cover \(covered) records of \(file), not all of them") }
             return try accumulator.finish { visit in try BenchmarkImporter.forEach(file, format: format, options: options, visit) }
         } catch {
             writer.discard()
