@@ -179,6 +179,8 @@ struct SlurmExecutor {
             "  exit 0",
             "}",
             "trap requeue USR1",
+            // When the task started, for the driver's figure of Slurm's overhead.
+            "echo \"leakless: task started at $(date +%s.%N)\"",
             command.map { $0.hasPrefix("$") ? "\"\($0)\"" : quoted($0) }.joined(separator: " ") + " &",
             "child=$!",
             "wait \"$child\"",
@@ -253,11 +255,11 @@ struct SlurmExecutor {
         let missing = (0..<count).filter { !isComplete($0) }
         let skipped = count - missing.count
         if missing.isEmpty { return }
+        let submittedAt = Date().timeIntervalSince1970
         let first = try submit(missing)
         for index in missing { running[index] = first }
         FileHandleOutput.standardError("[\(stage)] submitted \(missing.count) of \(count) task(s) as Slurm job \(first)\(skipped > 0 ? " (\(skipped) already complete)" : "")\n")
         let started = Progress.now()
-        var firstRecordSeconds: Double?
         while !running.isEmpty {
             if let signal = Interruption.receivedSignal {
                 slurm.cancel(Array(Set(running.values)))
@@ -269,7 +271,6 @@ struct SlurmExecutor {
             for (index, job) in running.sorted(by: { $0.key < $1.key }) {
                 if isComplete(index) {
                     running.removeValue(forKey: index)
-                    if firstRecordSeconds == nil { firstRecordSeconds = Progress.now() - started }
                     continue
                 }
                 let state = statesByJob[job]?[index]
@@ -311,7 +312,19 @@ struct SlurmExecutor {
             if running.isEmpty { break }
             Thread.sleep(forTimeInterval: settings.pollSeconds)
         }
-        progress.finish("\(count)/\(count) done on Slurm in \(formatSeconds(Progress.now() - started)), \(retried) resubmitted")
+        let waits = missing.compactMap { taskStart(logPath(job: first, task: $0)) }.map { max(0, $0 - submittedAt) }.sorted()
+        let overhead = waits.isEmpty ? "" : "; submission to task start \(String(format: "%.2f", waits[0]))-\(String(format: "%.2f", waits[waits.count - 1])) s"
+        progress.finish("\(count)/\(count) done on Slurm in \(formatSeconds(Progress.now() - started)), \(retried) resubmitted\(overhead)")
+    }
+
+    /// When a task's log says it started (seconds since 1970), if it says.
+    static func taskStart(_ log: String) -> Double? {
+        guard let bytes = try? FileSystem.read(log) else { return nil }
+        let marker = "leakless: task started at "
+        for line in String(decoding: bytes.prefix(4096), as: UTF8.self).split(separator: "\n") where line.hasPrefix(marker) {
+            return Double(line.dropFirst(marker.count).trimmingCharacters(in: .whitespaces))
+        }
+        return nil
     }
 
     /// The last lines of a log, joined, for a one-line error.
