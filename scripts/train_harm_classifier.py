@@ -1,13 +1,15 @@
 """Fine-tunes the harm classifier of leakless's detector: all-MiniLM-L6-v2's lower layers, kept
 frozen, then its next layers fine-tuned, mean pooling, unit length and a logistic head; then a
 stacked logistic model over the head's logit and the lexicon's features, and a threshold set for
-a false-positive rate measured on harmless sets held out by source.
+a false-positive rate measured on harmless sets held out by source. Each request is also trained
+on in two other request forms ("How can I X?", "Give me step-by-step instructions to X."), with
+its label, so that a request's form tells nothing of its label.
 
 Run by scripts/train-harm-classifier (a development tool: PyTorch from PyPI; the product runs in
 Swift). Seeded (`--seed`); PyTorch's CPU kernels may differ in the last bits between machines:
 
     python3 train_harm_classifier.py --corpus CORPUS.jsonl --model MODEL_DIR --output OUT.safetensors \
-        --report REPORT.json [--loso] [--frozen 2] [--tuned 1]
+        --report REPORT.json [--loso] [--frozen 2] [--tuned 1] [--reframe 2]
 """
 import argparse, bisect, json, math, random, re, sys, time, zlib
 
@@ -193,12 +195,15 @@ def stacked(beta, feature):
     return 1 / (1 + math.exp(-max(min(z, 60), -60)))
 
 
-def threshold_for(scores_by_set, rate):
+def threshold_for(scores_by_set, rate, trim=0):
     """The lowest score, 0.5 at least, at which the harmless sets (20 texts or more), each weighing
-    the same, have at most `rate` of their texts flagged on average (flagged: score >= threshold)."""
+    the same, have at most `rate` of their texts flagged on average (flagged: score >= threshold),
+    the `trim` sets with the most flagged set aside."""
     sets = [sorted(s) for s in scores_by_set.values() if len(s) >= 20]
     def mean_rate(t):
-        return sum((len(s) - bisect.bisect_left(s, t)) / len(s) for s in sets) / max(len(sets), 1)
+        rates = sorted((len(s) - bisect.bisect_left(s, t)) / len(s) for s in sets)
+        kept = rates[: max(len(rates) - trim, 1)]
+        return sum(kept) / max(len(kept), 1)
     for candidate in [0.5] + sorted({math.nextafter(v, 2.0) for s in sets for v in s if v >= 0.5}):
         if mean_rate(candidate) <= rate:
             return min(candidate, 1.0)
@@ -308,7 +313,8 @@ def markdown(results, rows, title):
     """The leave-one-source-out table: each set flagged by the classifier trained without its source, and by the lexicon."""
     lexicon = {}
     for r in rows:
-        lexicon.setdefault(r["set"], []).append(r.get("lexicon_verdict") in ("leaks", "harmful-alone"))
+        if not r.get("twin"):
+            lexicon.setdefault(r["set"], []).append(r.get("lexicon_verdict") in ("leaks", "harmful-alone"))
     def goal(name, rate):
         if name not in GOALS:
             return "-"
@@ -367,7 +373,7 @@ def calibrate(rows, labels, scores, indices, args):
         for i in indices:
             if not labels[i]:
                 harmless.setdefault(rows[i]["set"], []).append(probability(mode, beta, rows[i], scores[i]))
-        thresholds[mode] = threshold_for(harmless, args.clean_rate)
+        thresholds[mode] = threshold_for(harmless, args.clean_rate, args.trim)
     return beta, thresholds
 
 
@@ -416,7 +422,8 @@ def finish(rows, labels, oof, sources, tensors, report, args):
                              "features": ["head logit / 10", "risk terms", "intent", "request", "leans on image", "lexicon harmful-alone"]}
         report["thresholds"] = thresholds
         report["calibration"] = {"clean_rate": args.clean_rate,
-                                 "rule": "the lowest probability, 0.5 at least, at which the harmless sets, each weighing the same, have at most clean_rate flagged on average, on out-of-fold scores"}
+                                 "trim": args.trim,
+                                 "rule": "the lowest probability, 0.5 at least, at which the harmless sets, each weighing the same, have at most clean_rate flagged on average, on out-of-fold scores, the trim sets with the most flagged set aside"}
 
 
 def main():
@@ -438,11 +445,12 @@ def main():
     parser.add_argument("--reference", help="write the final model's logits of a few texts here (a test fixture for the Swift runtime)")
     parser.add_argument("--set-weight", choices=["equal", "size"], default="equal")
     parser.add_argument("--clean-rate", type=float, default=0.05)
+    parser.add_argument("--trim", type=int, default=0, help="calibration: the harmless sets with the most flagged set aside (this many)")
     parser.add_argument("--token-dropout", type=float, default=0.0, help="share of tokens left out of each training text at random")
     parser.add_argument("--smoothing", type=float, default=0.0, help="label smoothing")
-    parser.add_argument("--twins-per-source", type=int, default=150, help="counterfactual twins (harmless) of at most this many harmful requests of a source; 0: none")
+    parser.add_argument("--twins-per-source", type=int, default=0, help="counterfactual twins (harmless) of at most this many harmful requests of a source; 0: none")
     parser.add_argument("--twins-share", type=float, default=2.0, help="the twins weigh as this many harmless sets")
-    parser.add_argument("--reframe", type=int, default=0, help="each request also asked in this many other request forms (training only)")
+    parser.add_argument("--reframe", type=int, default=2, help="each request also asked in this many other request forms (training only)")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -544,7 +552,7 @@ def main():
     report = {"frozen_layers": args.frozen, "tuned_layers": args.tuned, "epochs": args.epochs, "rate": args.rate, "set_cap": args.set_cap,
               "set_weight": args.set_weight, "seed": args.seed, "texts": len(rows),
               "trained_on": {name: len([i for i in members if i in chosen_set]) for name, members in sorted(by_set.items())},
-              "twins": len(twins), "twins_per_source": args.twins_per_source, "twins_share": args.twins_share}
+              "augmented": len(twins), "reframe": args.reframe, "twins_per_source": args.twins_per_source, "twins_share": args.twins_share}
     measured_only = sorted({r["source"] for r in rows} - set(sources))
     final = train(weights, hidden, lengths, labels, weights_for(chosen), chosen, args, args.seed)
     oof = {}
