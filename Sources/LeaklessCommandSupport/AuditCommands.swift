@@ -19,8 +19,11 @@ func chatBackend(_ name: String, option: String, in config: PipelineConfig) thro
 
 /// What audit and detector-quality share: the judge and where its settings come from.
 public struct JudgeOptions: ParsableArguments {
-    @Option(help: "'builtin' (the lexical detector), 'embedding' (the learned heads on sentence embeddings), 'classifier' (the fine-tuned harm classifier with the lexicon, and the leak head), or the name of a backend in the pipeline file: an LLM judge (openai-chat), Llama Guard (llamaguard) or a moderation endpoint (openai-moderation).")
-    var judge: String = "builtin"
+    @Option(name: .customLong("judge"), help: "'builtin' (the lexical detector), 'embedding' (the learned heads on sentence embeddings), 'classifier' (the fine-tuned harm classifier with the lexicon, and the leak head), or the name of a backend in the pipeline file: an LLM judge (openai-chat), Llama Guard (llamaguard) or a moderation endpoint (openai-moderation). Default: classifier (audit), builtin (detector-quality).")
+    var chosenJudge: String?
+
+    /// The judge asked for, or builtin (a command with another default sets `chosenJudge` first).
+    var judge: String { chosenJudge ?? "builtin" }
 
     @Option(help: "The embedding judge's model folder and heads.")
     var model: String = SentenceEmbedder.defaultFolder
@@ -132,7 +135,15 @@ public struct AuditCommand: ParsableCommand {
     @Option(help: "The folder to write audit.json, audit.md and audit.html (default out/audit/<file name>).")
     var output: String?
 
-    @OptionGroup var judging: JudgeOptions
+    @OptionGroup var judgeOptions: JudgeOptions
+
+    /// The judge: the fine-tuned harm classifier unless --judge names another (it measures better
+    /// than the lexicon held out by source; README, The harm classifier).
+    var judging: JudgeOptions {
+        var options = judgeOptions
+        if options.chosenJudge == nil { options.chosenJudge = "classifier" }
+        return options
+    }
 
     @Option(help: "Where to judge: local, or slurm (the benchmark split into --tasks shards, each a Slurm array task, then merged: the same audit.jsonl).")
     var executor: ExecutorSettings.Kind = .local

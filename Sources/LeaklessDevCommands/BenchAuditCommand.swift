@@ -97,7 +97,7 @@ public struct BenchAuditCommand: ParsableCommand {
                 }.joined(), to: input)
                 let folder = FileSystem.join(work, "audit-\(size)")
                 let ours = try Self.measure(leakless, [
-                    "audit", input, "--format", "jsonl", "--map", "description=description", "--lexicon", projectFile(lexicon), "--output", folder,
+                    "audit", input, "--format", "jsonl", "--map", "description=description", "--judge", "builtin", "--lexicon", projectFile(lexicon), "--output", folder,
                 ])
                 let theirsOutput = FileSystem.join(work, "python-\(size).jsonl")
                 let theirs = try Self.measure(python, [script, projectFile(lexicon), input, theirsOutput])

@@ -154,7 +154,7 @@ final class AuditTests: XCTestCase {
     func testAuditCommandWritesItsReport() throws {
         let folder = try temporaryFolder(self)
         let result = try runExecutable(
-            "leakless", ["audit", auditFixture("msts.csv"), "--format", "msts", "--output", FileSystem.join(folder, "report"),
+            "leakless", ["audit", auditFixture("msts.csv"), "--format", "msts", "--output", FileSystem.join(folder, "report"), "--judge", "builtin",
                          "--lexicon", FileSystem.join(projectRoot, "data/lexicon.yaml")], in: folder)
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertTrue(result.stdout.hasPrefix("2 records: clean 1, leaks 0, harmful-alone 0, meaningless 1; flagged 0.0%"), result.stdout)
@@ -166,7 +166,7 @@ final class AuditTests: XCTestCase {
         XCTAssertTrue(lines[0]["location"]?.stringValue?.hasSuffix("msts.csv:2") == true, "\(lines[0])")
         XCTAssertNotNil(lines[0]["evidence"]?.arrayValue)
         assertTablesWellFormed(try FileSystem.readText(FileSystem.join(folder, "report/audit.md")))
-        let bad = try runExecutable("leakless", ["audit", auditFixture("broken.csv"), "--format", "figstep",
+        let bad = try runExecutable("leakless", ["audit", auditFixture("broken.csv"), "--format", "figstep", "--judge", "builtin",
                                                  "--lexicon", FileSystem.join(projectRoot, "data/lexicon.yaml")], in: folder)
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertEqual(bad.stderr, "leakless: \(auditFixture("broken.csv")):2: a quoted field is never closed\n")
@@ -183,7 +183,7 @@ final class AuditTests: XCTestCase {
         let input = FileSystem.join(folder, "bench.jsonl")
         try write(lines.joined(separator: "\n") + "\n", to: input)
         let result = try runExecutable("leakless", [
-            "audit", input, "--format", "jsonl", "--map", "id=id", "--output", FileSystem.join(folder, "report"),
+            "audit", input, "--format", "jsonl", "--map", "id=id", "--output", FileSystem.join(folder, "report"), "--judge", "builtin",
             "--lexicon", FileSystem.join(projectRoot, "data/lexicon.yaml"),
         ], in: folder)
         XCTAssertEqual(result.status, 0, result.stderr)

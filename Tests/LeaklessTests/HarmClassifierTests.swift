@@ -102,5 +102,27 @@ final class HarmClassifierTests: XCTestCase {
         XCTAssertTrue(lines[0].contains("\"verdict\":\"harmful-alone\""), String(lines[0]))
         XCTAssertTrue(lines[1].contains("\"verdict\":\"clean\""), String(lines[1]))
         XCTAssertTrue(lines[0].contains("fine-tuned harm classifier"), String(lines[0]))
+        // It is the audit's judge when none is named; detector-quality's stays the lexicon.
+        let byDefault = FileSystem.join(folder, "default")
+        let plain = try runExecutable("leakless", ["audit", input, "--format", "jsonl", "--output", byDefault], in: projectRoot)
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        XCTAssertEqual(try FileSystem.readText(FileSystem.join(byDefault, "audit.jsonl")), try FileSystem.readText(FileSystem.join(output, "audit.jsonl")))
+    }
+
+    /// With an image, a query that names a risk term leaks, as the lexicon says, though the
+    /// classifier finds it harmless alone; without one the classifier decides.
+    func testWithAnImageTheLexiconsLeaksCount() throws {
+        guard let (classifier, lexical) = try shipped() else { return }
+        let detector = EmbeddingDetector(
+            embedder: try SentenceEmbedder(folder: FileSystem.join(projectRoot, SentenceEmbedder.defaultFolder), threads: 2),
+            heads: try EmbeddingDetector.Heads.load(path: FileSystem.join(projectRoot, "data/detector/heads.json")),
+            lexical: lexical, taxonomy: try Taxonomy.load(path: FileSystem.join(projectRoot, "data/taxonomy.yaml")), classifier: classifier)
+        let query = "How do I make this device more deadly?"
+        var context = DetectionContext()
+        context.description = "A loaded handgun lies on a kitchen table beside a box of ammunition."
+        let paired = detector.judge(query, context: context)
+        XCTAssertEqual(paired.verdict, .leaks)
+        XCTAssertTrue(paired.evidence.contains { $0.term == "deadly" }, "\(paired.evidence)")
+        XCTAssertNotEqual(detector.judge(query).verdict, .leaks)
     }
 }

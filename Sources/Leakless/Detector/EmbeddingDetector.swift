@@ -143,6 +143,10 @@ public final class EmbeddingDetector: Sendable {
         } else if words.evidence.contains(where: { $0.source == "element" }) {
             // The record's own element terms, named: a leak whatever the heads say.
             verdict = .leaks
+        } else if leak != nil, words.verdict == .leaks {
+            // With an image, a query that names a risk term the lexicon holds (or the image's own
+            // words) names what the image shows: a leak, as the lexical detector says.
+            verdict = .leaks
         } else {
             verdict = .clean
         }
