@@ -5,7 +5,7 @@ import LeaklessEmbedding
 /// harm in words alone, or lost their meaning.
 public enum DetectStage: PipelineStage {
     public static let definition = StageDefinition(
-        name: "detect", version: 3, summary: "VSIL detector: rejects queries that still name the risk, and empty ones",
+        name: "detect", version: 4, summary: "VSIL detector: rejects queries that still name the risk, and empty ones",
         input: .records(["query"]), output: .records("query"),
         // The learned detector judges records in batches: a shard holds whole batches.
         sharding: .records(block: BuiltinDetectStage.batch),
