@@ -180,7 +180,7 @@ struct SlurmExecutor {
             "}",
             "trap requeue USR1",
             // When the task started, for the driver's figure of Slurm's overhead.
-            "echo \"leakless: task started at $(date +%s.%N)\"",
+            "echo \"\(taskStartMarker)$(date +%s.%N)\"",
             command.map { $0.hasPrefix("$") ? "\"\($0)\"" : quoted($0) }.joined(separator: " ") + " &",
             "child=$!",
             "wait \"$child\"",
@@ -320,18 +320,20 @@ struct SlurmExecutor {
     /// When a task's log says it started (seconds since 1970), if it says.
     static func taskStart(_ log: String) -> Double? {
         guard let bytes = try? FileSystem.read(log) else { return nil }
-        let marker = "leakless: task started at "
-        for line in String(decoding: bytes.prefix(4096), as: UTF8.self).split(separator: "\n") where line.hasPrefix(marker) {
-            return Double(line.dropFirst(marker.count).trimmingCharacters(in: .whitespaces))
+        for line in String(decoding: bytes.prefix(4096), as: UTF8.self).split(separator: "\n") where line.hasPrefix(taskStartMarker) {
+            return Double(line.dropFirst(taskStartMarker.count).trimmingCharacters(in: .whitespaces))
         }
         return nil
     }
+
+    /// The first line of a task's log: when it started.
+    static let taskStartMarker = "leakless: task started at "
 
     /// The last lines of a log, joined, for a one-line error.
     static func lastLines(_ path: String, count: Int) -> String {
         guard let bytes = try? FileSystem.read(path) else { return "(no log)" }
         let lines = String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-            .filter { !$0.isEmpty && !$0.hasPrefix("\u{1B}") }
+            .filter { !$0.isEmpty && !$0.hasPrefix("\u{1B}") && !$0.hasPrefix(taskStartMarker) }
         return lines.suffix(count).joined(separator: " | ")
     }
 
