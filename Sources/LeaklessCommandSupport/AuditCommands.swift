@@ -193,7 +193,7 @@ public struct AuditCommand: ParsableCommand {
             }
             let report: AuditReport
             if executor == .slurm {
-                try submitShards(folder: folder)
+                try submitShards(folder: folder, judgeName: judgeName)
                 report = try AuditRun.merge(file: file, format: format, options: options, folder: folder, title: title, judgeName: judgeName, shards: tasks)
             } else {
                 report = try AuditRun.run(
@@ -215,7 +215,7 @@ extension AuditCommand {
     /// Judges the benchmark as a Slurm job array of `tasks` shards (this command again, with
     /// `--shard`), resubmitting a failed shard alone, and waits for them; shards already judged
     /// are not submitted again.
-    func submitShards(folder: String) throws {
+    func submitShards(folder: String, judgeName: String) throws {
         let absoluteFolder = folder.hasPrefix("/") ? folder : FileSystem.join(FileManager.default.currentDirectoryPath, folder)
         // This command's own arguments, without the executor's and with the output made absolute.
         var arguments: [String] = []
@@ -238,7 +238,7 @@ extension AuditCommand {
         settings.maxParallel = maxParallel
         let command = [FileSystem.join(executableFolder(), "leakless"), "audit"] + arguments
             + ["--output", absoluteFolder, "--shard", "$SLURM_ARRAY_TASK_ID", "--shards", String(tasks)]
-        let isComplete: (Int) -> Bool = { FileSystem.exists(AuditRun.shardPart(folder: absoluteFolder, index: $0, count: tasks).done) }
+        let isComplete: (Int) -> Bool = { AuditRun.isShardDone(folder: absoluteFolder, index: $0, count: tasks, judgeName: judgeName) }
         try SlurmAudit.run(folder: absoluteFolder, settings: settings, command: command, apiKeys: judging.apiKeyVariables(), isComplete: isComplete)
     }
 }

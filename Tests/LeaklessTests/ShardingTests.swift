@@ -268,6 +268,12 @@ final class ShardingTests: XCTestCase {
         XCTAssertThrowsError(try AuditRun.merge(file: file, format: .jsonl, options: options, folder: sharded, title: "t", judgeName: "j", shards: 3)) { error in
             XCTAssertTrue("\(error)".contains("do not follow the earlier shards'"), "\(error)")
         }
+        // Shards another judge made are neither complete nor merged.
+        XCTAssertTrue(AuditRun.isShardDone(folder: sharded, index: 0, count: 3, judgeName: "j"))
+        XCTAssertFalse(AuditRun.isShardDone(folder: sharded, index: 0, count: 3, judgeName: "another"))
+        XCTAssertThrowsError(try AuditRun.merge(file: file, format: .jsonl, options: options, folder: sharded, title: "t", judgeName: "another", shards: 3)) { error in
+            XCTAssertTrue("\(error)".contains("the shard was judged by j, not another"), "\(error)")
+        }
         try FileSystem.remove(AuditRun.shardPart(folder: sharded, index: 1, count: 3).done)
         XCTAssertThrowsError(try AuditRun.merge(file: file, format: .jsonl, options: options, folder: sharded, title: "t", judgeName: "j", shards: 3))
     }

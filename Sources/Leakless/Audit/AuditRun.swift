@@ -33,6 +33,13 @@ public enum AuditRun {
         return (base + ".jsonl", base + ".hashes", base + ".done")
     }
 
+    /// Is shard `index` of `count` judged, by this judge? (A shard another judge made is judged again.)
+    public static func isShardDone(folder: String, index: Int, count: Int, judgeName: String) -> Bool {
+        guard let bytes = try? FileSystem.read(shardPart(folder: folder, index: index, count: count).done),
+              let summary = try? JSONParser.parse(bytes: bytes) else { return false }
+        return summary["judge"]?.stringValue == judgeName
+    }
+
     /// Judges one shard's part of the benchmark (its records by position, as `ShardRanges` splits
     /// records) into its part file; the merge makes the audit.
     public static func runShard(file: String, format: BenchmarkFormat, options: ImportOptions, folder: String, judgeName: String,
@@ -76,6 +83,9 @@ public enum AuditRun {
                 // another version of the file is not merged.
                 guard range.count == 2, range[0] == Int64(covered), total == nil || total == summary["total"]?.intValue else {
                     throw RecordError("\(part.done): the shard's records \(range) do not follow the earlier shards' (up to \(covered)) of one count of \(file): judge the shards again")
+                }
+                guard summary["judge"]?.stringValue == judgeName else {
+                    throw RecordError("\(part.done): the shard was judged by \(summary["judge"]?.stringValue ?? "another judge"), not \(judgeName): judge the shards again")
                 }
                 total = summary["total"]?.intValue
                 covered = Int(range[1])

@@ -17,7 +17,7 @@ extension AuditAccumulator {
         for raw in distinct.sorted() { append(raw) }
         let summary: JSONValue = .object([
             "range": .array([.int(Int64(range.lowerBound)), .int(Int64(range.upperBound))]), "total": .int(Int64(total)),
-            "records": .int(Int64(records)), "judged": .int(Int64(judged)), "distinct": .int(Int64(distinct.count)),
+            "judge": .string(judge), "records": .int(Int64(records)), "judged": .int(Int64(judged)), "distinct": .int(Int64(distinct.count)),
             "unjudged": .array(unjudged.map { .array([.string($0.location), .string($0.why)]) }),
             "overall": overall.state,
             "per_category": .object(perCategory.mapValues(\.state)),
