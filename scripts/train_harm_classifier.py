@@ -259,13 +259,13 @@ def counterfactual_twins(rows):
     each twin keeps its origin's source (so a source held out takes its twins with it)."""
     twins = []
     for r in rows:
-        if not r["harmful"] or r.get("twin"):
+        if not r["harmful"] or r.get("augmented"):
             continue
         action = twin_action(r["text"])
         if action is None:
             continue
         frame = TWIN_FRAMES[zlib.crc32(r["text"].encode()) % len(TWIN_FRAMES)]
-        twins.append({"text": frame.format(x=action), "harmful": False, "twin": True, "set": "Counterfactual twins",
+        twins.append({"text": frame.format(x=action), "harmful": False, "augmented": True, "set": "Counterfactual twins",
                       "source": r["source"], "lexicon": r["lexicon"], "lexicon_verdict": r.get("lexicon_verdict")})
     return twins
 
@@ -284,7 +284,7 @@ def reframed(rows, per_request):
     text's hash), with its label, set and source."""
     out = []
     for index, r in enumerate(rows):
-        if r["harmful"] is None or r.get("twin"):
+        if r["harmful"] is None or r.get("augmented"):
             continue
         action = twin_action(r["text"], third_person=False)
         if action is None:
@@ -294,7 +294,7 @@ def reframed(rows, per_request):
         made = [f.format(x=action) for f in forms]
         made = [t for t in made if t.lower().rstrip("?.") != r["text"].lower().rstrip("?.")][:per_request]
         for text in made:
-            out.append({**r, "text": text, "twin": True, "origin": index})
+            out.append({**r, "text": text, "augmented": True, "origin": index})
     return out
 
 
@@ -313,7 +313,7 @@ def markdown(results, rows, title):
     """The leave-one-source-out table: each set flagged by the classifier trained without its source, and by the lexicon."""
     lexicon = {}
     for r in rows:
-        if not r.get("twin"):
+        if not r.get("augmented"):
             lexicon.setdefault(r["set"], []).append(r.get("lexicon_verdict") in ("leaks", "harmful-alone"))
     def goal(name, rate):
         if name not in GOALS:
@@ -524,8 +524,9 @@ def main():
                 hidden[i] = x[row, : lengths[i]].clone()
     print(f"frozen layers run in {time.time() - started:.0f} s", file=sys.stderr)
 
-    labelled = [i for i, r in enumerate(rows) if r["harmful"] is not None and not r.get("twin")]
-    twins = [i for i, r in enumerate(rows) if r.get("twin")]
+    labelled = [i for i, r in enumerate(rows) if r["harmful"] is not None and not r.get("augmented")]
+    # Texts made for training only (reframed requests, twins): never measured or calibrated on.
+    augmented = [i for i, r in enumerate(rows) if r.get("augmented")]
     labels = [1.0 if r["harmful"] else 0.0 for r in rows]
     rng = random.Random(args.seed)
     by_set = {}
@@ -539,7 +540,7 @@ def main():
         chosen += sorted(members[: args.set_cap])
     originals = set(chosen)
     # A reframed request is trained on with its original only.
-    chosen += [i for i in twins if rows[i].get("origin") is None or rows[i]["origin"] in originals]
+    chosen += [i for i in augmented if rows[i].get("origin") is None or rows[i]["origin"] in originals]
     chosen_set = set(chosen)
 
     def weights_for(indices):
@@ -552,7 +553,7 @@ def main():
     report = {"frozen_layers": args.frozen, "tuned_layers": args.tuned, "epochs": args.epochs, "rate": args.rate, "set_cap": args.set_cap,
               "set_weight": args.set_weight, "seed": args.seed, "texts": len(rows),
               "trained_on": {name: len([i for i in members if i in chosen_set]) for name, members in sorted(by_set.items())},
-              "augmented": len(twins), "reframe": args.reframe, "twins_per_source": args.twins_per_source, "twins_share": args.twins_share}
+              "augmented": len(augmented), "reframe": args.reframe, "twins_per_source": args.twins_per_source, "twins_share": args.twins_share}
     measured_only = sorted({r["source"] for r in rows} - set(sources))
     final = train(weights, hidden, lengths, labels, weights_for(chosen), chosen, args, args.seed)
     oof = {}
@@ -563,7 +564,7 @@ def main():
             fold_started = time.time()
             train_indices = [i for i in chosen if rows[i]["source"] != source]
             model = train(weights, hidden, lengths, labels, weights_for(train_indices), train_indices, args, args.seed)
-            oof.update(logits(model, hidden, lengths, [i for i, r in enumerate(rows) if r["source"] == source and not r.get("twin")]))
+            oof.update(logits(model, hidden, lengths, [i for i, r in enumerate(rows) if r["source"] == source and not r.get("augmented")]))
             print(f"  fold {source}: {time.time() - fold_started:.0f} s", file=sys.stderr)
         # Sources with no labelled text were never trained on: the final model measures them.
         oof.update(logits(final, hidden, lengths, [i for i, r in enumerate(rows) if r["source"] in measured_only]))
