@@ -153,12 +153,14 @@ public enum TaxonomyExpansion {
 }
 
 /// The model lister: one prompt per sub-category that needs elements.
-public final class ExpandElementsStage: PromptStage, @unchecked Sendable {
-    public init(context: StageContext) throws {
-        try super.init(context: context, prompt: "elements")
+struct ExpandElements: ModelStep {
+    let prompt: Prompt
+
+    init(_ calls: ModelCalls) throws {
+        prompt = try calls.prompt("elements")
     }
 
-    public override func values(_ record: Record) throws -> [String: String] {
+    func values(_ record: Record) throws -> [String: String] {
         [
             "category": try record.requireString("category"), "sub_category": try record.requireString("sub_category"),
             "definition": try record.requireString("definition"), "count": String(record["count"]?.intValue ?? 4),
@@ -166,7 +168,9 @@ public final class ExpandElementsStage: PromptStage, @unchecked Sendable {
         ]
     }
 
-    public override func process(_ record: Record, worker: Int) throws -> [StageOutput] {
+    func plannedCalls(_ record: Record) throws -> [PlannedCall] { [try prompt.planned(try values(record))] }
+
+    func process(_ record: Record, worker: Int) throws -> [StageOutput] {
         let check: (JSONValue) -> String? = { reply in
             guard let elements = reply["elements"]?.arrayValue, !elements.isEmpty else { return "'elements' must be a non-empty list" }
             let placeholder = Taxonomy.SubCategory(name: "", definition: "", elements: [])
@@ -175,7 +179,7 @@ public final class ExpandElementsStage: PromptStage, @unchecked Sendable {
             }
             return nil
         }
-        switch try ask(record, worker: worker, check: check) {
+        switch try prompt.ask(try values(record), worker: worker, check: check) {
         case .failure(let rejection): return rejection.output(record)
         case .success(let (reply, provenance)):
             return [.record(record.derived { fields in
@@ -215,15 +219,16 @@ extension TaxonomyExpansion {
                 ])
             }
             let context = StageContext(templates: templates, blobs: FileSystem.join(work, "blobs"), backends: ["backend": backend], cache: cache)
-            let stage = try ExpandElementsStage(context: context)
-            let (done, rejected) = try ModelBatch.run(records, stage: stage, name: "taxonomy-expand")
+            let calls = try ModelCalls(context, roles: ["backend"])
+            let step = try ExpandElements(calls)
+            let (done, rejected) = try ModelBatch.run(records, stage: ModelStage(calls, step: step), name: "taxonomy-expand")
             for record in done {
                 guard let index = record["index"]?.intValue else { continue }
                 let need = needs[Int(index)]
                 listed["\(need.category)\n\(need.sub.name)"] = (record["elements"]?.arrayValue ?? []).compactMap { element($0, sub: need.sub, category: need.category) }
             }
             failures = rejected.map { "\($0.record["category"]?.stringValue ?? "") / \($0.record["sub_category"]?.stringValue ?? ""): \($0.why)" }
-            source = "model '\(backend.string("model"))' of backend '\(backend.name)', template elements.prompt \(stage.template.hash.hex)"
+            source = "model '\(backend.string("model"))' of backend '\(backend.name)', template elements.prompt \(step.prompt.template.hash.hex)"
         } else {
             for need in needs {
                 listed["\(need.category)\n\(need.sub.name)"] = builtinElements(category: need.category, sub: need.sub, stopStems: stopStems)

@@ -44,11 +44,11 @@ final class LocalServerBehaviourTests: XCTestCase {
         let context = StageContext(templates: folder, blobs: FileSystem.join(folder, "blobs"),
                                    backends: ["backend": testBackend(.openAIChat, name: "local", baseURL: server.baseURL + "/v1", ["max_tokens": 4, "max_reasks": 1])],
                                    cache: FileSystem.join(folder, "cache"))
-        let stage = try ProbeStage(context: context, template: template)
-        let record = Record(["kind": "probe", "parents": []])
+        let calls = try ModelCalls(context, roles: ["backend"])
+        let prompt = Prompt(calls: calls, client: try calls.chat("backend"), template: template)
 
         // Too long for the context: a `too-long` reject of that item, not a stopped stage.
-        guard case .failure(let long) = try stage.ask(stage.client, template, values: ["task": String(repeating: "word ", count: 200)], record: record, worker: 0) else {
+        guard case .failure(let long) = try prompt.ask(["task": String(repeating: "word ", count: 200)], worker: 0) else {
             return XCTFail("a prompt over the context was answered")
         }
         XCTAssertEqual(long.reason, "too-long")
@@ -56,7 +56,7 @@ final class LocalServerBehaviourTests: XCTestCase {
 
         // The reply is cut at max_tokens (finish_reason length), asked again once, then rejected as truncated.
         let before = server.requests.count
-        guard case .failure(let cut) = try stage.ask(stage.client, template, values: ["task": "Tell me a long story."], record: record, worker: 0) else {
+        guard case .failure(let cut) = try prompt.ask(["task": "Tell me a long story."], worker: 0) else {
             return XCTFail("a cut-off reply was taken")
         }
         XCTAssertEqual(cut.reason, "truncated")
@@ -101,8 +101,8 @@ final class LocalServerBehaviourTests: XCTestCase {
         let taxonomy = try Taxonomy.load(path: FileSystem.join(projectRoot, "data/taxonomy.yaml"))
         let context = StageContext(templates: FileSystem.join(projectRoot, "stages/categorise"), blobs: try temporaryFolder(self),
                                    backends: ["backend": testBackend(.openAIChat, baseURL: "http://127.0.0.1:9/v1")], cache: try temporaryFolder(self))
-        let stage = try ModelCategoriseStage(context: context, taxonomy: taxonomy)
-        let properties = stage.template.replySchema?["properties"]
+        let step = try ModelCategorise(try ModelCalls(context, roles: ["backend"]), taxonomy: taxonomy)
+        let properties = step.prompt.template.replySchema?["properties"]
         XCTAssertEqual(properties?["category"]?["enum"]?.stringArray, taxonomy.categories.map(\.name))
         XCTAssertTrue(properties?["sub_category"]?["enum"]?.stringArray?.contains("Weapon-Related Violence") == true)
     }
@@ -145,16 +145,5 @@ final class LocalServerBehaviourTests: XCTestCase {
         XCTAssertTrue(claims.stderr.contains("takes no images: declare a text model with vision: false"), claims.stderr)
         XCTAssertLessThanOrEqual(server.requests.count - before, 5, "no retries of a request the server cannot serve")
         XCTAssertFalse(FileSystem.exists(FileSystem.join(folder, "out/eval-claims/eval.json")))
-    }
-}
-
-/// One prompt asked through the model stage's `ask`, as every model stage asks.
-final class ProbeStage: ModelStage, @unchecked Sendable {
-    let client: ChatClient
-
-    init(context: StageContext, template: PromptTemplate) throws {
-        let session = try Self.session(context, roles: ["backend"])
-        client = session.chat(context.network("backend")!)
-        super.init(context: context, session: session)
     }
 }

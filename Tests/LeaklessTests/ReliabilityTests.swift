@@ -85,7 +85,7 @@ final class ReliabilityTests: XCTestCase {
         let images = testBackend(.openAIImages, name: "dalle", baseURL: server.baseURL + "/v1", ["model": "dall-e-3", "max_in_flight": 6])
         let context = StageContext(templates: FileSystem.join(projectRoot, "stages/image"), blobs: FileSystem.join(folder, "blobs"),
                                    backends: ["backend": images], cache: FileSystem.join(folder, "cache"))
-        let stage = try GenerateImageStage(context: context, parameters: try ImageStage.parameters([:]))
+        let stage = try GenerateImage.stage(context, parameters: try ImageStage.parameters([:]))
         // Three rewrites of each of two seeds share their seed's description.
         let records = (0..<6).map { index in
             Record(["kind": "query", "parents": [], "query": .string("Question \(index) about this?"), "safety_reason": "r",

@@ -49,10 +49,10 @@ public enum AuditJudge {
     public static func model(
         _ items: [AuditItem], backend: BackendConfig, templates: String, cache: String, work: String, images: String?
     ) throws -> (findings: [AuditFinding], failed: [(AuditItem, String)]) {
-        let records = items.enumerated().map { index, item in AuditJudgeStage.record(item, index: index, images: images) }
+        let records = items.enumerated().map { index, item in AuditJudgeStep.record(item, index: index, images: images) }
         let context = StageContext(
             templates: templates, blobs: FileSystem.join(work, "blobs"), backends: ["backend": backend], cache: cache)
-        let (judged, rejected) = try ModelBatch.run(records, stage: try AuditJudgeStage(context: context), name: "audit-judge")
+        let (judged, rejected) = try ModelBatch.run(records, stage: try ModelStage(context) { try AuditJudgeStep($0) }, name: "audit-judge")
         var findings: [AuditFinding] = []
         for record in judged {
             guard let index = record["index"]?.intValue, let judgement = record["judgement"]?.objectValue else { continue }
@@ -78,9 +78,11 @@ public enum AuditJudge {
 }
 
 /// The LLM judge as a stage over records, so it shares the runner, the cache and the budget.
-final class AuditJudgeStage: PromptStage, @unchecked Sendable {
-    init(context: StageContext) throws {
-        try super.init(context: context, prompt: "audit")
+struct AuditJudgeStep: ModelStep {
+    let prompt: Prompt
+
+    init(_ calls: ModelCalls) throws {
+        prompt = try calls.prompt("audit")
     }
 
     static func record(_ item: AuditItem, index: Int, images: String?) -> Record {
@@ -101,18 +103,20 @@ final class AuditJudgeStage: PromptStage, @unchecked Sendable {
         return Record(fields)
     }
 
-    override func values(_ record: Record) throws -> [String: String] {
+    func values(_ record: Record) throws -> [String: String] {
         ["query": try record.requireString("query"), "image_info": try record.requireString("image_info")]
     }
 
-    override func images(_ record: Record) throws -> [ImageAttachment] {
+    func images(_ record: Record) throws -> [ImageAttachment] {
         guard let path = record.string("image_file") else { return [] }
         let bytes = try FileSystem.read(path)
         guard let format = ImageFormat.sniff(bytes) else { throw RecordError("\(path) is neither a PNG nor a JPEG file") }
         return [ImageAttachment(bytes: bytes, format: format)]
     }
 
-    override func process(_ record: Record, worker: Int) throws -> [StageOutput] {
+    func plannedCalls(_ record: Record) throws -> [PlannedCall] { [try prompt.planned(try values(record), images: try images(record))] }
+
+    func process(_ record: Record, worker: Int) throws -> [StageOutput] {
         // An item whose image cannot be sent is not judged, and says why; the audit goes on.
         if let refused = record.string("image_refused") {
             return [.reject(record, reason: "image-refused", detail: refused)]
@@ -123,7 +127,7 @@ final class AuditJudgeStage: PromptStage, @unchecked Sendable {
         } catch {
             return [.reject(record, reason: "image-unreadable", detail: "\(error)")]
         }
-        switch try ask(client, template, values: try values(record), images: attachments, record: record, worker: worker) {
+        switch try prompt.ask(try values(record), images: attachments, worker: worker) {
         case .failure(let rejection): return rejection.output(record)
         case .success(let (judgement, provenance)):
             return [.record(record.derived { fields in

@@ -32,9 +32,9 @@ public enum ReferenceJudge {
     public static func audit(
         _ items: [AuditItem], backend: BackendConfig, cache: String, images: String?
     ) throws -> (findings: [AuditFinding], failed: [(AuditItem, String)]) {
-        let records = items.enumerated().map { index, item in AuditJudgeStage.record(item, index: index, images: images) }
+        let records = items.enumerated().map { index, item in AuditJudgeStep.record(item, index: index, images: images) }
         let context = StageContext(templates: "", blobs: "", backends: ["backend": backend], cache: cache)
-        let (judged, rejected) = try ModelBatch.run(records, stage: try ReferenceJudgeStage(context: context), name: "reference-judge")
+        let (judged, rejected) = try ModelBatch.run(records, stage: try ModelStage(context) { try ReferenceJudgeStep($0) }, name: "reference-judge")
         var findings: [AuditFinding] = []
         for record in judged {
             guard let index = record["index"]?.intValue, let text = record["text"], let textUnsafe = text["unsafe"]?.boolValue else { continue }
@@ -56,16 +56,20 @@ public enum ReferenceJudge {
 
 /// One audit item judged twice by the reference judge: the text alone, then with its image
 /// (sent when the backend takes images) or its description.
-final class ReferenceJudgeStage: ModelStage, @unchecked Sendable {
+struct ReferenceJudgeStep: ModelStep {
+    let calls: ModelCalls
     let backend: BackendConfig
 
-    init(context: StageContext) throws {
-        guard let backend = context.network("backend") else { throw RecordError("the reference judge needs a network backend") }
+    init(_ calls: ModelCalls) throws {
+        guard let backend = calls.context.network("backend") else { throw RecordError("the reference judge needs a network backend") }
+        self.calls = calls
         self.backend = backend
-        super.init(context: context, session: try Self.session(context, roles: ["backend"]))
     }
 
-    override func process(_ record: Record, worker: Int) throws -> [StageOutput] {
+    /// Audits are not planned (a dry run plans pipeline stages).
+    func plannedCalls(_ record: Record) throws -> [PlannedCall] { [] }
+
+    func process(_ record: Record, worker: Int) throws -> [StageOutput] {
         if let refused = record.string("image_refused") {
             return [.reject(record, reason: "image-refused", detail: refused)]
         }
@@ -103,6 +107,7 @@ final class ReferenceJudgeStage: ModelStage, @unchecked Sendable {
 
     /// `{"unsafe": Bool, "categories": [...]}`, or nil for a reply that is neither; and the reply.
     func judge(_ text: String, image: ImageAttachment?, worker: Int) throws -> (verdict: JSONValue?, raw: String) {
+        let session = calls.session
         if backend.kind == BackendKind.openAIModeration.name {
             let result = try session.moderation(backend).classify(text, image: image, http: session.http(worker))
             return (["unsafe": .bool(result.flagged), "categories": .array(result.categories.map { .string($0) })], "")

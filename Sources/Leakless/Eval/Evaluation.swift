@@ -173,7 +173,7 @@ public enum Evaluation {
             templates: options.templates, blobs: FileSystem.join(work, "blobs"),
             backends: ["target": targetConfig, "judge": judge], cache: options.cache)
         func outcomes(withImage: Bool, control: Bool) throws -> ([Outcome], [ModelBatch.Rejected]) {
-            let stage = try EvalStage(context: context, safetyPrompt: options.safetyPrompt, withImage: withImage)
+            let stage = try EvalStep.stage(context, safetyPrompt: options.safetyPrompt, withImage: withImage)
             let (labelled, unlabelled) = try ModelBatch.run(pairs, stage: stage, name: "eval-\(target.name)\(control ? "-blind" : "")")
             return (labelled.map(outcome), unlabelled)
         }
@@ -308,23 +308,24 @@ public enum Evaluation {
 }
 
 /// One pair through the target model, then its reply through the judge.
-final class EvalStage: ModelStage, @unchecked Sendable {
-    let target: ChatClient
-    let judge: ChatClient
-    let respond: PromptTemplate
-    let judgePrompt: PromptTemplate
+struct EvalStep: ModelStep {
+    let calls: ModelCalls
+    let respond: Prompt
+    let judge: Prompt
 
     /// False: the instruction goes without its image (the blind half of `--image-blind`).
     let withImage: Bool
 
-    init(context: StageContext, safetyPrompt: Bool, withImage: Bool = true) throws {
+    /// The stage over the target and the judge.
+    static func stage(_ context: StageContext, safetyPrompt: Bool, withImage: Bool = true) throws -> ModelStage {
+        try ModelStage(context, roles: ["target", "judge"]) { try EvalStep($0, safetyPrompt: safetyPrompt, withImage: withImage) }
+    }
+
+    init(_ calls: ModelCalls, safetyPrompt: Bool, withImage: Bool) throws {
+        self.calls = calls
         self.withImage = withImage
-        let session = try Self.session(context, roles: ["target", "judge"])
-        target = session.chat(context.network("target")!)
-        judge = session.chat(context.network("judge")!)
-        respond = try PromptTemplate.load(folder: context.templates, name: safetyPrompt ? "respond-safety" : "respond")
-        judgePrompt = try PromptTemplate.load(folder: context.templates, name: "judge")
-        super.init(context: context, session: session)
+        respond = try calls.prompt(safetyPrompt ? "respond-safety" : "respond", role: "target")
+        judge = try calls.prompt("judge", role: "judge")
     }
 
     func image(_ record: Record) throws -> ImageAttachment {
@@ -334,16 +335,16 @@ final class EvalStage: ModelStage, @unchecked Sendable {
         return ImageAttachment(bytes: bytes, format: format)
     }
 
-    override func plannedCalls(_ record: Record) throws -> [PlannedCall] {
-        [try planned(target, respond, ["instruction": try record.requireString("instruction")], images: withImage ? [try image(record)] : [])]
+    func plannedCalls(_ record: Record) throws -> [PlannedCall] {
+        [try respond.planned(["instruction": try record.requireString("instruction")], images: withImage ? [try image(record)] : [])]
     }
 
-    override func process(_ record: Record, worker: Int) throws -> [StageOutput] {
-        let messages = try respond.render(["instruction": try record.requireString("instruction")], images: withImage ? [try image(record)] : [])
+    func process(_ record: Record, worker: Int) throws -> [StageOutput] {
+        let messages = try respond.template.render(["instruction": try record.requireString("instruction")], images: withImage ? [try image(record)] : [])
         var response: String
         var declinedByEndpoint = false
         do {
-            let reply = try target.complete(messages, template: respond, http: session.http(worker))
+            let reply = try respond.client.complete(messages, template: respond.template, http: calls.session.http(worker))
             response = reply.refusal ?? reply.text
         } catch let error as EndpointError where error.isContentRefusal {
             response = "(the endpoint's safety system declined: \(error))"
@@ -361,7 +362,7 @@ final class EvalStage: ModelStage, @unchecked Sendable {
             "instruction": try record.requireString("instruction"), "image_description": try record.requireString("image_description"),
             "safety_reason": try record.requireString("safety_reason"), "response": response,
         ]
-        switch try ask(judge, judgePrompt, values: values, record: record, worker: worker) {
+        switch try judge.ask(values, worker: worker) {
         case .failure(let rejection): return rejection.output(record)
         case .success(let (verdict, provenance)):
             return [.record(record.derived { fields in

@@ -29,17 +29,116 @@ extension EndpointError: StopSignal {
     }
 }
 
-/// What the model stages share: the session (connections, cache, meter), the stage's prompts,
-/// and the provenance written onto each record.
-/// `@unchecked Sendable`: an open class cannot be checked, but it and every subclass hold only
-/// `let`s of Sendable values (the session does its own locking).
-open class ModelStage: ConcurrentRecordStage, @unchecked Sendable {
+/// What a model stage does with each record. The stage that runs it (`ModelStage`) holds the
+/// session and answers the runner; a step holds only what it reads (its prompts, its parameters),
+/// so it is a checked Sendable value.
+public protocol ModelStep: Sendable {
+    /// The record's outputs: derived records, or rejects with reasons.
+    func process(_ record: Record, worker: Int) throws -> [StageOutput]
+
+    /// The first calls a record will make, rendered but not sent (for `leakless run --dry-run`);
+    /// re-asks and later rounds depend on replies and are not counted.
+    func plannedCalls(_ record: Record) throws -> [PlannedCall]
+}
+
+/// What a model step calls through: its stage's context and the session (connections, cache,
+/// meter, budget) over the stage's network backends.
+public struct ModelCalls: Sendable {
     public let context: StageContext
     public let session: ModelSession
+
+    /// The session over the network backends of these roles.
+    public init(_ context: StageContext, roles: [String]) throws {
+        self.context = context
+        session = try ModelSession(backends: roles.compactMap { context.network($0) }, cache: context.cache, budget: context.budget,
+                                   requireKeys: !context.planning)
+    }
+
+    /// The network backend of `role`, which the step cannot do without.
+    public func network(_ role: String) throws -> BackendConfig {
+        guard let backend = context.network(role) else { throw RecordError("no network backend is given for '\(role)'") }
+        return backend
+    }
+
+    /// The chat client of `role`'s backend.
+    public func chat(_ role: String) throws -> ChatClient { session.chat(try network(role)) }
+
+    /// The stage's prompt `name` (`stages/<stage>/<name>.prompt`), asked of `role`'s backend.
+    /// `narrowing`: rules added to the reply schema's properties (see `PromptTemplate.narrowing`).
+    public func prompt(_ name: String, role: String = "backend", narrowing: [String: [String: JSONValue]] = [:]) throws -> Prompt {
+        Prompt(calls: self, client: try chat(role), template: try PromptTemplate.load(folder: context.templates, name: name).narrowing(narrowing))
+    }
+
+    /// How a reply came about, for the record and the export's provenance.
+    public func provenance(_ client: ChatClient, _ template: PromptTemplate, _ reply: ChatReply, attempts: Int) -> JSONValue {
+        .object([
+            "backend": .string(client.backend.name), "endpoint_kind": .string(client.backend.kind),
+            "model": .string(client.model), "template": .string(template.name), "template_hash": .string(template.hash.hex),
+            "request": .string(reply.key.hex), "reply_hash": .string(reply.replyHash), "attempts": .int(Int64(attempts)),
+        ])
+    }
+}
+
+/// One prompt of a stage and the chat backend it is asked of.
+public struct Prompt: Sendable {
+    public let calls: ModelCalls
+    public let client: ChatClient
+    public let template: PromptTemplate
+
+    /// The call rendered, not sent.
+    public func planned(_ values: [String: String], images: [ImageAttachment] = []) throws -> PlannedCall {
+        PlannedCall(chat: client, template: template, messages: try template.render(values, images: images), imagePrompt: nil)
+    }
+
+    /// A structured call whose refusal or unusable reply becomes the record's reject: the reply
+    /// and its provenance, or the rejection.
+    public func ask(
+        _ values: [String: String], images: [ImageAttachment] = [], worker: Int, check: (JSONValue) -> String? = { _ in nil }
+    ) throws -> Result<(JSONValue, JSONValue), StageRejection> {
+        let outcome: StructuredOutcome
+        do {
+            outcome = try client.structured(template, values: values, images: images, check: check, http: calls.session.http(worker))
+        } catch let error as EndpointError where error.isContentRefusal {
+            return .failure(StageRejection(reason: "refusal", detail: "\(template.name): the endpoint's safety system declined: \(error)"))
+        } catch let error as EndpointError where error.isContextOverflow {
+            return .failure(StageRejection(reason: "too-long", detail: "\(template.name): the prompt does not fit the model's context: \(error)"))
+        }
+        switch outcome {
+        case .value(let value, let reply, let attempts):
+            return .success((value, calls.provenance(client, template, reply, attempts: attempts)))
+        case .refusal(let text, _):
+            return .failure(StageRejection(reason: "refusal", detail: "\(template.name): \(text)"))
+        case .invalid(let raw, let problem, let attempts, let truncated):
+            return .failure(StageRejection(reason: truncated ? "truncated" : "invalid-reply",
+                                           detail: "\(template.name), \(attempts) attempt(s): \(problem); raw reply: \(raw)"))
+        }
+    }
+}
+
+/// A stage whose records wait on model endpoints: one step run on the concurrent runner's
+/// workers, with the session's counters, stop reason and progress.
+public final class ModelStage: ConcurrentRecordStage {
+    public let calls: ModelCalls
+    public let step: any ModelStep
+
+    public init(_ calls: ModelCalls, step: any ModelStep) {
+        self.calls = calls
+        self.step = step
+    }
+
+    /// The stage of the step `make` builds over the session of `roles`.
+    public convenience init(_ context: StageContext, roles: [String] = ["backend"], step make: (ModelCalls) throws -> any ModelStep) throws {
+        let calls = try ModelCalls(context, roles: roles)
+        self.init(calls, step: try make(calls))
+    }
+
+    public var session: ModelSession { calls.session }
     public var concurrency: Int { session.concurrency }
     public var stopReason: String? { session.stopReason }
     public var extraStats: [String: JSONValue] { ["model": session.stats] }
     public func requestStop(_ reason: String) { session.requestStop(reason) }
+    public func process(_ record: Record, worker: Int) throws -> [StageOutput] { try step.process(record, worker: worker) }
+    public func plannedCalls(_ record: Record) throws -> [PlannedCall] { try step.plannedCalls(record) }
 
     /// Requests sent, cache hits, tokens and spending (against the budget, where there is one).
     public var progressDetail: String {
@@ -52,60 +151,6 @@ open class ModelStage: ConcurrentRecordStage, @unchecked Sendable {
         if session.retries > 0 { parts.append("\(session.retries) retries") }
         if let waiting = session.waiting { parts.append(waiting) }
         return parts.joined(separator: ", ")
-    }
-
-    public init(context: StageContext, session: ModelSession) {
-        self.context = context
-        self.session = session
-    }
-
-    /// The session of a stage over the network backends of these roles.
-    public static func session(_ context: StageContext, roles: [String]) throws -> ModelSession {
-        try ModelSession(backends: roles.compactMap { context.network($0) }, cache: context.cache, budget: context.budget,
-                         requireKeys: !context.planning)
-    }
-
-    open func process(_ record: Record, worker: Int) throws -> [StageOutput] { [] }
-
-    /// The first calls a record will make, rendered but not sent (for `leakless run --dry-run`);
-    /// re-asks and later rounds depend on replies and are not counted.
-    open func plannedCalls(_ record: Record) throws -> [PlannedCall] { [] }
-
-    func planned(_ client: ChatClient, _ template: PromptTemplate, _ values: [String: String], images: [ImageAttachment] = []) throws -> PlannedCall {
-        PlannedCall(chat: client, template: template, messages: try template.render(values, images: images), imagePrompt: nil)
-    }
-
-    /// How a reply came about, for the record and the export's provenance.
-    public func provenance(_ client: ChatClient, _ template: PromptTemplate, _ reply: ChatReply, attempts: Int) -> JSONValue {
-        .object([
-            "backend": .string(client.backend.name), "endpoint_kind": .string(client.backend.kind),
-            "model": .string(client.model), "template": .string(template.name), "template_hash": .string(template.hash.hex),
-            "request": .string(reply.key.hex), "reply_hash": .string(reply.replyHash), "attempts": .int(Int64(attempts)),
-        ])
-    }
-
-    /// A structured call whose refusal or unusable reply becomes the record's reject.
-    public func ask(
-        _ client: ChatClient, _ template: PromptTemplate, values: [String: String], images: [ImageAttachment] = [],
-        record: Record, worker: Int, check: (JSONValue) -> String? = { _ in nil }
-    ) throws -> Result<(JSONValue, JSONValue), StageRejection> {
-        let outcome: StructuredOutcome
-        do {
-            outcome = try client.structured(template, values: values, images: images, check: check, http: session.http(worker))
-        } catch let error as EndpointError where error.isContentRefusal {
-            return .failure(StageRejection(reason: "refusal", detail: "\(template.name): the endpoint's safety system declined: \(error)"))
-        } catch let error as EndpointError where error.isContextOverflow {
-            return .failure(StageRejection(reason: "too-long", detail: "\(template.name): the prompt does not fit the model's context: \(error)"))
-        }
-        switch outcome {
-        case .value(let value, let reply, let attempts):
-            return .success((value, provenance(client, template, reply, attempts: attempts)))
-        case .refusal(let text, _):
-            return .failure(StageRejection(reason: "refusal", detail: "\(template.name): \(text)"))
-        case .invalid(let raw, let problem, let attempts, let truncated):
-            return .failure(StageRejection(reason: truncated ? "truncated" : "invalid-reply",
-                                           detail: "\(template.name), \(attempts) attempt(s): \(problem); raw reply: \(raw)"))
-        }
     }
 }
 
@@ -125,36 +170,6 @@ public struct StageRejection: Error {
 
 extension StageRejection {
     func output(_ record: Record) -> [StageOutput] { [.reject(record, reason: reason, detail: detail)] }
-}
-
-/// A stage that asks one prompt per record (`stages/<stage>/<prompt>.prompt`) of its
-/// `backend`; subclasses give the slot values and read the reply.
-open class PromptStage: ModelStage, @unchecked Sendable {
-    public let client: ChatClient
-    public let template: PromptTemplate
-
-    /// `narrowing`: rules added to the reply schema's properties (see `PromptTemplate.narrowing`).
-    public init(context: StageContext, prompt: String, narrowing: [String: [String: JSONValue]] = [:]) throws {
-        let session = try Self.session(context, roles: ["backend"])
-        client = session.chat(context.network("backend")!)
-        template = try PromptTemplate.load(folder: context.templates, name: prompt).narrowing(narrowing)
-        super.init(context: context, session: session)
-    }
-
-    /// The prompt's slot values for a record; a missing field is a RecordError.
-    open func values(_ record: Record) throws -> [String: String] { [:] }
-
-    /// Images sent with the prompt.
-    open func images(_ record: Record) throws -> [ImageAttachment] { [] }
-
-    public override func plannedCalls(_ record: Record) throws -> [PlannedCall] {
-        [try planned(client, template, try values(record), images: try images(record))]
-    }
-
-    /// The stage's prompt for this record, asked.
-    func ask(_ record: Record, worker: Int, check: (JSONValue) -> String? = { _ in nil }) throws -> Result<(JSONValue, JSONValue), StageRejection> {
-        try ask(client, template, values: try values(record), images: try images(record), record: record, worker: worker, check: check)
-    }
 }
 
 func nonEmptyStrings(_ value: JSONValue?, field: String, count: Int) -> String? {

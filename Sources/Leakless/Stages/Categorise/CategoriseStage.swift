@@ -33,7 +33,7 @@ public enum CategoriseStage: PipelineStage {
     public static func implementation(_ parameters: Parameters, context: StageContext) throws -> StageImplementation {
         let taxonomy = try Taxonomy.load(path: parameters.taxonomy)
         if context.network("backend") != nil {
-            return .concurrent(try ModelCategoriseStage(context: context, taxonomy: taxonomy))
+            return .concurrent(try ModelStage(context) { try ModelCategorise($0, taxonomy: taxonomy) })
         }
         return .sequential(try BuiltinCategoriseStage(parameters: parameters, taxonomy: taxonomy))
     }

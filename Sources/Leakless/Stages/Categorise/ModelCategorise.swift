@@ -4,11 +4,12 @@ import LeaklessModels
 
 /// categorise, model: the pair and the taxonomy's definitions go to a chat model, which names
 /// one category and sub-category of the list (anything else is asked again).
-public final class ModelCategoriseStage: PromptStage, @unchecked Sendable {
+struct ModelCategorise: ModelStep {
+    let prompt: Prompt
     let definitions: String
     let known: Set<String>
 
-    init(context: StageContext, taxonomy: Taxonomy) throws {
+    init(_ calls: ModelCalls, taxonomy: Taxonomy) throws {
         var lines: [String] = []
         var known = Set<String>()
         for category in taxonomy.categories {
@@ -24,13 +25,13 @@ public final class ModelCategoriseStage: PromptStage, @unchecked Sendable {
         for category in taxonomy.categories {
             for sub in category.subCategories where !subCategories.contains(sub.name) { subCategories.append(sub.name) }
         }
-        try super.init(context: context, prompt: "categorise", narrowing: [
+        prompt = try calls.prompt("categorise", narrowing: [
             "category": ["enum": JSONValue(taxonomy.categories.map(\.name))],
             "sub_category": ["enum": JSONValue(subCategories)],
         ])
     }
 
-    public override func values(_ record: Record) throws -> [String: String] {
+    func values(_ record: Record) throws -> [String: String] {
         try record.requireKind(["pair"])
         let perceived = record["path"]?.stringValue == "perception"
         return [
@@ -41,7 +42,9 @@ public final class ModelCategoriseStage: PromptStage, @unchecked Sendable {
         ]
     }
 
-    public override func process(_ record: Record, worker: Int) throws -> [StageOutput] {
+    func plannedCalls(_ record: Record) throws -> [PlannedCall] { [try prompt.planned(try values(record))] }
+
+    func process(_ record: Record, worker: Int) throws -> [StageOutput] {
         let known = self.known
         let check: (JSONValue) -> String? = { reply in
             guard let category = reply["category"]?.stringValue, let sub = reply["sub_category"]?.stringValue else {
@@ -49,7 +52,7 @@ public final class ModelCategoriseStage: PromptStage, @unchecked Sendable {
             }
             return known.contains("\(category)\n\(sub)") ? nil : "'\(category)' / '\(sub)' is not a category and sub-category of the list"
         }
-        switch try ask(record, worker: worker, check: check) {
+        switch try prompt.ask(try values(record), worker: worker, check: check) {
         case .failure(let rejection): return rejection.output(record)
         case .success(let (reply, provenance)):
             var made = provenance.objectValue ?? [:]

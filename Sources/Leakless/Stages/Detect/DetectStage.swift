@@ -42,7 +42,7 @@ public enum DetectStage: PipelineStage {
 
     public static func implementation(_ parameters: Parameters, context: StageContext) throws -> StageImplementation {
         if context.network("backend") != nil {
-            return .concurrent(try ModelDetectStage(context: context))
+            return .concurrent(try ModelStage(context) { try ModelDetect($0) })
         }
         return .sequential(try BuiltinDetectStage(parameters: parameters))
     }

@@ -6,12 +6,14 @@ import LeaklessNetwork
 
 /// detect, model: the LLM VSIL detector. Keeps a revised query when the text alone is not
 /// harmful, the text with the image is, and the revision kept its meaning.
-public final class ModelDetectStage: PromptStage, @unchecked Sendable {
-    public init(context: StageContext) throws {
-        try super.init(context: context, prompt: "judge")
+struct ModelDetect: ModelStep {
+    let prompt: Prompt
+
+    init(_ calls: ModelCalls) throws {
+        prompt = try calls.prompt("judge")
     }
 
-    public override func values(_ record: Record) throws -> [String: String] {
+    func values(_ record: Record) throws -> [String: String] {
         try record.requireKind(["query"])
         return [
             "image_description": try record.requireString("image_description"), "query": try record.requireString("query"),
@@ -19,8 +21,10 @@ public final class ModelDetectStage: PromptStage, @unchecked Sendable {
         ]
     }
 
-    public override func process(_ record: Record, worker: Int) throws -> [StageOutput] {
-        switch try ask(record, worker: worker) {
+    func plannedCalls(_ record: Record) throws -> [PlannedCall] { [try prompt.planned(try values(record))] }
+
+    func process(_ record: Record, worker: Int) throws -> [StageOutput] {
+        switch try prompt.ask(try values(record), worker: worker) {
         case .failure(let rejection): return rejection.output(record)
         case .success(let (judgement, provenance)):
             let reason = judgement["reason"]?.stringValue ?? ""

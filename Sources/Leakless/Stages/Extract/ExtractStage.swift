@@ -86,7 +86,7 @@ public enum ExtractStage: PipelineStage {
 
     public static func implementation(_ parameters: Parameters, context: StageContext) throws -> StageImplementation {
         if context.network("backend") != nil {
-            return .concurrent(try ModelExtractStage(context: context, parameters: parameters))
+            return .concurrent(try ModelStage(context) { try ModelExtract($0, parameters: parameters) })
         }
         return .sequential(try BuiltinExtractStage(context: context, parameters: parameters))
     }

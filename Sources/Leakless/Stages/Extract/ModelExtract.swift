@@ -10,27 +10,29 @@ import LeaklessNetwork
 /// image of a collection, describes it, says whether it shows something risky and what, and
 /// writes harmful queries the image makes risky. A safe image is kept as such (`image_risk:
 /// safe`): its queries turn risky only with it.
-public final class ModelExtractStage: PromptStage, @unchecked Sendable {
+struct ModelExtract: ModelStep {
+    let prompt: Prompt
     let count: Int
-    let perceiveTemplate: PromptTemplate?
+    let perceive: Prompt?
     let perception: Perception?
 
-    public init(context: StageContext, parameters: ExtractStage.Parameters) throws {
+    init(_ calls: ModelCalls, parameters: ExtractStage.Parameters) throws {
         count = parameters.queriesPerElement
         if parameters.perceives {
-            if let backend = context.network("backend"), backend.settings["vision"]?.boolValue == false {
+            let backend = try calls.network("backend")
+            if backend.settings["vision"]?.boolValue == false {
                 throw RecordError("the perception path sends each image to the model, but backend '\(backend.name)' has vision: false")
             }
-            perceiveTemplate = try PromptTemplate.load(folder: context.templates, name: "perceive")
-            perception = try Perception(parameters: parameters, context: context, requireCaptions: false)
+            perceive = try calls.prompt("perceive")
+            perception = try Perception(parameters: parameters, context: calls.context, requireCaptions: false)
         } else {
-            perceiveTemplate = nil
+            perceive = nil
             perception = nil
         }
-        try super.init(context: context, prompt: "generate")
+        prompt = try calls.prompt("generate")
     }
 
-    public override func values(_ record: Record) throws -> [String: String] {
+    func values(_ record: Record) throws -> [String: String] {
         if record.kind == "collection_image" {
             return ["count": String(count), "caption": record["caption"]?.stringValue ?? ""]
         }
@@ -43,15 +45,15 @@ public final class ModelExtractStage: PromptStage, @unchecked Sendable {
         ]
     }
 
-    public override func plannedCalls(_ record: Record) throws -> [PlannedCall] {
-        guard record.kind == "collection_image", let perceiveTemplate else { return try super.plannedCalls(record) }
+    func plannedCalls(_ record: Record) throws -> [PlannedCall] {
         // The image is read when the call is made; planning counts the text.
-        return [try planned(client, perceiveTemplate, try values(record))]
+        guard record.kind == "collection_image", let perceive else { return [try prompt.planned(try values(record))] }
+        return [try perceive.planned(try values(record))]
     }
 
-    public override func process(_ record: Record, worker: Int) throws -> [StageOutput] {
-        if record.kind == "collection_image" { return try perceive(record, worker: worker) }
-        switch try ask(record, worker: worker, check: { nonEmptyStrings($0["queries"], field: "queries", count: 1) }) {
+    func process(_ record: Record, worker: Int) throws -> [StageOutput] {
+        if record.kind == "collection_image" { return try perceived(record, worker: worker) }
+        switch try prompt.ask(try values(record), worker: worker, check: { nonEmptyStrings($0["queries"], field: "queries", count: 1) }) {
         case .failure(let rejection): return rejection.output(record)
         case .success(let (reply, provenance)):
             let queries = reply["queries"]!.stringArray!.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
@@ -70,8 +72,8 @@ public final class ModelExtractStage: PromptStage, @unchecked Sendable {
         }
     }
 
-    func perceive(_ record: Record, worker: Int) throws -> [StageOutput] {
-        guard let perception, let perceiveTemplate else { throw RecordError("a collection image, but 'path' is generation") }
+    func perceived(_ record: Record, worker: Int) throws -> [StageOutput] {
+        guard let perception, let perceive else { throw RecordError("a collection image, but 'path' is generation") }
         let image: (bytes: [UInt8], fields: [String: JSONValue])
         switch try perception.image(record) {
         case .failure(let rejection): return rejection.output(record)
@@ -84,7 +86,7 @@ public final class ModelExtractStage: PromptStage, @unchecked Sendable {
             guard let description = reply["image_description"]?.stringValue, !description.isEmpty else { return "'image_description' must be a non-empty string" }
             return nil
         }
-        switch try ask(client, perceiveTemplate, values: try values(record), images: [attachment], record: record, worker: worker, check: check) {
+        switch try perceive.ask(try values(record), images: [attachment], worker: worker, check: check) {
         case .failure(let rejection): return rejection.output(record)
         case .success(let (reply, provenance)):
             let description = reply["image_description"]!.stringValue!

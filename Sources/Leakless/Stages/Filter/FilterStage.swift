@@ -18,7 +18,7 @@ public enum FilterStage: PipelineStage {
 
     public static func implementation(_ parameters: Parameters, context: StageContext) throws -> StageImplementation {
         if context.network("backend") != nil {
-            return .concurrent(try ModelFilterStage(context: context))
+            return .concurrent(try ModelStage(context) { try ModelFilter($0) })
         }
         return .sequential(try BuiltinFilterStage(parameters: parameters))
     }

@@ -6,12 +6,14 @@ import LeaklessNetwork
 
 /// filter, model: the final pair check with the real image. Keeps pairs a vision model finds
 /// meaningful together and risky together.
-public final class ModelFilterStage: PromptStage, @unchecked Sendable {
-    public init(context: StageContext) throws {
-        try super.init(context: context, prompt: "pair")
+struct ModelFilter: ModelStep {
+    let prompt: Prompt
+
+    init(_ calls: ModelCalls) throws {
+        prompt = try calls.prompt("pair")
     }
 
-    public override func values(_ record: Record) throws -> [String: String] {
+    func values(_ record: Record) throws -> [String: String] {
         try record.requireKind(["pair"])
         return [
             "query": try record.requireString("query"), "image_description": try record.requireString("image_description"),
@@ -19,12 +21,16 @@ public final class ModelFilterStage: PromptStage, @unchecked Sendable {
         ]
     }
 
-    public override func images(_ record: Record) throws -> [ImageAttachment] {
-        [try loadImage(record, blobs: context.blobs)]
+    func images(_ record: Record) throws -> [ImageAttachment] {
+        [try loadImage(record, blobs: prompt.calls.context.blobs)]
     }
 
-    public override func process(_ record: Record, worker: Int) throws -> [StageOutput] {
-        switch try ask(record, worker: worker) {
+    func plannedCalls(_ record: Record) throws -> [PlannedCall] {
+        [try prompt.planned(try values(record), images: try images(record))]
+    }
+
+    func process(_ record: Record, worker: Int) throws -> [StageOutput] {
+        switch try prompt.ask(try values(record), images: try images(record), worker: worker) {
         case .failure(let rejection): return rejection.output(record)
         case .success(let (verdict, provenance)):
             let reason = verdict["reason"]?.stringValue ?? ""

@@ -8,22 +8,28 @@ import LeaklessNetwork
 /// text-to-image prompt; the image endpoint draws it; a vision model checks the picture clearly
 /// shows the risky object or scene and, when it does not, writes a refined prompt; at most
 /// `max_rounds` rounds, each kept in the record's history.
-public final class GenerateImageStage: ModelStage, @unchecked Sendable {
+struct GenerateImage: ModelStep {
+    /// The stage over the image backend and, where given, the prompt writer and the verifier.
+    static func stage(_ context: StageContext, parameters: ImageStage.Parameters) throws -> ModelStage {
+        try ModelStage(context, roles: ["backend", "prompt_writer", "verifier"]) { try GenerateImage($0, parameters: parameters) }
+    }
+
+    let calls: ModelCalls
     let images: ImageClient
-    let writer: (ChatClient, PromptTemplate)?
-    let verifier: (ChatClient, PromptTemplate)?
+    let writer: Prompt?
+    let verifier: Prompt?
     let rounds: Int
     /// Draws the key phrase under each accepted image (SD_TYPO), when asked.
     let overlay: TypographicText?
 
-    public init(context: StageContext, parameters: ImageStage.Parameters) throws {
-        let session = try Self.session(context, roles: ["backend", "prompt_writer", "verifier"])
-        images = session.images(context.network("backend")!, blobs: context.blobs)
-        writer = try context.network("prompt_writer").map { (session.chat($0), try PromptTemplate.load(folder: context.templates, name: "t2i")) }
-        verifier = try context.network("verifier").map { (session.chat($0), try PromptTemplate.load(folder: context.templates, name: "verify")) }
+    init(_ calls: ModelCalls, parameters: ImageStage.Parameters) throws {
+        self.calls = calls
+        let context = calls.context
+        images = calls.session.images(try calls.network("backend"), blobs: context.blobs)
+        writer = context.network("prompt_writer") == nil ? nil : try calls.prompt("t2i", role: "prompt_writer")
+        verifier = context.network("verifier") == nil ? nil : try calls.prompt("verify", role: "verifier")
         rounds = parameters.maxRounds
         overlay = parameters.overlay ? try TypographicText(context.backend("typography")) : nil
-        super.init(context: context, session: session)
     }
 
     func values(_ record: Record) throws -> [String: String] {
@@ -34,28 +40,28 @@ public final class GenerateImageStage: ModelStage, @unchecked Sendable {
         ]
     }
 
-    public override func plannedCalls(_ record: Record) throws -> [PlannedCall] {
+    func plannedCalls(_ record: Record) throws -> [PlannedCall] {
         if record["image"] != nil { return [] }
         let values = try values(record)
         var calls: [PlannedCall] = []
-        if let (client, template) = writer { calls.append(try planned(client, template, values)) }
+        if let writer { calls.append(try writer.planned(values)) }
         calls.append(PlannedCall(chat: nil, template: nil, messages: [], imagePrompt: writer == nil ? values["image_description"] : nil))
-        if let (client, template) = verifier {
+        if let verifier {
             var verifyValues = values
             verifyValues["prompt"] = "(the text-to-image prompt)"
-            calls.append(try planned(client, template, verifyValues))
+            calls.append(try verifier.planned(verifyValues))
         }
         return calls
     }
 
-    public override func process(_ record: Record, worker: Int) throws -> [StageOutput] {
+    func process(_ record: Record, worker: Int) throws -> [StageOutput] {
         if let passed = ImageStage.passThrough(record) { return passed }
         let values = try values(record)
         let description = values["image_description"]!
         var prompt = description
         var promptProvenance: JSONValue = .null
-        if let (client, template) = writer {
-            switch try ask(client, template, values: values, record: record, worker: worker, check: { nonEmptyStrings(.array([$0["prompt"] ?? .null]), field: "prompt", count: 1) }) {
+        if let writer {
+            switch try writer.ask(values, worker: worker, check: { nonEmptyStrings(.array([$0["prompt"] ?? .null]), field: "prompt", count: 1) }) {
             case .failure(let rejection): return rejection.output(record)
             case .success(let (reply, provenance)):
                 prompt = reply["prompt"]!.stringValue!
@@ -66,19 +72,19 @@ public final class GenerateImageStage: ModelStage, @unchecked Sendable {
         for round in 1...rounds {
             let image: GeneratedImage
             do {
-                image = try images.generate(prompt: prompt, http: session.http(worker))
+                image = try images.generate(prompt: prompt, http: calls.session.http(worker))
             } catch let error as EndpointError where error.isContentRefusal {
                 return [.reject(record, reason: "refusal", detail: "round \(round): the image endpoint declined: \(error)")]
             }
             var step: [String: JSONValue] = ["round": .int(Int64(round)), "prompt": .string(prompt), "blob": .string(image.blob.hex)]
             var accepted = true
-            if let (client, template) = verifier {
+            if let verifier {
                 let attachment = ImageAttachment(
-                    bytes: try FileSystem.read(BlobStore(folder: context.blobs).path(for: image.blob, format: image.format)),
+                    bytes: try FileSystem.read(BlobStore(folder: calls.context.blobs).path(for: image.blob, format: image.format)),
                     format: image.format)
                 var verifyValues = values
                 verifyValues["prompt"] = prompt
-                switch try ask(client, template, values: verifyValues, images: [attachment], record: record, worker: worker) {
+                switch try verifier.ask(verifyValues, images: [attachment], worker: worker) {
                 case .failure(let rejection): return rejection.output(record)
                 case .success(let (verdict, provenance)):
                     accepted = verdict["shows_risk"]?.boolValue == true
@@ -95,7 +101,7 @@ public final class GenerateImageStage: ModelStage, @unchecked Sendable {
                 var overlaid: JSONValue = .null
                 if let overlay {
                     // The typographic variant: the generated picture with the key phrase below it.
-                    let store = BlobStore(folder: context.blobs)
+                    let store = BlobStore(folder: calls.context.blobs)
                     let picture = try ImageCodec.decode(try FileSystem.read(store.path(for: image.blob, format: image.format)))
                     // At the picture's own width (its pixels kept as they are) unless it is narrower
                     // than the typography's width, to which it is then scaled.

@@ -56,7 +56,7 @@ public enum ImageStage: PipelineStage {
 
     public static func implementation(_ parameters: Parameters, context: StageContext) throws -> StageImplementation {
         if context.network("backend") != nil {
-            return .concurrent(try GenerateImageStage(context: context, parameters: parameters))
+            return .concurrent(try GenerateImage.stage(context, parameters: parameters))
         }
         if context.backend("backend")?.backendKind.serves == "typography" {
             return .sequential(try TypographyImageStage(context: context, parameters: parameters))

@@ -5,23 +5,27 @@ import LeaklessModels
 import LeaklessNetwork
 
 /// rewrite, model: revised queries that make a request only together with the image.
-public final class ModelRewriteStage: PromptStage, @unchecked Sendable {
+struct ModelRewrite: ModelStep {
+    let prompt: Prompt
     let variants: Int
 
-    public init(context: StageContext, parameters: RewriteStage.Parameters) throws {
+    init(_ calls: ModelCalls, parameters: RewriteStage.Parameters) throws {
         variants = parameters.variantsPerQuery
-        try super.init(context: context, prompt: "rewrite")
+        prompt = try calls.prompt("rewrite")
     }
 
-    public override func values(_ record: Record) throws -> [String: String] {
+    func values(_ record: Record) throws -> [String: String] {
         try record.requireKind(["seed"])
         return ["image_description": try record.requireString("image_description"), "query": try record.requireString("query"),
                 "count": String(variants)]
     }
 
-    public override func process(_ record: Record, worker: Int) throws -> [StageOutput] {
-        let harmful = try values(record)["query"]!
-        switch try ask(record, worker: worker, check: { nonEmptyStrings($0["revised_queries"], field: "revised_queries", count: 1) }) {
+    func plannedCalls(_ record: Record) throws -> [PlannedCall] { [try prompt.planned(try values(record))] }
+
+    func process(_ record: Record, worker: Int) throws -> [StageOutput] {
+        let values = try values(record)
+        let harmful = values["query"]!
+        switch try prompt.ask(values, worker: worker, check: { nonEmptyStrings($0["revised_queries"], field: "revised_queries", count: 1) }) {
         case .failure(let rejection): return rejection.output(record)
         case .success(let (reply, provenance)):
             var seen = Set<String>()

@@ -16,7 +16,7 @@ public enum RewriteStage: PipelineStage {
 
     public static func implementation(_ parameters: Parameters, context: StageContext) throws -> StageImplementation {
         if context.network("backend") != nil {
-            return .concurrent(try ModelRewriteStage(context: context, parameters: parameters))
+            return .concurrent(try ModelStage(context) { try ModelRewrite($0, parameters: parameters) })
         }
         return .sequential(try BuiltinRewriteStage(context: context, parameters: parameters))
     }
