@@ -47,20 +47,3 @@ public struct DetectorSettings: Sendable {
             classifier: kind == .classifier ? try HarmClassifier(model: model, path: classifier) : nil)
     }
 }
-
-extension DetectStage.Parameters {
-    /// The detector these parameters describe.
-    public var detectorSettings: DetectorSettings {
-        var settings = DetectorSettings(kind: detector)
-        settings.lexicon = lexicon
-        settings.minContentWords = minContentWords
-        settings.threshold = threshold
-        settings.model = model
-        settings.heads = heads
-        settings.classifier = classifier
-        settings.taxonomy = taxonomy
-        settings.harmThreshold = harmThreshold > 0 ? Float(harmThreshold) : nil
-        settings.leakThreshold = leakThreshold > 0 ? Float(leakThreshold) : nil
-        return settings
-    }
-}

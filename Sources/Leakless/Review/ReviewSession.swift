@@ -19,7 +19,7 @@ public final class ReviewSession: Sendable {
     /// Per pair, the app's view of it (query, description, evidence, what stages said).
     private let views: [JSONValue]
     /// Judges edited queries, one at a time.
-    private let detector: Mutex<BuiltinDetectStage?>
+    private let detector: Mutex<(any RecordStage)?>
     /// Reasons offered for a rejection (any other may be typed).
     public static let reasons = [
         "the query names the risk (leakage)", "the image does not show the risk", "the query does not fit the image",
@@ -47,10 +47,10 @@ public final class ReviewSession: Sendable {
         self.pairs = pairs
         index = Dictionary(pairs.enumerated().map { ($0.element.id, $0.offset) }, uniquingKeysWith: { first, _ in first })
 
-        let detectParameters = try DetectStage.checkedParameters(driver.parameters(ofStage: DetectStage.definition.name) ?? [:], origin: pipeline.path)
-        detector = Mutex(try? BuiltinDetectStage(parameters: detectParameters))
+        let judge = try ExportStage.editJudge(driver.parameters(ofStage: ExportStage.editJudgeStage) ?? [:], origin: pipeline.path)
+        detector = Mutex(try? judge?.make())
         // The page shows the lexicon's spans at its own threshold, whatever the stage's.
-        var lexicalSettings = detectParameters.detectorSettings
+        var lexicalSettings = judge?.settings ?? DetectorSettings()
         lexicalSettings.threshold = DetectorSettings().threshold
         let lexical = try lexicalSettings.lexical()
         // What the stage before the export dropped in favour of a kept pair.

@@ -33,6 +33,16 @@ public protocol PipelineStage: Sendable {
 
     /// What the stage recorded on a finished pair, for `provenance.jsonl` (nil: nothing).
     static func provenance(of pair: Record) -> JSONValue?
+
+    /// How the stage judges a query a reviewer wrote after it ran (nil: it judges none).
+    static func editJudge(_ parameters: Parameters) -> EditJudge?
+}
+
+/// The judge of an edited query, made from a stage's parameters: the detector it was configured
+/// with (a record stage given the edited record), and that detector's settings.
+public struct EditJudge: Sendable {
+    public let settings: DetectorSettings
+    public let make: @Sendable () throws -> any RecordStage
 }
 
 extension PipelineStage {
@@ -43,6 +53,13 @@ extension PipelineStage {
     }
 
     public static func provenance(of pair: Record) -> JSONValue? { nil }
+
+    public static func editJudge(_ parameters: Parameters) -> EditJudge? { nil }
+
+    /// The edit judge of parameters as pipeline.yaml gives them (checked; errors name `origin`).
+    public static func editJudge(values: [String: JSONValue], origin: String) throws -> EditJudge? {
+        editJudge(try checkedParameters(values, origin: origin))
+    }
 
     /// The typed parameters of checked values (defaults fill in what is missing).
     public static func parameters(_ values: [String: JSONValue]) throws -> Parameters {

@@ -55,4 +55,25 @@ public enum DetectStage: PipelineStage {
 
     public static func provenance(of pair: Record) -> JSONValue? { pair["detection"] }
 
+    public static func editJudge(_ parameters: Parameters) -> EditJudge? {
+        EditJudge(settings: parameters.detectorSettings) { try BuiltinDetectStage(parameters: parameters) }
+    }
+
+}
+
+extension DetectStage.Parameters {
+    /// The detector these parameters describe.
+    public var detectorSettings: DetectorSettings {
+        var settings = DetectorSettings(kind: detector)
+        settings.lexicon = lexicon
+        settings.minContentWords = minContentWords
+        settings.threshold = threshold
+        settings.model = model
+        settings.heads = heads
+        settings.classifier = classifier
+        settings.taxonomy = taxonomy
+        settings.harmThreshold = harmThreshold > 0 ? Float(harmThreshold) : nil
+        settings.leakThreshold = leakThreshold > 0 ? Float(leakThreshold) : nil
+        return settings
+    }
 }

@@ -12,7 +12,7 @@ public enum ExportStage: PipelineStage {
             .workdirLog(name: reviewDecisions, path: ReviewStore.relativePath,
                         applies: { ($0["review"]?["require"]?.stringValue ?? "none") != "none" }),
             // An edited query is judged again by the detect stage's own detector.
-            .stageParameters(name: detectSettings, stage: "detect"),
+            .stageParameters(name: detectSettings, stage: editJudgeStage),
         ],
         parameters: [
             StageParameter("format", .choice(ExportFormat.allCases.map(\.rawValue)), default: "vlsbench", "the layout: VLSBench's data.json, or a Hugging Face imagefolder (metadata.jsonl)"),
@@ -22,6 +22,13 @@ public enum ExportStage: PipelineStage {
     /// The names the export's needs are given under.
     public static let reviewDecisions = "review_decisions"
     public static let detectSettings = "detect"
+    /// The stage whose `editJudge` judges an edited query.
+    public static let editJudgeStage = "detect"
+
+    /// The judge of edited queries, from that stage's parameters as pipeline.yaml gives them.
+    static func editJudge(_ values: [String: JSONValue], origin: String) throws -> EditJudge? {
+        try StageRegistry.stage(named: editJudgeStage)?.editJudge(values: values, origin: origin)
+    }
 
     public struct Parameters: Decodable, Sendable {
         public var format: ExportFormat

@@ -31,7 +31,7 @@ public struct ReviewPolicy: Decodable, Sendable, Equatable {
 final class ReviewGate {
     let policy: ReviewPolicy
     let state: ReviewState
-    private let detector: BuiltinDetectStage?
+    private let detector: (any RecordStage)?
     private var seen: Set<String> = []
     private(set) var summary = ReviewSummary()
 
@@ -43,7 +43,7 @@ final class ReviewGate {
         let loaded = try ReviewStore(path: store).load(bytes: log["bytes"]?.intValue.map { Int($0) })
         state = ReviewState(loaded.decisions)
         if let parameters = context.given[ExportStage.detectSettings]?.objectValue {
-            detector = try BuiltinDetectStage(parameters: DetectStage.checkedParameters(parameters, origin: "the detect stage's parameters"))
+            detector = try ExportStage.editJudge(parameters, origin: "the \(ExportStage.editJudgeStage) stage's parameters")?.make()
         } else {
             detector = nil
         }
