@@ -166,7 +166,7 @@ extension PipelineDriver {
                 for call in planned {
                     guard let chat = call.chat else {
                         images += 1
-                        let price = stage.config.backend?.double("price_image") ?? 0
+                        let price = stage.config.backend?.typed.priceImage ?? 0
                         pricesSet = pricesSet || price > 0
                         cost += price
                         continue
@@ -181,7 +181,7 @@ extension PipelineDriver {
                         completionTokens += estimate.completion
                         cost += chat.cost(prompt: estimate.prompt, completion: estimate.completion)
                     }
-                    pricesSet = pricesSet || chat.backend.double("price_prompt") > 0 || chat.backend.double("price_completion") > 0
+                    pricesSet = pricesSet || chat.backend.typed.pricePrompt > 0 || chat.backend.typed.priceCompletion > 0
                     let rendered = call.messages.map { "[\($0.role)]\n\($0.text)" + ($0.images.isEmpty ? "" : "\n(+\($0.images.count) image)") }.joined(separator: "\n\n")
                     if firstPrompt == nil { firstPrompt = rendered }
                     try writer.write(json: .object([

@@ -138,7 +138,7 @@ public struct PipelineDriver {
         var missing: [String] = []
         for stage in stages {
             for backend in stage.config.backends.values.sorted(by: { $0.name < $1.name }) {
-                let variable = backend.string("api_key_env")
+                let variable = backend.typed.apiKeyEnv
                 guard !variable.isEmpty, (ProcessInfo.processInfo.environment[variable] ?? "").isEmpty else { continue }
                 let line = "\(pipeline.path):\(stage.config.line): stage '\(stage.name)' uses backend '\(backend.name)', whose API key variable \(variable) is not set"
                 if !missing.contains(line) { missing.append(line) }

@@ -228,7 +228,7 @@ extension TaxonomyExpansion {
                 listed["\(need.category)\n\(need.sub.name)"] = (record["elements"]?.arrayValue ?? []).compactMap { element($0, sub: need.sub, category: need.category) }
             }
             failures = rejected.map { "\($0.record["category"]?.stringValue ?? "") / \($0.record["sub_category"]?.stringValue ?? ""): \($0.why)" }
-            source = "model '\(backend.string("model"))' of backend '\(backend.name)', template elements.prompt \(step.prompt.template.hash.hex)"
+            source = "model '\(backend.typed.model)' of backend '\(backend.name)', template elements.prompt \(step.prompt.template.hash.hex)"
         } else {
             for need in needs {
                 listed["\(need.category)\n\(need.sub.name)"] = builtinElements(category: need.category, sub: need.sub, stopStems: stopStems)

@@ -78,7 +78,7 @@ public struct JudgeOptions: ParsableArguments {
         guard !["builtin", "embedding", "classifier"].contains(judge), let config = try? pipelineOptions.config(),
             let backend = config.backends[judge]
         else { return [] }
-        let variable = backend.string("api_key_env")
+        let variable = backend.typed.apiKeyEnv
         return variable.isEmpty ? [] : [variable]
     }
 
@@ -105,7 +105,7 @@ public struct JudgeOptions: ParsableArguments {
         }
         let backend = try chatBackend(judge, option: "judge", in: config)
         var run = 0
-        return ("LLM judge '\(judge)' (\(backend.string("model")))", { items in
+        return ("LLM judge '\(judge)' (\(backend.typed.model))", { items in
             run += 1
             return try AuditJudge.model(items, backend: backend, templates: projectFile(templates), cache: cache, work: FileSystem.join(work, "judge-\(run)"), images: images)
         })

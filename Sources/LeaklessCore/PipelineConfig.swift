@@ -6,6 +6,7 @@ public struct BackendConfig: Sendable {
 
     public let name: String
     public let kind: String
+    /// Every setting as written (request bodies and keys read these, so keys stay byte-stable).
     public let settings: [String: JSONValue]
 
     public init(name: String, kind: String, settings: [String: JSONValue]) {
@@ -13,6 +14,9 @@ public struct BackendConfig: Sendable {
         self.kind = kind
         self.settings = settings
     }
+
+    /// The settings the clients act on, typed.
+    public var typed: BackendSettings { BackendSettings(settings, kind: backendKind) }
 
     public var backendKind: BackendKind { BackendKind.named(kind) ?? .builtin }
 
@@ -48,7 +52,54 @@ public struct BackendConfig: Sendable {
     public func string(_ name: String) -> String { settings[name]?.stringValue ?? "" }
     public func int(_ name: String) -> Int { Int(settings[name]?.intValue ?? 0) }
     public func double(_ name: String) -> Double { settings[name]?.doubleValue ?? 0 }
-    public func bool(_ name: String) -> Bool { settings[name]?.boolValue ?? false }
+}
+
+/// A backend's settings as the clients act on them: where it is, how to authenticate, how hard
+/// to push it, what it serves and what it costs. Read once from the checked settings, a missing
+/// one taking its kind's default (a setting the kind does not have: zero, empty or false).
+public struct BackendSettings: Sendable, Equatable {
+    public var baseURL: String
+    /// The environment variable holding the API key (empty: no key).
+    public var apiKeyEnv: String
+    public var maxInFlight: Int
+    public var requestsPerMinute: Int
+    public var tokensPerMinute: Int
+    public var timeout: Double
+    public var maxRetries: Int
+    public var retryBaseSeconds: Double
+    public var model: String
+    /// Whether the model takes images.
+    public var vision: Bool
+    public var maxTokens: Int
+    public var maxReasks: Int
+    public var jsonMode: String
+    /// USD per million prompt and completion tokens, and per image.
+    public var pricePrompt: Double
+    public var priceCompletion: Double
+    public var priceImage: Double
+
+    public init(_ settings: [String: JSONValue], kind: BackendKind) {
+        func value(_ name: String) -> JSONValue? { settings[name] ?? kind.setting(name)?.defaultValue }
+        func string(_ name: String) -> String { value(name)?.stringValue ?? "" }
+        func int(_ name: String) -> Int { Int(value(name)?.intValue ?? 0) }
+        func double(_ name: String) -> Double { value(name)?.doubleValue ?? 0 }
+        baseURL = string("base_url")
+        apiKeyEnv = string("api_key_env")
+        maxInFlight = max(1, int("max_in_flight"))
+        requestsPerMinute = int("rpm")
+        tokensPerMinute = int("tpm")
+        timeout = double("timeout")
+        maxRetries = int("max_retries")
+        retryBaseSeconds = double("retry_base_seconds")
+        model = string("model")
+        vision = value("vision")?.boolValue ?? false
+        maxTokens = max(1, int("max_tokens"))
+        maxReasks = int("max_reasks")
+        jsonMode = string("json_mode")
+        pricePrompt = double("price_prompt")
+        priceCompletion = double("price_completion")
+        priceImage = double("price_image")
+    }
 }
 
 /// Limits on what one `leakless run` may spend on model calls; a stage stops before it would
@@ -308,7 +359,7 @@ public struct PipelineConfig: Sendable {
                         let fitting = BackendKind.all.filter { role.serves.contains($0.serves) }.map(\.name)
                         throw fail(field.line, "stage '\(entry.key)': '\(field.key)' (\(role.help)) takes a backend of kind \(fitting.joined(separator: " or ")), but '\(name)' is '\(named.kind)'")
                     }
-                    if role.needsVision && named.backendKind.serves == "chat" && !named.bool("vision") {
+                    if role.needsVision && named.backendKind.serves == "chat" && !named.typed.vision {
                         throw fail(field.line, "stage '\(entry.key)': '\(field.key)' sends images, but backend '\(name)' has vision: false")
                     }
                     chosen[role.name] = named

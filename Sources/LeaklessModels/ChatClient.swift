@@ -53,13 +53,13 @@ public final class ChatClient: @unchecked Sendable {
         self.endpoint = endpoint
         self.cache = cache
         self.meter = meter
-        let configured = backend.string("json_mode")
+        let configured = backend.typed.jsonMode
         automaticMode = configured == "auto" || configured.isEmpty
         mode = JSONMode(rawValue: configured) ?? .jsonSchema
     }
 
-    public var model: String { backend.string("model") }
-    public var maxReasks: Int { backend.int("max_reasks") }
+    public var model: String { backend.typed.model }
+    public var maxReasks: Int { backend.typed.maxReasks }
     public var currentMode: JSONMode {
         lock.lock()
         defer { lock.unlock() }
@@ -111,11 +111,11 @@ public final class ChatClient: @unchecked Sendable {
     public func estimate(_ messages: [ChatMessage]) -> (prompt: Int, completion: Int) {
         let characters = messages.reduce(0) { $0 + $1.text.utf8.count + 8 }
         let images = messages.reduce(0) { $0 + $1.images.count }
-        return (characters / 4 + 1 + images * 800, max(1, backend.int("max_tokens")))
+        return (characters / 4 + 1 + images * 800, backend.typed.maxTokens)
     }
 
     public func cost(prompt: Int, completion: Int) -> Double {
-        (Double(prompt) * backend.double("price_prompt") + Double(completion) * backend.double("price_completion")) / 1_000_000
+        (Double(prompt) * backend.typed.pricePrompt + Double(completion) * backend.typed.priceCompletion) / 1_000_000
     }
 
     /// One completion: from the cache when this exact request got a good reply before, else

@@ -51,16 +51,16 @@ public final class ImageClient: Sendable {
                 "sampler_name": .string(backend.string("sampler")), "seed": backend.settings["seed"] ?? .int(-1),
                 "batch_size": 1, "n_iter": 1,
             ]
-            if !backend.string("model").isEmpty {
-                body["override_settings"] = .object(["sd_model_checkpoint": .string(backend.string("model"))])
+            if !backend.typed.model.isEmpty {
+                body["override_settings"] = .object(["sd_model_checkpoint": .string(backend.typed.model)])
             }
             return .object(body)
         }
         var body: [String: JSONValue] = [
-            "model": .string(backend.string("model")), "prompt": .string(prompt), "n": 1, "size": .string(backend.string("size")),
+            "model": .string(backend.typed.model), "prompt": .string(prompt), "n": 1, "size": .string(backend.string("size")),
         ]
         // gpt-image models always answer in base64 and refuse the parameter; DALL-E needs it.
-        if !backend.string("model").hasPrefix("gpt-image") { body["response_format"] = "b64_json" }
+        if !backend.typed.model.hasPrefix("gpt-image") { body["response_format"] = "b64_json" }
         if !backend.string("quality").isEmpty { body["quality"] = .string(backend.string("quality")) }
         return .object(body)
     }
@@ -104,7 +104,7 @@ public final class ImageClient: Sendable {
     private func draw(prompt: String, key: ContentHash, http: CurlHTTP) throws -> GeneratedImage {
         var generation = settings(for: prompt)
         let store = BlobStore(folder: blobFolder)
-        let price = backend.double("price_image")
+        let price = backend.typed.priceImage
         guard meter.reserve(tokens: 0, cost: price) else { throw EndpointError.stopped }
         let response: HTTPResponse
         do {

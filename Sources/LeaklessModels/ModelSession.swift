@@ -24,11 +24,11 @@ public final class ModelSession: @unchecked Sendable {
                 environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         self.cache = ReplyCache(folder: cache)
         self.meter = UsageMeter(budget: budget)
-        concurrency = max(1, backends.map { $0.int("max_in_flight") }.max() ?? 1)
+        concurrency = backends.map { $0.typed.maxInFlight }.max() ?? 1
         handles = try (0..<concurrency).map { _ in try CurlHTTP() }
         for backend in backends where endpoints[backend.name] == nil {
             var key: String?
-            let variable = backend.string("api_key_env")
+            let variable = backend.typed.apiKeyEnv
             if !variable.isEmpty {
                 key = environment[variable]
                 if requireKeys && (key ?? "").isEmpty {
@@ -36,10 +36,10 @@ public final class ModelSession: @unchecked Sendable {
                 }
             }
             let endpoint = Endpoint(
-                baseURL: backend.string("base_url"), apiKey: key, timeout: backend.double("timeout"),
-                policy: RetryPolicy(maxRetries: backend.int("max_retries"), baseSeconds: backend.double("retry_base_seconds")),
-                limiter: RateLimiter(requestsPerMinute: backend.int("rpm"), tokensPerMinute: backend.int("tpm")),
-                maxInFlight: backend.int("max_in_flight"))
+                baseURL: backend.typed.baseURL, apiKey: key, timeout: backend.typed.timeout,
+                policy: RetryPolicy(maxRetries: backend.typed.maxRetries, baseSeconds: backend.typed.retryBaseSeconds),
+                limiter: RateLimiter(requestsPerMinute: backend.typed.requestsPerMinute, tokensPerMinute: backend.typed.tokensPerMinute),
+                maxInFlight: backend.typed.maxInFlight)
             endpoints[backend.name] = endpoint
         }
         for endpoint in endpoints.values {

@@ -32,7 +32,7 @@ public final class ModerationClient: Sendable {
             [["type": "text", "text": .string(text)], ["type": "image_url", "image_url": ["url": .string(image.dataURL)]]]
         } ?? .string(text)
         let keyed: JSONValue = image.map { ["text": .string(text), "image": .string($0.hash.hex)] } ?? .string(text)
-        let key = ContentHash(ofJSON: ["wire": "openai-moderation", "model": .string(backend.string("model")), "input": keyed])
+        let key = ContentHash(ofJSON: ["wire": "openai-moderation", "model": .string(backend.typed.model), "input": keyed])
         while true {
             if let stored = cache.lookup(key), let result = Self.result(stored, cached: true) {
                 meter.add("cache_hits")
@@ -45,7 +45,7 @@ public final class ModerationClient: Sendable {
         guard meter.reserve(tokens: 0, cost: 0) else { throw EndpointError.stopped }
         let response: HTTPResponse
         do {
-            response = try endpoint.post("/moderations", body: Array(JSONWriter.canonical(["model": .string(backend.string("model")), "input": input]).utf8),
+            response = try endpoint.post("/moderations", body: Array(JSONWriter.canonical(["model": .string(backend.typed.model), "input": input]).utf8),
                                          estimatedTokens: 0, using: http)
         } catch {
             meter.settle(reservedTokens: 0, reservedCost: 0, promptTokens: nil, completionTokens: nil, cost: 0)

@@ -77,7 +77,7 @@ struct ReferenceJudgeStep: ModelStep {
         let info = record.string("image_info") ?? ""
         let knowsImage = info != "nothing is known" && !info.isEmpty
         var image: ImageAttachment?
-        if backend.bool("vision"), let path = record.string("image_file") {
+        if backend.typed.vision, let path = record.string("image_file") {
             do {
                 let bytes = try FileSystem.read(path)
                 guard let format = ImageFormat.sniff(bytes) else { throw RecordError("\(path) is neither a PNG nor a JPEG file") }

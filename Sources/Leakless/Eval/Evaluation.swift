@@ -178,7 +178,7 @@ public enum Evaluation {
             return (labelled.map(outcome), unlabelled)
         }
         // A text model gets the instructions alone; its "blind" control would be the same run.
-        let seesImages = target.settings["vision"]?.boolValue ?? true
+        let seesImages = target.typed.vision
         let (seeing, unlabelled) = try outcomes(withImage: seesImages, control: false)
         let failed = unlabelled.map { (Int($0.record["instruction_id"]?.intValue ?? 0), $0.why) }
         var result = ModelResult(target: target.name, model: target.string("model"), outcomes: seeing, failed: failed)

@@ -114,7 +114,7 @@ struct SlurmExecutor {
     func exported(_ stage: PlannedStage?, _ settings: ExecutorSettings) -> String {
         var names: [String] = []
         for backend in (stage?.config.backends.values).map(Array.init) ?? [] {
-            let variable = backend.string("api_key_env")
+            let variable = backend.typed.apiKeyEnv
             if !variable.isEmpty { names.append(variable) }
         }
         return Self.exported(names + settings.env)

@@ -20,7 +20,7 @@ struct ModelExtract: ModelStep {
         count = parameters.queriesPerElement
         if parameters.perceives {
             let backend = try calls.network("backend")
-            if backend.settings["vision"]?.boolValue == false {
+            if !backend.typed.vision {
                 throw RecordError("the perception path sends each image to the model, but backend '\(backend.name)' has vision: false")
             }
             perceive = try calls.prompt("perceive")
