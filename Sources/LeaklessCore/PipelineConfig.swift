@@ -55,7 +55,7 @@ public struct BackendConfig: Sendable {
 }
 
 /// A backend's settings as the clients act on them: where it is, how to authenticate, how hard
-/// to push it, what it serves and what it costs. Read once from the checked settings, a missing
+/// to push it, what it serves and what it costs. Read from the checked settings, a missing
 /// one taking its kind's default (a setting the kind does not have: zero, empty or false).
 public struct BackendSettings: Sendable, Equatable {
     public var baseURL: String
