@@ -237,3 +237,51 @@ public struct StageDefinition: Sendable {
         Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, $0.defaultValue) })
     }
 }
+
+/// A stage parameter declared once, on the property of the stage's `Parameters` that holds it:
+/// its pipeline.yaml name, type, default and meaning. The definition's list is collected from
+/// these (`StageParameter.declared(in: Parameters())`); a decoded value carries no declaration.
+@propertyWrapper
+public struct Parameter<Value: Decodable & Sendable>: Decodable, Sendable {
+    private var value: Value?
+    let declaration: StageParameter?
+
+    public init(_ name: String, _ type: ParameterType, default defaultValue: JSONValue, _ help: String) {
+        self.init(StageParameter(name, type, default: defaultValue, help))
+    }
+
+    /// A parameter declared elsewhere (a mapping of its own settings).
+    public init(_ declaration: StageParameter) {
+        self.declaration = declaration
+        value = nil
+    }
+
+    public init(from decoder: Decoder) throws {
+        value = try decoder.singleValueContainer().decode(Value.self)
+        declaration = nil
+    }
+
+    /// The value read from pipeline.yaml (defaults filled in); only a declaration has none.
+    public var wrappedValue: Value {
+        get {
+            guard let value else { preconditionFailure("the declaration of '\(declaration?.name ?? "")' holds no value") }
+            return value
+        }
+        set { value = newValue }
+    }
+}
+
+private protocol DeclaredParameter {
+    var declaredParameter: StageParameter? { get }
+}
+
+extension Parameter: DeclaredParameter {
+    fileprivate var declaredParameter: StageParameter? { declaration }
+}
+
+extension StageParameter {
+    /// The parameters declared on `parameters`' properties (`@Parameter`), in their order.
+    public static func declared(in parameters: Any) -> [StageParameter] {
+        Mirror(reflecting: parameters).children.compactMap { ($0.value as? DeclaredParameter)?.declaredParameter }
+    }
+}

@@ -11,18 +11,17 @@ public enum CategoriseStage: PipelineStage {
         summary: "one category and sub-category per pair from the taxonomy's definitions; disagreements with a generated pair's own are recorded",
         input: .records(["pair"]), output: .records("pair"),
         roles: [BackendRole("backend", serves: ["builtin", "chat"], required: true, "the categoriser: the pair and the definitions in, a category out")],
-        parameters: [
-            StageParameter("taxonomy", .path, default: "data/taxonomy.yaml", "the categories, sub-categories and their definitions"),
-            StageParameter("lexicon", .path, default: .string(Lexicon.defaultPath), "builtin, TF-IDF: its stop words are left out"),
-            StageParameter("model", .optionalPath, default: .string(SentenceEmbedder.defaultFolder), "builtin: the sentence-embedding model folder"),
-            StageParameter("matching", .choice(of: TextMatching.self), default: "auto",
-                           "builtin: embeddings when the model is there (auto), or TF-IDF"),
-        ])
+        parameters: StageParameter.declared(in: Parameters()))
 
     public struct Parameters: Decodable, Sendable {
+        @Parameter("taxonomy", .path, default: "data/taxonomy.yaml", "the categories, sub-categories and their definitions")
         public var taxonomy: String
+        @Parameter("lexicon", .path, default: .string(Lexicon.defaultPath), "builtin, TF-IDF: its stop words are left out")
         public var lexicon: String
+        @Parameter("model", .optionalPath, default: .string(SentenceEmbedder.defaultFolder), "builtin: the sentence-embedding model folder")
         public var model: String
+        @Parameter("matching", .choice(of: TextMatching.self), default: "auto",
+                           "builtin: embeddings when the model is there (auto), or TF-IDF")
         public var matching: TextMatching
     }
 

@@ -10,33 +10,32 @@ public enum DetectStage: PipelineStage {
         // The learned detector judges records in batches: a shard holds whole batches.
         sharding: .records(block: BuiltinDetectStage.batch),
         roles: [BackendRole("backend", serves: ["builtin", "chat"], required: true, "the VSIL judge")],
-        parameters: [
-            StageParameter("detector", .choice(of: DetectorKind.self), default: "lexicon", "lexicon: the word lists; embedding: the learned heads on sentence embeddings, explained by the lexicon; classifier: the fine-tuned harm classifier with the lexicon in one decision, and the leak head (see README: their leave-one-source-out figures)"),
-            StageParameter("model", .optionalPath, default: .string(SentenceEmbedder.defaultFolder), "the sentence-embedding model folder (scripts/setup fetches it)"),
-            StageParameter("heads", .path, default: .string(DetectorSettings.defaultHeads), "the trained heads (leakless train-detector)"),
-            StageParameter("classifier", .path, default: .string(HarmClassifier.defaultPath), "the fine-tuned harm classifier (scripts/train-harm-classifier)"),
-            StageParameter("taxonomy", .path, default: .string(DetectorSettings.defaultTaxonomy), "its harmful elements are the concepts a flagged query is explained by"),
-            StageParameter("harm_threshold", .number(0...1), default: 0, "probability of harm (the harm head's, or with detector: classifier the classifier's decision) from which a query is harmful alone (0: the one they were calibrated with)"),
-            StageParameter("leak_threshold", .number(0...1), default: 0, "leak-head probability from which a query names what the image shows (0: the one the heads were trained with)"),
-            StageParameter("lexicon", .path, default: .string(Lexicon.defaultPath), "risk, intent, stop and reference word lists"),
-            StageParameter("min_content_words", .integer(0...20), default: 2, "fewer content words than this is meaningless"),
-            StageParameter("element_terms", .boolean, default: true, "also reject a query that names its element's own terms"),
-            StageParameter("description_overlap", .boolean, default: true, "count content words shared with the image description towards a leak"),
-            StageParameter("threshold", .number(0...100), default: 1.0, "leak score from which a query is rejected (1 per named term, 0.25 per description word)"),
-        ])
+        parameters: StageParameter.declared(in: Parameters()))
 
     public struct Parameters: Decodable, Sendable {
+        @Parameter("detector", .choice(of: DetectorKind.self), default: "lexicon", "lexicon: the word lists; embedding: the learned heads on sentence embeddings, explained by the lexicon; classifier: the fine-tuned harm classifier with the lexicon in one decision, and the leak head (see README: their leave-one-source-out figures)")
         public var detector: DetectorKind
+        @Parameter("model", .optionalPath, default: .string(SentenceEmbedder.defaultFolder), "the sentence-embedding model folder (scripts/setup fetches it)")
         public var model: String
+        @Parameter("heads", .path, default: .string(DetectorSettings.defaultHeads), "the trained heads (leakless train-detector)")
         public var heads: String
+        @Parameter("classifier", .path, default: .string(HarmClassifier.defaultPath), "the fine-tuned harm classifier (scripts/train-harm-classifier)")
         public var classifier: String
+        @Parameter("taxonomy", .path, default: .string(DetectorSettings.defaultTaxonomy), "its harmful elements are the concepts a flagged query is explained by")
         public var taxonomy: String
+        @Parameter("harm_threshold", .number(0...1), default: 0, "probability of harm (the harm head's, or with detector: classifier the classifier's decision) from which a query is harmful alone (0: the one they were calibrated with)")
         public var harmThreshold: Double
+        @Parameter("leak_threshold", .number(0...1), default: 0, "leak-head probability from which a query names what the image shows (0: the one the heads were trained with)")
         public var leakThreshold: Double
+        @Parameter("lexicon", .path, default: .string(Lexicon.defaultPath), "risk, intent, stop and reference word lists")
         public var lexicon: String
+        @Parameter("min_content_words", .integer(0...20), default: 2, "fewer content words than this is meaningless")
         public var minContentWords: Int
+        @Parameter("element_terms", .boolean, default: true, "also reject a query that names its element's own terms")
         public var elementTerms: Bool
+        @Parameter("description_overlap", .boolean, default: true, "count content words shared with the image description towards a leak")
         public var descriptionOverlap: Bool
+        @Parameter("threshold", .number(0...100), default: 1.0, "leak score from which a query is rejected (1 per named term, 0.25 per description word)")
         public var threshold: Double
     }
 

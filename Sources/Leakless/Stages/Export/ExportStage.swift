@@ -14,10 +14,7 @@ public enum ExportStage: PipelineStage {
             // An edited query is judged again by the detect stage's own detector.
             .stageParameters(name: detectSettings, stage: editJudgeStage),
         ],
-        parameters: [
-            StageParameter("format", .choice(ExportFormat.allCases.map(\.rawValue)), default: "vlsbench", "the layout: VLSBench's data.json, or a Hugging Face imagefolder (metadata.jsonl)"),
-            ReviewPolicy.parameter,
-        ])
+        parameters: StageParameter.declared(in: Parameters()))
 
     /// The names the export's needs are given under.
     public static let reviewDecisions = "review_decisions"
@@ -31,7 +28,9 @@ public enum ExportStage: PipelineStage {
     }
 
     public struct Parameters: Decodable, Sendable {
+        @Parameter("format", .choice(ExportFormat.allCases.map(\.rawValue)), default: "vlsbench", "the layout: VLSBench's data.json, or a Hugging Face imagefolder (metadata.jsonl)")
         public var format: ExportFormat
+        @Parameter(ReviewPolicy.parameter)
         public var review: ReviewPolicy
     }
 

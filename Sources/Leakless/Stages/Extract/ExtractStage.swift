@@ -14,35 +14,34 @@ public enum ExtractStage: PipelineStage {
         input: .parameter("taxonomy"), output: .records("seed"),
         roles: [BackendRole("backend", serves: ["builtin", "chat"], required: true,
                             "the generator: writes image descriptions and harmful queries (perception: a vision model looks at each image)")],
-        parameters: [
-            StageParameter("taxonomy", .path, default: "data/taxonomy.yaml", "the taxonomy of categories and harmful elements"),
-            StageParameter("path", .choice(of: ExtractPath.self), default: "generation",
-                           "generation: from the taxonomy's elements; perception: from the images of `collections`; both: the two, merged"),
-            StageParameter("collections", .collectionList, default: [], "image collections for the perception path (folders: COCO captions, a Hugging Face imagefolder, VLSBench's layout, or images with .txt captions)"),
-            StageParameter("licenses", .stringList, default: [], "'name: licence' for collections whose files do not say"),
-            StageParameter("queries_per_element", .integer(1...20), default: 3, "harmful queries written per element or image"),
-            StageParameter("seed", .integer(Int64.min...Int64.max), default: 1, "seed of the template choice"),
-            StageParameter("categories", .stringList, default: [], "only these categories, or sub-categories written 'Category / Sub-category' (empty: all)"),
-            StageParameter("lexicon", .path, default: .string(Lexicon.defaultPath), "perception: its stop words are ignored by TF-IDF matching"),
-            StageParameter("model", .optionalPath, default: .string(SentenceEmbedder.defaultFolder), "perception: the sentence-embedding model folder"),
-            StageParameter("matching", .choice(of: TextMatching.self), default: "auto",
-                           "perception: how a caption is matched to the taxonomy (auto: embeddings when the model is there)"),
-            StageParameter("min_similarity", .number(0...1), default: 0.3, "perception, embeddings: the least similarity to a harmful element for an image to count as risky"),
-            StageParameter("min_tfidf", .number(0...1), default: 0.2, "perception, TF-IDF: the same, for TF-IDF similarity"),
-        ])
+        parameters: StageParameter.declared(in: Parameters()))
 
     public struct Parameters: Decodable, Sendable {
+        @Parameter("taxonomy", .path, default: "data/taxonomy.yaml", "the taxonomy of categories and harmful elements")
         public var taxonomy: String
+        @Parameter("path", .choice(of: ExtractPath.self), default: "generation",
+                           "generation: from the taxonomy's elements; perception: from the images of `collections`; both: the two, merged")
         public var path: ExtractPath
+        @Parameter("collections", .collectionList, default: [], "image collections for the perception path (folders: COCO captions, a Hugging Face imagefolder, VLSBench's layout, or images with .txt captions)")
         public var collections: [String]
+        @Parameter("licenses", .stringList, default: [], "'name: licence' for collections whose files do not say")
         public var licenses: [String]
+        @Parameter("queries_per_element", .integer(1...20), default: 3, "harmful queries written per element or image")
         public var queriesPerElement: Int
+        @Parameter("seed", .integer(Int64.min...Int64.max), default: 1, "seed of the template choice")
         public var seed: Int64
+        @Parameter("categories", .stringList, default: [], "only these categories, or sub-categories written 'Category / Sub-category' (empty: all)")
         public var categories: [String]
+        @Parameter("lexicon", .path, default: .string(Lexicon.defaultPath), "perception: its stop words are ignored by TF-IDF matching")
         public var lexicon: String
+        @Parameter("model", .optionalPath, default: .string(SentenceEmbedder.defaultFolder), "perception: the sentence-embedding model folder")
         public var model: String
+        @Parameter("matching", .choice(of: TextMatching.self), default: "auto",
+                           "perception: how a caption is matched to the taxonomy (auto: embeddings when the model is there)")
         public var matching: TextMatching
+        @Parameter("min_similarity", .number(0...1), default: 0.3, "perception, embeddings: the least similarity to a harmful element for an image to count as risky")
         public var minSimilarity: Double
+        @Parameter("min_tfidf", .number(0...1), default: 0.2, "perception, TF-IDF: the same, for TF-IDF similarity")
         public var minTfidf: Double
 
         var generates: Bool { path != .perception }

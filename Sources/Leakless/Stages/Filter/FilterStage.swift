@@ -6,13 +6,12 @@ public enum FilterStage: PipelineStage {
         name: "filter", version: 1, summary: "final pair check: the query and the image description make one request",
         input: .records(["pair"]), output: .records("pair"),
         roles: [BackendRole("backend", serves: ["builtin", "chat"], required: true, needsVision: true, "the pair filter")],
-        parameters: [
-            StageParameter("lexicon", .path, default: .string(Lexicon.defaultPath), "stop and reference word lists"),
-            StageParameter("min_description_words", .integer(0...50), default: 4, "fewer content words in the description is too vague"),
-        ])
+        parameters: StageParameter.declared(in: Parameters()))
 
     public struct Parameters: Decodable, Sendable {
+        @Parameter("lexicon", .path, default: .string(Lexicon.defaultPath), "stop and reference word lists")
         public var lexicon: String
+        @Parameter("min_description_words", .integer(0...50), default: 4, "fewer content words in the description is too vague")
         public var minDescriptionWords: Int
     }
 

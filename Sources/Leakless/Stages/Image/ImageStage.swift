@@ -19,34 +19,33 @@ public enum ImageStage: PipelineStage {
             BackendRole("typography", serves: ["typography"], required: false,
                         "how text is drawn for the builtin fallback and the overlay (default: the typography kind's defaults)"),
         ],
-        parameters: [
-            StageParameter("pool", .path, default: "data/pool", "folder with pool.yaml and the photos"),
-            StageParameter("clipart", .collection, default: "/usr/share/openclipart", "the Open Clip Art Library (Debian openclipart-svg and openclipart-png); empty: photos only"),
-            StageParameter("lexicon", .path, default: .string(Lexicon.defaultPath), "its stop words are ignored by TF-IDF matching"),
-            StageParameter("model", .optionalPath, default: .string(SentenceEmbedder.defaultFolder), "the sentence-embedding model folder (scripts/setup fetches it)"),
-            StageParameter("matching", .choice(of: TextMatching.self), default: "auto", "caption matching: auto uses embeddings when the model is there, else TF-IDF with a warning"),
-            StageParameter("min_similarity", .number(0...1), default: 0.5, "embedding matching: the least cosine similarity a picture needs"),
-            StageParameter("min_tfidf", .number(0...1), default: 0.5, "TF-IDF matching: the least cosine similarity a picture needs"),
-            StageParameter("spread", .integer(1...100), default: 4, "an element's queries share its best pictures, up to this many, instead of reusing one"),
-            StageParameter("fallback", .choice(of: ImageFallback.self), default: "typography",
-                           "with no picture above the threshold: the key phrase drawn as text, drawn under the best weak match, or reject"),
-            StageParameter("max_side", .integer(64...4096), default: 768, "clip art is scaled so its longer side is at most this"),
-            StageParameter("max_rounds", .integer(1...10), default: 3, "generation: rounds of generate, verify, refine"),
-            StageParameter("overlay", .boolean, default: false, "generation: draw the key phrase in a band under each generated image (SD_TYPO)"),
-        ])
+        parameters: StageParameter.declared(in: Parameters()))
 
     public struct Parameters: Decodable, Sendable {
+        @Parameter("pool", .path, default: "data/pool", "folder with pool.yaml and the photos")
         public var pool: String
+        @Parameter("clipart", .collection, default: "/usr/share/openclipart", "the Open Clip Art Library (Debian openclipart-svg and openclipart-png); empty: photos only")
         public var clipart: String
+        @Parameter("lexicon", .path, default: .string(Lexicon.defaultPath), "its stop words are ignored by TF-IDF matching")
         public var lexicon: String
+        @Parameter("model", .optionalPath, default: .string(SentenceEmbedder.defaultFolder), "the sentence-embedding model folder (scripts/setup fetches it)")
         public var model: String
+        @Parameter("matching", .choice(of: TextMatching.self), default: "auto", "caption matching: auto uses embeddings when the model is there, else TF-IDF with a warning")
         public var matching: TextMatching
+        @Parameter("min_similarity", .number(0...1), default: 0.5, "embedding matching: the least cosine similarity a picture needs")
         public var minSimilarity: Double
+        @Parameter("min_tfidf", .number(0...1), default: 0.5, "TF-IDF matching: the least cosine similarity a picture needs")
         public var minTfidf: Double
+        @Parameter("spread", .integer(1...100), default: 4, "an element's queries share its best pictures, up to this many, instead of reusing one")
         public var spread: Int
+        @Parameter("fallback", .choice(of: ImageFallback.self), default: "typography",
+                           "with no picture above the threshold: the key phrase drawn as text, drawn under the best weak match, or reject")
         public var fallback: ImageFallback
+        @Parameter("max_side", .integer(64...4096), default: 768, "clip art is scaled so its longer side is at most this")
         public var maxSide: Int
+        @Parameter("max_rounds", .integer(1...10), default: 3, "generation: rounds of generate, verify, refine")
         public var maxRounds: Int
+        @Parameter("overlay", .boolean, default: false, "generation: draw the key phrase in a band under each generated image (SD_TYPO)")
         public var overlay: Bool
     }
 

@@ -6,11 +6,10 @@ public enum RewriteStage: PipelineStage {
         name: "rewrite", version: 1, summary: "harmful queries -> queries whose risk lives in the image",
         input: .records(["seed"]), output: .records("query"),
         roles: [BackendRole("backend", serves: ["builtin", "chat"], required: true, "the rewriter: moves the risk from the text to the image")],
-        parameters: [
-            StageParameter("variants_per_query", .integer(1...3), default: 3, "rewritten variants per harmful query"),
-        ])
+        parameters: StageParameter.declared(in: Parameters()))
 
     public struct Parameters: Decodable, Sendable {
+        @Parameter("variants_per_query", .integer(1...3), default: 3, "rewritten variants per harmful query")
         public var variantsPerQuery: Int
     }
 

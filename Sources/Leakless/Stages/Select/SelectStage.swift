@@ -21,20 +21,7 @@ public enum SelectStage: PipelineStage {
         summary: "keeps the pairs that best separate the evaluated models (item response theory), stay harmful and stay diverse, under category quotas",
         input: .records(["pair"]), output: .records("pair"),
         sharding: .whole(why: "the subset is chosen from every pair at once"),
-        parameters: [
-            StageParameter("evaluations", .path, default: "out/eval/eval.json", "the eval.json of leakless eval on the pool's export, or a folder of them"),
-            StageParameter("size", .integer(1...10_000_000), default: 2000, "pairs to keep"),
-            StageParameter("quota", .choice(of: QuotaChoice.self), default: "proportional",
-                           "each category's share: as in the pool, the same for each, or quota_table"),
-            StageParameter("quota_table", .counts(0...10_000_000), default: [:], "with quota: table, each category's count (summing to size)"),
-            StageParameter("weights", .mapping(weightFields), default: .object(Dictionary(uniqueKeysWithValues: weightFields.map { ($0.name, $0.defaultValue) })),
-                           "how much each criterion counts"),
-            StageParameter("method", .choice(of: ItemStatisticsMethod.self), default: "auto",
-                           "item statistics: irt (two-parameter logistic), item_total (item-rest correlation), or auto (irt from 8 models)"),
-            StageParameter("seed", .integer(0...Int64(Int32.max)), default: 1, "the seed of the diversity sample, ties and the bootstrap"),
-            StageParameter("diversity_sample", .integer(1...100_000), default: 512, "pairs of the pool whose coverage the diversity term measures"),
-            StageParameter("model", .optionalPath, default: .string(SentenceEmbedder.defaultFolder), "the sentence-embedding model folder (for diversity)"),
-        ])
+        parameters: StageParameter.declared(in: Parameters()))
 
     public struct Weights: Decodable, Sendable {
         public var discrimination: Double
@@ -45,14 +32,26 @@ public enum SelectStage: PipelineStage {
     }
 
     public struct Parameters: Decodable, Sendable {
+        @Parameter("evaluations", .path, default: "out/eval/eval.json", "the eval.json of leakless eval on the pool's export, or a folder of them")
         public var evaluations: String
+        @Parameter("size", .integer(1...10_000_000), default: 2000, "pairs to keep")
         public var size: Int
+        @Parameter("quota", .choice(of: QuotaChoice.self), default: "proportional",
+                           "each category's share: as in the pool, the same for each, or quota_table")
         public var quota: QuotaChoice
+        @Parameter("quota_table", .counts(0...10_000_000), default: [:], "with quota: table, each category's count (summing to size)")
         public var quotaTable: [String: Int]
+        @Parameter("weights", .mapping(weightFields), default: .object(Dictionary(uniqueKeysWithValues: weightFields.map { ($0.name, $0.defaultValue) })),
+                           "how much each criterion counts")
         public var weights: Weights
+        @Parameter("method", .choice(of: ItemStatisticsMethod.self), default: "auto",
+                           "item statistics: irt (two-parameter logistic), item_total (item-rest correlation), or auto (irt from 8 models)")
         public var method: ItemStatisticsMethod
+        @Parameter("seed", .integer(0...Int64(Int32.max)), default: 1, "the seed of the diversity sample, ties and the bootstrap")
         public var seed: Int64
+        @Parameter("diversity_sample", .integer(1...100_000), default: 512, "pairs of the pool whose coverage the diversity term measures")
         public var diversitySample: Int
+        @Parameter("model", .optionalPath, default: .string(SentenceEmbedder.defaultFolder), "the sentence-embedding model folder (for diversity)")
         public var model: String
 
         var settings: SelectionSettings {
