@@ -21,7 +21,7 @@ public enum CategoriseStage: PipelineStage {
         @Parameter("model", .optionalPath, default: .string(SentenceEmbedder.defaultFolder), "builtin: the sentence-embedding model folder")
         public var model: String
         @Parameter("matching", .choice(of: TextMatching.self), default: "auto",
-                           "builtin: embeddings when the model is there (auto), or TF-IDF")
+                   "builtin: embeddings when the model is there (auto), or TF-IDF")
         public var matching: TextMatching
     }
 

@@ -20,7 +20,7 @@ public enum ExtractStage: PipelineStage {
         @Parameter("taxonomy", .path, default: "data/taxonomy.yaml", "the taxonomy of categories and harmful elements")
         public var taxonomy: String
         @Parameter("path", .choice(of: ExtractPath.self), default: "generation",
-                           "generation: from the taxonomy's elements; perception: from the images of `collections`; both: the two, merged")
+                   "generation: from the taxonomy's elements; perception: from the images of `collections`; both: the two, merged")
         public var path: ExtractPath
         @Parameter("collections", .collectionList, default: [], "image collections for the perception path (folders: COCO captions, a Hugging Face imagefolder, VLSBench's layout, or images with .txt captions)")
         public var collections: [String]
@@ -37,7 +37,7 @@ public enum ExtractStage: PipelineStage {
         @Parameter("model", .optionalPath, default: .string(SentenceEmbedder.defaultFolder), "perception: the sentence-embedding model folder")
         public var model: String
         @Parameter("matching", .choice(of: TextMatching.self), default: "auto",
-                           "perception: how a caption is matched to the taxonomy (auto: embeddings when the model is there)")
+                   "perception: how a caption is matched to the taxonomy (auto: embeddings when the model is there)")
         public var matching: TextMatching
         @Parameter("min_similarity", .number(0...1), default: 0.3, "perception, embeddings: the least similarity to a harmful element for an image to count as risky")
         public var minSimilarity: Double

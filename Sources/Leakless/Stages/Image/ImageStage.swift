@@ -39,7 +39,7 @@ public enum ImageStage: PipelineStage {
         @Parameter("spread", .integer(1...100), default: 4, "an element's queries share its best pictures, up to this many, instead of reusing one")
         public var spread: Int
         @Parameter("fallback", .choice(of: ImageFallback.self), default: "typography",
-                           "with no picture above the threshold: the key phrase drawn as text, drawn under the best weak match, or reject")
+                   "with no picture above the threshold: the key phrase drawn as text, drawn under the best weak match, or reject")
         public var fallback: ImageFallback
         @Parameter("max_side", .integer(64...4096), default: 768, "clip art is scaled so its longer side is at most this")
         public var maxSide: Int

@@ -37,15 +37,15 @@ public enum SelectStage: PipelineStage {
         @Parameter("size", .integer(1...10_000_000), default: 2000, "pairs to keep")
         public var size: Int
         @Parameter("quota", .choice(of: QuotaChoice.self), default: "proportional",
-                           "each category's share: as in the pool, the same for each, or quota_table")
+                   "each category's share: as in the pool, the same for each, or quota_table")
         public var quota: QuotaChoice
         @Parameter("quota_table", .counts(0...10_000_000), default: [:], "with quota: table, each category's count (summing to size)")
         public var quotaTable: [String: Int]
         @Parameter("weights", .mapping(weightFields), default: .object(Dictionary(uniqueKeysWithValues: weightFields.map { ($0.name, $0.defaultValue) })),
-                           "how much each criterion counts")
+                   "how much each criterion counts")
         public var weights: Weights
         @Parameter("method", .choice(of: ItemStatisticsMethod.self), default: "auto",
-                           "item statistics: irt (two-parameter logistic), item_total (item-rest correlation), or auto (irt from 8 models)")
+                   "item statistics: irt (two-parameter logistic), item_total (item-rest correlation), or auto (irt from 8 models)")
         public var method: ItemStatisticsMethod
         @Parameter("seed", .integer(0...Int64(Int32.max)), default: 1, "the seed of the diversity sample, ties and the bootstrap")
         public var seed: Int64
