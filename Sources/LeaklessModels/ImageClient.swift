@@ -51,16 +51,18 @@ public final class ImageClient: Sendable {
                 "sampler_name": .string(backend.string("sampler")), "seed": backend.settings["seed"] ?? .int(-1),
                 "batch_size": 1, "n_iter": 1,
             ]
-            if !backend.typed.model.isEmpty {
-                body["override_settings"] = .object(["sd_model_checkpoint": .string(backend.typed.model)])
+            let model = backend.typed.model
+            if !model.isEmpty {
+                body["override_settings"] = .object(["sd_model_checkpoint": .string(model)])
             }
             return .object(body)
         }
+        let model = backend.typed.model
         var body: [String: JSONValue] = [
-            "model": .string(backend.typed.model), "prompt": .string(prompt), "n": 1, "size": .string(backend.string("size")),
+            "model": .string(model), "prompt": .string(prompt), "n": 1, "size": .string(backend.string("size")),
         ]
         // gpt-image models always answer in base64 and refuse the parameter; DALL-E needs it.
-        if !backend.typed.model.hasPrefix("gpt-image") { body["response_format"] = "b64_json" }
+        if !model.hasPrefix("gpt-image") { body["response_format"] = "b64_json" }
         if !backend.string("quality").isEmpty { body["quality"] = .string(backend.string("quality")) }
         return .object(body)
     }

@@ -27,8 +27,9 @@ public final class ModelSession: @unchecked Sendable {
         concurrency = backends.map { $0.typed.maxInFlight }.max() ?? 1
         handles = try (0..<concurrency).map { _ in try CurlHTTP() }
         for backend in backends where endpoints[backend.name] == nil {
+            let settings = backend.typed
             var key: String?
-            let variable = backend.typed.apiKeyEnv
+            let variable = settings.apiKeyEnv
             if !variable.isEmpty {
                 key = environment[variable]
                 if requireKeys && (key ?? "").isEmpty {
@@ -36,10 +37,10 @@ public final class ModelSession: @unchecked Sendable {
                 }
             }
             let endpoint = Endpoint(
-                baseURL: backend.typed.baseURL, apiKey: key, timeout: backend.typed.timeout,
-                policy: RetryPolicy(maxRetries: backend.typed.maxRetries, baseSeconds: backend.typed.retryBaseSeconds),
-                limiter: RateLimiter(requestsPerMinute: backend.typed.requestsPerMinute, tokensPerMinute: backend.typed.tokensPerMinute),
-                maxInFlight: backend.typed.maxInFlight)
+                baseURL: settings.baseURL, apiKey: key, timeout: settings.timeout,
+                policy: RetryPolicy(maxRetries: settings.maxRetries, baseSeconds: settings.retryBaseSeconds),
+                limiter: RateLimiter(requestsPerMinute: settings.requestsPerMinute, tokensPerMinute: settings.tokensPerMinute),
+                maxInFlight: settings.maxInFlight)
             endpoints[backend.name] = endpoint
         }
         for endpoint in endpoints.values {
