@@ -157,7 +157,7 @@ public enum TemporaryName {
             guard let directory = opendir(path) else { return }
             defer { closedir(directory) }
             while let entry = readdir(directory) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                let name = FileSystem.entryName(entry)
                 if name == "." || name == ".." { continue }
                 let child = FileSystem.join(path, name)
                 if name.hasPrefix("."), let marker = name.range(of: ".tmp-", options: .backwards),

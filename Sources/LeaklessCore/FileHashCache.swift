@@ -148,7 +148,7 @@ public final class FileHashCache: Sendable {
             defer { closedir(directory) }
             var folders: [String] = []
             while let entry = readdir(directory) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                let name = FileSystem.entryName(entry)
                 if name == "." || name == ".." { continue }
                 var isFolder = entry.pointee.d_type == UInt8(DT_DIR)
                 if entry.pointee.d_type == UInt8(DT_UNKNOWN) {

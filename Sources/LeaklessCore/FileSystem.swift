@@ -115,6 +115,14 @@ public enum FileSystem {
         return result.sorted()
     }
 
+    /// The name of an entry `readdir` returned, read up to its terminating zero. A `dirent` is
+    /// only as long as its name needs (`d_reclen`), so its whole `d_name` array must not be
+    /// loaded: at the end of the directory buffer that reads past the mapping.
+    public static func entryName(_ entry: UnsafeMutablePointer<dirent>) -> String {
+        let offset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+        return String(cString: UnsafeRawPointer(entry).advanced(by: offset).assumingMemoryBound(to: CChar.self))
+    }
+
     /// Every entry under `path` that is not a folder, recursively (hidden ones too; links listed,
     /// not followed), with its size and whole seconds of modification time, as `lstat` gives them:
     /// one system call a file, where Foundation's attributes also look up owner and group names.
@@ -127,7 +135,7 @@ public enum FileSystem {
             }
             defer { closedir(directory) }
             while let entry = readdir(directory) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                let name = entryName(entry)
                 if name == "." || name == ".." { continue }
                 let item = relative.isEmpty ? name : relative + "/" + name
                 var info = stat()

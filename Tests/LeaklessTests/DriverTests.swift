@@ -67,7 +67,7 @@ final class DriverTests: XCTestCase {
         let original = try FileSystem.readText(pipelinePath)
         try write(original.replacingOccurrences(of: "    format: vlsbench", with: "    format: imagefolder"), to: pipelinePath)
         let folderRun = try runExecutable("leakless", ["run"], in: folder)
-        XCTAssertTrue(folderRun.stdout.contains("7 stages, 1 ran, 6 skipped"), folderRun.stdout)
+        XCTAssertTrue(folderRun.stdout.contains("7 stages, 1 ran, 6 skipped"), folderRun.stdout + folderRun.stderr)
         XCTAssertTrue(folderRun.stdout.contains("Benchmark: out/benchmark/ (metadata.jsonl, imgs/)"), folderRun.stdout)
         XCTAssertTrue(folderRun.stdout.contains("total             \(report.pairs)"), folderRun.stdout)
         XCTAssertFalse(FileSystem.exists(FileSystem.join(folder, "out/benchmark/data.json")))
@@ -75,7 +75,8 @@ final class DriverTests: XCTestCase {
         let metadata = try FileSystem.readText(FileSystem.join(folder, "out/benchmark/metadata.jsonl")).split(separator: "\n")
         XCTAssertEqual(try JSONParser.parse(bytes: Array(metadata[0].utf8)).objectValue?["file_name"], "imgs/0.png")
         try write(original, to: pipelinePath)
-        XCTAssertTrue(try runExecutable("leakless", ["run"], in: folder).stdout.contains("7 stages, 0 ran, 7 skipped"), "the vlsbench export is still cached")
+        let restored = try runExecutable("leakless", ["run"], in: folder)
+        XCTAssertTrue(restored.stdout.contains("7 stages, 0 ran, 7 skipped"), "the vlsbench export is still cached: \(restored.stdout)")
 
         // Editing the filter's parameter reruns filter, dedup and export only.
         let pipeline = FileSystem.join(folder, "pipeline.yaml")
@@ -97,7 +98,8 @@ final class DriverTests: XCTestCase {
 
         // --from reruns a stage and those after it, --only one stage.
         XCTAssertTrue(try runExecutable("leakless", ["run", "--from", "dedup"], in: folder).stdout.contains("2 ran, 5 skipped"))
-        XCTAssertTrue(try runExecutable("leakless", ["run", "--only", "detect", "--force"], in: folder).stdout.contains("1 ran, 6 skipped"))
+        let only = try runExecutable("leakless", ["run", "--only", "detect", "--force"], in: folder)
+        XCTAssertTrue(only.stdout.contains("1 ran, 6 skipped"), only.stdout + only.stderr)
     }
 
     func testABadPipelineIsOneLineWithTheLine() throws {

@@ -113,7 +113,7 @@ struct ClipartIndex: Sendable {
             guard let directory = opendir(folder) else { throw RecordError("cannot list \(folder)") }
             defer { closedir(directory) }
             while let entry = readdir(directory) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                let name = FileSystem.entryName(entry)
                 if name == "." || name == ".." { continue }
                 let item = relative.isEmpty ? name : relative + "/" + name
                 let path = FileSystem.join(root, item)
