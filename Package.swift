@@ -1,8 +1,14 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
 
-/// One executable per stage, each a thin shell over the library's stage of that name.
-let stageExecutables = ["extract", "rewrite", "detect", "image", "categorise", "filter", "dedup", "select", "export"]
+/// One executable per stage, each a thin shell over the library's stage of that name: every
+/// `Sources/leakless-<stage>/` folder (the development commands' `leakless-dev` aside), so a new
+/// stage's executable is its folder alone.
+let stageExecutables = ((try? FileManager.default.contentsOfDirectory(atPath: Context.packageDirectory + "/Sources")) ?? [])
+    .filter { $0.hasPrefix("leakless-") && $0 != "leakless-dev" }
+    .map { String($0.dropFirst("leakless-".count)) }
+    .sorted()
 
 let package = Package(
     name: "leakless",

@@ -7,70 +7,56 @@ public struct ExecutorSettings: Sendable, Equatable, Codable {
         case local, slurm
     }
 
-    public var kind: Kind = .local
+    @Parameter("kind", .choice(of: Kind.self), default: "local", "local: on this machine; slurm: as Slurm job arrays")
+    public var kind: Kind
     /// Shards per stage (a stage that needs its whole input runs as one job whatever this says).
-    public var tasks = 1
+    @Parameter("tasks", .integer(1...100_000), default: 1, "shards per stage")
+    public var tasks: Int
     /// At most this many of a stage's shards run at once (the array throttle `%N`); 0: no limit.
-    public var maxParallel = 0
-    public var partition = ""
+    @Parameter("max_parallel", .integer(0...100_000), default: 0, "shards of a stage running at once (the array's %N); 0: no limit")
+    public var maxParallel: Int
+    @Parameter("partition", .string, default: "", "the Slurm partition; empty: the cluster's default")
+    public var partition: String
     /// The time limit of each job, in Slurm's form ("30", "1:00:00", "2-00:00:00"); empty: the partition's.
-    public var time = ""
-    public var cpusPerTask = 1
+    @Parameter("time", .string, default: "", "each job's time limit (MM, HH:MM:SS, D-HH:MM:SS); empty: the partition's")
+    public var time: String
+    @Parameter("cpus_per_task", .integer(1...4096), default: 1, "CPUs of each job")
+    public var cpusPerTask: Int
     /// Memory per CPU in Slurm's form ("2G", "512M", "4096"); empty: the cluster's default.
-    public var memPerCPU = ""
-    public var account = ""
-    public var qos = ""
+    @Parameter("mem_per_cpu", .string, default: "", "memory per CPU (2G, 512M, 4096); empty: the cluster's default")
+    public var memPerCpu: String
+    @Parameter("account", .string, default: "", "the account charged")
+    public var account: String
+    @Parameter("qos", .string, default: "", "the quality of service")
+    public var qos: String
     /// More `sbatch` options, passed as written.
-    public var sbatchArgs: [String] = []
+    @Parameter("sbatch_args", .stringList, default: .array([]), "more sbatch options, as written")
+    public var sbatchArgs: [String]
     /// Environment variables passed through to the jobs (an API key's variable, say).
-    public var env: [String] = []
+    @Parameter("env", .stringList, default: .array([]), "environment variables passed to the jobs")
+    public var env: [String]
     /// How often a failed, cancelled, preempted or timed-out shard is submitted again.
-    public var maxRetries = 2
+    @Parameter("max_retries", .integer(0...100), default: 2, "resubmissions of a shard that failed, was cancelled, preempted or timed out")
+    public var maxRetries: Int
     /// How often the driver asks Slurm how its jobs are doing, in seconds.
-    public var pollSeconds = 2.0
+    @Parameter("poll_seconds", .number(0.1...3600), default: 2.0, "how often Slurm is asked how the jobs are doing")
+    public var pollSeconds: Double
 
+    /// The defaults.
     public init() {}
 
-    /// The settings, by their pipeline.yaml names, with their types.
-    public static let fields: [StageParameter] = [
-        StageParameter("kind", .choice(of: Kind.self), default: "local", "local: on this machine; slurm: as Slurm job arrays"),
-        StageParameter("tasks", .integer(1...100_000), default: 1, "shards per stage"),
-        StageParameter("max_parallel", .integer(0...100_000), default: 0, "shards of a stage running at once (the array's %N); 0: no limit"),
-        StageParameter("partition", .string, default: "", "the Slurm partition; empty: the cluster's default"),
-        StageParameter("time", .string, default: "", "each job's time limit (MM, HH:MM:SS, D-HH:MM:SS); empty: the partition's"),
-        StageParameter("cpus_per_task", .integer(1...4096), default: 1, "CPUs of each job"),
-        StageParameter("mem_per_cpu", .string, default: "", "memory per CPU (2G, 512M, 4096); empty: the cluster's default"),
-        StageParameter("account", .string, default: "", "the account charged"),
-        StageParameter("qos", .string, default: "", "the quality of service"),
-        StageParameter("sbatch_args", .stringList, default: .array([]), "more sbatch options, as written"),
-        StageParameter("env", .stringList, default: .array([]), "environment variables passed to the jobs"),
-        StageParameter("max_retries", .integer(0...100), default: 2, "resubmissions of a shard that failed, was cancelled, preempted or timed out"),
-        StageParameter("poll_seconds", .number(0.1...3600), default: 2.0, "how often Slurm is asked how the jobs are doing"),
-    ]
+    /// The settings, by their pipeline.yaml names, with their types: those declared above.
+    public static let fields = StageParameter.declared(in: ExecutorSettings())
 
     /// The options the driver sets itself, which `sbatch_args` may not name.
     static let driverOptions = ["--array", "-a", "--output", "-o", "--error", "-e", "--dependency", "-d", "--parsable", "--wrap", "--job-name", "-J", "--signal", "--requeue", "--no-requeue"]
 
     /// These settings with `values` (checked names and values) laid over them.
     public func applying(_ values: [String: JSONValue]) -> ExecutorSettings {
-        var settings = self
-        for (name, value) in values {
-            switch name {
-            case "kind": settings.kind = value.stringValue.flatMap(Kind.init(rawValue:)) ?? settings.kind
-            case "tasks": settings.tasks = Int(value.intValue ?? 1)
-            case "max_parallel": settings.maxParallel = Int(value.intValue ?? 0)
-            case "partition": settings.partition = value.stringValue ?? ""
-            case "time": settings.time = value.stringValue ?? ""
-            case "cpus_per_task": settings.cpusPerTask = Int(value.intValue ?? 1)
-            case "mem_per_cpu": settings.memPerCPU = value.stringValue ?? ""
-            case "account": settings.account = value.stringValue ?? ""
-            case "qos": settings.qos = value.stringValue ?? ""
-            case "sbatch_args": settings.sbatchArgs = value.stringArray ?? []
-            case "env": settings.env = value.stringArray ?? []
-            case "max_retries": settings.maxRetries = Int(value.intValue ?? 2)
-            case "poll_seconds": settings.pollSeconds = value.doubleValue ?? 2
-            default: break
-            }
+        guard !values.isEmpty, case .object(var merged)? = try? JSONValue.encoding(self) else { return self }
+        merged.merge(values) { $1 }
+        guard let settings = try? JSONValue.object(merged).decode(ExecutorSettings.self) else {
+            preconditionFailure("executor settings checked against their declarations must decode")
         }
         return settings
     }

@@ -250,10 +250,11 @@ public struct Parameter<Value: Decodable & Sendable>: Decodable, Sendable {
         self.init(StageParameter(name, type, default: defaultValue, help))
     }
 
-    /// A parameter declared elsewhere (a mapping of its own settings).
+    /// A parameter declared elsewhere (a mapping of its own settings). It holds its default
+    /// when that reads as its type, so a value made in code starts from the defaults.
     public init(_ declaration: StageParameter) {
         self.declaration = declaration
-        value = nil
+        value = try? JSONValue.array([declaration.defaultValue]).decode([Value].self).first
     }
 
     public init(from decoder: Decoder) throws {
@@ -261,7 +262,8 @@ public struct Parameter<Value: Decodable & Sendable>: Decodable, Sendable {
         declaration = nil
     }
 
-    /// The value read from pipeline.yaml (defaults filled in); only a declaration has none.
+    /// The value read from pipeline.yaml (defaults filled in); only a declaration whose default
+    /// does not read as its type (a mapping declared elsewhere) has none.
     public var wrappedValue: Value {
         get {
             guard let value else { preconditionFailure("the declaration of '\(declaration?.name ?? "")' holds no value") }
@@ -269,6 +271,18 @@ public struct Parameter<Value: Decodable & Sendable>: Decodable, Sendable {
         }
         set { value = newValue }
     }
+}
+
+extension Parameter: Encodable where Value: Encodable {
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(wrappedValue)
+    }
+}
+
+/// Two parameters are equal when their values are (a declaration is not part of the value).
+extension Parameter: Equatable where Value: Equatable {
+    public static func == (left: Parameter, right: Parameter) -> Bool { left.value == right.value }
 }
 
 private protocol DeclaredParameter {

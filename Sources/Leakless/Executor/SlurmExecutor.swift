@@ -161,7 +161,7 @@ struct SlurmExecutor {
         lines.append("#SBATCH --cpus-per-task=\(settings.cpusPerTask)")
         if !settings.partition.isEmpty { lines.append("#SBATCH --partition=\(settings.partition)") }
         if !settings.time.isEmpty { lines.append("#SBATCH --time=\(settings.time)") }
-        if !settings.memPerCPU.isEmpty { lines.append("#SBATCH --mem-per-cpu=\(settings.memPerCPU)") }
+        if !settings.memPerCpu.isEmpty { lines.append("#SBATCH --mem-per-cpu=\(settings.memPerCpu)") }
         if !settings.account.isEmpty { lines.append("#SBATCH --account=\(settings.account)") }
         if !settings.qos.isEmpty { lines.append("#SBATCH --qos=\(settings.qos)") }
         lines.append("#SBATCH --export=\(export)")

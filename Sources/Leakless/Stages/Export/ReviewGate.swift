@@ -1,27 +1,24 @@
 import LeaklessCore
 
 /// What the export requires of human review (`review:` under the export stage in pipeline.yaml).
-public struct ReviewPolicy: Decodable, Sendable, Equatable {
+public struct ReviewPolicy: Codable, Sendable, Equatable {
     /// `none`: decisions are not read; `not_rejected`: a pair a reviewer rejected is left out;
     /// `accepted`: a pair needs `min_reviewers` acceptances and no rejection.
+    @Parameter("require", .choice(choices), default: "none",
+               "none: decisions are not read; not_rejected: pairs a reviewer rejected are left out; accepted: pairs need min_reviewers acceptances and no rejection")
     public var require: String
+    @Parameter("min_reviewers", .integer(1...1_000), default: 1, "acceptances (accept or edit) a pair needs under require: accepted")
     public var minReviewers: Int
 
-    public init(require: String = "none", minReviewers: Int = 1) {
-        self.require = require
-        self.minReviewers = minReviewers
-    }
+    /// The defaults.
+    public init() {}
 
     public var readsDecisions: Bool { require != "none" }
 
     static let choices = ["none", "not_rejected", "accepted"]
+    /// The export's `review:` mapping: the settings declared above, their defaults its default.
     static let parameter = StageParameter(
-        "review",
-        .mapping([
-            StageParameter("require", .choice(choices), default: "none", "none: decisions are not read; not_rejected: pairs a reviewer rejected are left out; accepted: pairs need min_reviewers acceptances and no rejection"),
-            StageParameter("min_reviewers", .integer(1...1_000), default: 1, "acceptances (accept or edit) a pair needs under require: accepted"),
-        ]),
-        default: ["require": "none", "min_reviewers": 1],
+        "review", .mapping(StageParameter.declared(in: ReviewPolicy())), default: (try? JSONValue.encoding(ReviewPolicy())) ?? .null,
         "the human review (leakless review) the export honours; an edited query is judged by the detect stage's detector again")
 }
 
