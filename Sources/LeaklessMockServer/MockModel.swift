@@ -4,7 +4,8 @@ import LeaklessCore
 import LeaklessImaging
 
 /// A stand-in for real model endpoints: answers `/v1/chat/completions` with replies that meet
-/// the pipeline's prompts (each recognised by the fields its reply schema asks for, see `StageReplies`),
+/// the pipeline's prompts (each recognised by the fields its reply schema asks for, see `StageReplies`;
+/// any other prompt sent with its reply schema gets a value made from it, see `SchemaReply`),
 /// `/v1/images/generations` and `/sdapi/v1/txt2img` with small PNGs whose colour follows the
 /// prompt. With `apiKey` set, a request without `Authorization: Bearer <key>` gets 401.
 ///
@@ -49,7 +50,7 @@ public struct MockModel: Sendable {
                              status: 400, delay: latency)
             }
             let reply = StageReplies.evaluation(text, withImage: seesImage)
-                ?? Self.reply(to: text, seesImage: seesImage, model: body["model"]?.stringValue ?? "")
+                ?? Self.reply(to: text, seesImage: seesImage, model: body["model"]?.stringValue ?? "", schema: SchemaReply.schema(ofRequest: body))
             let maxTokens = Int(body["max_tokens"]?.intValue ?? 0)
             if maxTokens > 0 && reply.utf8.count / 4 + 1 > maxTokens {
                 // Cut where usage counts exactly max_tokens completion tokens.
@@ -98,11 +99,13 @@ public struct MockModel: Sendable {
     }
 
     /// A reply that meets whichever of the pipeline's prompts this is: each stage answers for
-    /// its own prompts.
-    public static func reply(to prompt: String, seesImage: Bool = false, model: String = "") -> String {
+    /// its own prompts; a prompt none recognises that names its reply schema gets a value made
+    /// from the schema.
+    public static func reply(to prompt: String, seesImage: Bool = false, model: String = "", schema: JSONValue? = nil) -> String {
         for replier in StageReplies.all {
             if let value = replier(prompt) { return JSONWriter.canonical(value) }
         }
+        if let schema { return JSONWriter.canonical(SchemaReply.value(meeting: schema, prompt: prompt)) }
         // Anything else is an instruction of the evaluation, answered as a target model would.
         return StageReplies.target(prompt, withImage: seesImage, model: model)
     }

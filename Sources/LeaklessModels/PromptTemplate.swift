@@ -3,8 +3,9 @@ import LeaklessCore
 
 /// A prompt in `stages/<stage>/NAME.prompt`: plain text in sections that start with a line
 /// `[system]`, `[user]` or `[assistant]` (the last two may repeat, for few-shot examples), with
-/// named slots written `{{slot}}`. Beside it, `NAME.reply.json` is the JSON schema the reply
-/// must meet, when the prompt expects JSON.
+/// named slots written `{{slot}}`; when the prompt expects JSON, a last section `[reply]` holds
+/// the JSON schema the reply must meet (sent as the request's `response_format` and checked on
+/// every reply).
 public struct PromptTemplate: Sendable {
     public struct Section: Sendable {
         public let role: String
@@ -19,7 +20,7 @@ public struct PromptTemplate: Sendable {
     public let replySchema: JSONValue?
     /// Identifies the template and its schema in request-cache keys.
     public let hash: ContentHash
-    /// The template's text, as written.
+    /// The template's text before its `[reply]` section.
     let text: String
 
     public var name: String {
@@ -27,7 +28,31 @@ public struct PromptTemplate: Sendable {
         return file.hasSuffix(".prompt") ? String(file.dropLast(7)) : file
     }
 
-    public init(path: String, text: String, replySchema: JSONValue?) throws {
+    /// A template from the text of a prompt file (its reply schema in its `[reply]` section).
+    public init(path: String, text: String) throws {
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        var schema: JSONValue?
+        if let start = lines.firstIndex(where: { $0.trimmingCharacters(in: .whitespaces) == "[reply]" }) {
+            let body = lines[(start + 1)...].joined(separator: "\n")
+            if let later = lines[(start + 1)...].firstIndex(where: { ["[system]", "[user]", "[assistant]", "[reply]"].contains($0.trimmingCharacters(in: .whitespaces)) }) {
+                throw LocatedError(path: path, line: later + 1, message: "[reply] must be the last section")
+            }
+            do {
+                schema = try JSONParser.parse(bytes: Array(body.utf8))
+            } catch let error as JSONParser.SyntaxError {
+                throw LocatedError(path: path, line: start + 1, message: "[reply]: not a JSON schema: \(error)")
+            }
+            guard schema?.objectValue != nil else {
+                throw LocatedError(path: path, line: start + 1, message: "[reply]: the reply schema must be a JSON object")
+            }
+            lines = Array(lines[..<start])
+            while let last = lines.last, last.trimmingCharacters(in: .whitespaces).isEmpty { lines.removeLast() }
+            lines.append("")
+        }
+        try self.init(path: path, prompt: lines.joined(separator: "\n"), replySchema: schema)
+    }
+
+    private init(path: String, prompt text: String, replySchema: JSONValue?) throws {
         self.path = path
         var sections: [Section] = []
         var role: String?
@@ -87,26 +112,20 @@ public struct PromptTemplate: Sendable {
             properties[name] = .object(property)
         }
         schema["properties"] = .object(properties)
-        return try PromptTemplate(path: path, text: text, replySchema: .object(schema))
+        return try PromptTemplate(path: path, prompt: text, replySchema: .object(schema))
     }
 
-    /// Loads `folder/NAME.prompt` and, when present, `folder/NAME.reply.json`.
+    /// Loads `folder/NAME.prompt`.
     public static func load(folder: String, name: String) throws -> PromptTemplate {
         let path = FileSystem.join(folder, "\(name).prompt")
         guard FileSystem.exists(path) else {
             throw LocatedError(path: path, line: nil, message: "prompt template not found")
         }
-        let text = String(decoding: try FileSystem.read(path), as: UTF8.self)
         let schemaPath = FileSystem.join(folder, "\(name).reply.json")
-        var schema: JSONValue?
         if FileSystem.exists(schemaPath) {
-            do {
-                schema = try JSONParser.parse(bytes: try FileSystem.read(schemaPath))
-            } catch let error as JSONParser.SyntaxError {
-                throw LocatedError(path: schemaPath, line: nil, message: "invalid JSON schema: \(error)")
-            }
+            throw LocatedError(path: schemaPath, line: nil, message: "a reply schema goes in its prompt's last section, after a line [reply] (move it into \(name).prompt)")
         }
-        return try PromptTemplate(path: path, text: text, replySchema: schema)
+        return try PromptTemplate(path: path, text: String(decoding: try FileSystem.read(path), as: UTF8.self))
     }
 
     private static func slotNames(in text: String, path: String, line: Int) throws -> [String] {

@@ -37,9 +37,8 @@ final class LocalServerBehaviourTests: XCTestCase {
         let server = try MockServer(handler: MockModel(contextTokens: 120).handle)
         addTeardownBlock { server.stop() }
         let folder = try temporaryFolder(self)
-        try write("[user]\n{{task}}\n", to: FileSystem.join(folder, "probe.prompt"))
-        try write(#"{"type":"object","required":["answer"],"properties":{"answer":{"type":"string","maxLength":5}}}"#,
-                  to: FileSystem.join(folder, "probe.reply.json"))
+        try write("[user]\n{{task}}\n\n[reply]\n" + #"{"type":"object","required":["answer"],"properties":{"answer":{"type":"string","maxLength":5}}}"#,
+                  to: FileSystem.join(folder, "probe.prompt"))
         let template = try PromptTemplate.load(folder: folder, name: "probe")
         let context = StageContext(templates: folder, blobs: FileSystem.join(folder, "blobs"),
                                    backends: ["backend": testBackend(.openAIChat, name: "local", baseURL: server.baseURL + "/v1", ["max_tokens": 4, "max_reasks": 1])],
@@ -77,6 +76,64 @@ final class LocalServerBehaviourTests: XCTestCase {
         // No refusal field at all in the message, as llama.cpp writes it.
         let body = MockModel.chatReply("hi", prompt: [])
         XCTAssertNil(body["choices"]?.arrayValue?.first?["message"]?["refusal"])
+    }
+
+    /// A new model stage's prompt, with no answers of its own in the stand-in, is answered with
+    /// a value made from its reply schema: the same for the same prompt.
+    func testAPromptTheStandInDoesNotKnowIsAnsweredFromItsReplySchema() throws {
+        let server = try MockServer(handler: MockModel().handle)
+        addTeardownBlock { server.stop() }
+        let folder = try temporaryFolder(self)
+        let schema: JSONValue = ["type": "object", "required": ["verdict", "score", "tags", "why"], "properties": [
+            "verdict": ["enum": ["keep", "drop"]], "score": ["type": "number", "minimum": 0.25, "maximum": 0.75],
+            "count": ["type": "integer", "minimum": 2, "maximum": 4], "sure": ["type": "boolean"],
+            "tags": ["type": "array", "minItems": 2, "maxItems": 5, "items": ["type": "string", "minLength": 3, "maxLength": 12]],
+            "why": ["type": "string", "maxLength": 8],
+        ]]
+        try write("[user]\nJudge: {{task}}\n\n[reply]\n" + JSONWriter.canonical(schema) + "\n", to: FileSystem.join(folder, "novel.prompt"))
+        let template = try PromptTemplate.load(folder: folder, name: "novel")
+        let context = StageContext(templates: folder, blobs: FileSystem.join(folder, "blobs"),
+                                   backends: ["backend": testBackend(.openAIChat, name: "local", baseURL: server.baseURL + "/v1")],
+                                   cache: FileSystem.join(folder, "cache"))
+        let calls = try ModelCalls(context, roles: ["backend"])
+        let prompt = Prompt(calls: calls, client: try calls.chat("backend"), template: template)
+        guard case .success(let (first, _)) = try prompt.ask(["task": "a red apple"], worker: 0) else {
+            return XCTFail("the stand-in's reply did not meet the schema")
+        }
+        XCTAssertNil(RecordSchema(schema).violation(in: first))
+        XCTAssertEqual(first["tags"]?.arrayValue?.count, 2)
+        XCTAssertNotNil(first["sure"]?.boolValue)
+        XCTAssertEqual(SchemaReply.value(meeting: schema, prompt: "Judge: a red apple"), SchemaReply.value(meeting: schema, prompt: "Judge: a red apple"))
+        let values = (0..<40).map { SchemaReply.value(meeting: schema, prompt: "Judge: \($0)") }
+        XCTAssertEqual(Set(values.compactMap { $0["verdict"]?.stringValue }), ["keep", "drop"])
+        XCTAssertTrue(values.allSatisfy { RecordSchema(schema).violation(in: $0) == nil })
+    }
+
+    /// The reply schema is the prompt's last section; the file of the former layout is named.
+    func testAReplySchemaIsThePromptsLastSection() throws {
+        let folder = try temporaryFolder(self)
+        let schema = #"{"type":"object","properties":{"answer":{"type":"string"}}}"#
+        let plain = try PromptTemplate(path: "p.prompt", text: "[user]\nQ: {{task}}\n\n[reply]\n\(schema)\n")
+        XCTAssertEqual(plain.replySchema?["properties"]?["answer"], ["type": "string"])
+        XCTAssertEqual(plain.sections.map(\.role), ["user"])
+        XCTAssertEqual(plain.sections.last?.text, "Q: {{task}}")
+        // The hash covers the prompt's text and its schema, not the blank lines between them.
+        XCTAssertEqual(try PromptTemplate(path: "p.prompt", text: "[user]\nQ: {{task}}\n[reply]\n\(schema)").hash, plain.hash)
+        XCTAssertNotEqual(try PromptTemplate(path: "p.prompt", text: "[user]\nQ: {{task}}\n").hash, plain.hash)
+        for (text, expected) in [
+            ("[user]\nQ\n[reply]\n\(schema)\n[user]\nmore\n", "p.prompt:5: [reply] must be the last section"),
+            ("[user]\nQ\n[reply]\n{\"type\": \n", "p.prompt:3: [reply]: not a JSON schema"),
+            ("[user]\nQ\n[reply]\n[1, 2]\n", "p.prompt:3: [reply]: the reply schema must be a JSON object"),
+        ] {
+            XCTAssertThrowsError(try PromptTemplate(path: "p.prompt", text: text)) { error in
+                XCTAssertTrue("\(error)".hasPrefix(expected), "\(error)")
+            }
+        }
+        try write("[user]\nQ\n", to: FileSystem.join(folder, "old.prompt"))
+        try write(schema, to: FileSystem.join(folder, "old.reply.json"))
+        XCTAssertThrowsError(try PromptTemplate.load(folder: folder, name: "old")) { error in
+            XCTAssertTrue("\(error)".contains("old.reply.json: a reply schema goes in its prompt's last section"), "\(error)")
+        }
     }
 
     func testSchemaBoundsAreChecked() {

@@ -50,9 +50,8 @@ func chatAnswer(_ text: String, refusal: String? = nil, finishReason: String = "
 /// A prompt with one slot and a reply schema, in its own folder.
 func testTemplate(_ test: XCTestCase) throws -> PromptTemplate {
     let folder = try temporaryFolder(test)
-    try write("[system]\nYou answer in JSON.\n[user]\n{{task}}\n", to: FileSystem.join(folder, "probe.prompt"))
-    try write(#"{"type":"object","required":["answer"],"properties":{"answer":{"type":"string","minLength":1}}}"#,
-              to: FileSystem.join(folder, "probe.reply.json"))
+    try write("[system]\nYou answer in JSON.\n[user]\n{{task}}\n[reply]\n" + #"{"type":"object","required":["answer"],"properties":{"answer":{"type":"string","minLength":1}}}"#,
+              to: FileSystem.join(folder, "probe.prompt"))
     return try PromptTemplate.load(folder: folder, name: "probe")
 }
 

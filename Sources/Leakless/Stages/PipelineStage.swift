@@ -88,7 +88,7 @@ extension PipelineStage {
             }
             request.budget = left
         }
-        defer { if let file = request.spentFile { try? SpendingLedger.book(file, into: ledger) } }
+        defer { if let file = request.spentFile { _ = try? SpendingLedger.book(file, into: ledger) } }
         return try run(request, sink: given, range: nil)
     }
 
