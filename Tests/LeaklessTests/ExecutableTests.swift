@@ -16,8 +16,7 @@ final class ExecutableTests: XCTestCase {
             try StageGoldenTests.storeImages(into: blobs, work: folder)
             let config = FileSystem.join(folder, "config.json")
             try AtomicFile.write(JSONWriter.canonical(.object(StageGoldenTests.parameters[definition.name] ?? [:])), to: config)
-            let input = definition.inputKinds.isEmpty
-                ? FileSystem.join(fixtures, "taxonomy.yaml") : FileSystem.join(fixtures, definition.name, "input.jsonl")
+            let input = StageGoldenTests.input(of: definition.name)
             let output = FileSystem.join(folder, "out.jsonl")
             let result = try runExecutable(definition.executableName, [
                 "--input", input, "--output", output, "--rejects", FileSystem.join(folder, "rejects.jsonl"),
@@ -38,7 +37,7 @@ final class ExecutableTests: XCTestCase {
         let blobs = FileSystem.join(folder, "blobs")
         try StageGoldenTests.storeImages(into: blobs, work: folder)
         let result = try runExecutable("leakless-export", [
-            "--input", FileSystem.join(StageGoldenTests.fixtures, "export/input.jsonl"), "--output", "out.jsonl",
+            "--input", StageGoldenTests.input(of: "export"), "--output", "out.jsonl",
             "--rejects", "rejects.jsonl", "--blobs", blobs, "--folder", "bench", "--templates", FileSystem.join(projectRoot, "stages/export"),
         ], in: folder)
         XCTAssertEqual(result.status, 0, result.stderr)
@@ -56,7 +55,7 @@ final class ExecutableTests: XCTestCase {
         let folder = try temporaryFolder(self)
         try write("{\"variants_per_query\": 9}", to: FileSystem.join(folder, "c.json"))
         let result = try runExecutable("leakless-rewrite", [
-            "--input", FileSystem.join(StageGoldenTests.fixtures, "rewrite/input.jsonl"), "--output", "o.jsonl", "--rejects", "r.jsonl",
+            "--input", StageGoldenTests.input(of: "rewrite"), "--output", "o.jsonl", "--rejects", "r.jsonl",
             "--config", "c.json", "--templates", FileSystem.join(projectRoot, "stages/rewrite"),
         ], in: folder)
         XCTAssertEqual(result.status, 1)

@@ -63,8 +63,7 @@ final class ShardingTests: XCTestCase {
             func request(_ name: String) -> StageRunRequest {
                 StageRunRequest(
                     stage: stage,
-                    input: definition.inputKinds.isEmpty ? FileSystem.join(StageGoldenTests.fixtures, "taxonomy.yaml")
-                        : FileSystem.join(StageGoldenTests.fixtures, stage, "input.jsonl"),
+                    input: StageGoldenTests.input(of: stage),
                     output: FileSystem.join(work, "\(name).jsonl"), rejects: FileSystem.join(work, "\(name).rejects.jsonl"),
                     stats: FileSystem.join(work, "\(name).stats.json"), folder: nil, templates: FileSystem.join(projectRoot, "stages", stage),
                     blobs: blobs, cache: FileSystem.join(work, "cache"), parameters: StageGoldenTests.parameters[stage] ?? [:])
@@ -93,7 +92,7 @@ final class ShardingTests: XCTestCase {
     func testAMergeWaitsForEveryShardAndAWholeStageIsNotSplit() throws {
         let work = try temporaryFolder(self)
         let request = StageRunRequest(
-            stage: "rewrite", input: FileSystem.join(StageGoldenTests.fixtures, "rewrite/input.jsonl"), output: FileSystem.join(work, "r.jsonl"),
+            stage: "rewrite", input: StageGoldenTests.input(of: "rewrite"), output: FileSystem.join(work, "r.jsonl"),
             rejects: FileSystem.join(work, "r.rejects.jsonl"), stats: FileSystem.join(work, "r.stats.json"), folder: nil,
             templates: FileSystem.join(projectRoot, "stages/rewrite"), blobs: FileSystem.join(work, "blobs"), cache: FileSystem.join(work, "cache"),
             parameters: [:])

@@ -5,10 +5,10 @@ import XCTest
 @testable import LeaklessCore
 @testable import LeaklessModels
 
-/// Each stage, called in memory on a committed input (`Fixtures/stages/<stage>/input.jsonl`;
-/// for extract, the small taxonomy beside them), must write exactly `expected.jsonl` and
-/// `expected.rejects.jsonl`. The fixtures form a chain: a stage's expected output is the next
-/// stage's input. `LEAKLESS_UPDATE_GOLDEN=1 swift test --filter StageGoldenTests` rewrites them
+/// Each stage, called in memory on the expected output of the stage before it in the registry
+/// (`Fixtures/stages/<stage>/expected.jsonl`; for the first, the small taxonomy beside them),
+/// must write exactly its own `expected.jsonl` and `expected.rejects.jsonl`: the fixtures form
+/// one chain. `LEAKLESS_UPDATE_GOLDEN=1 swift test --filter StageGoldenTests` rewrites them
 /// from the current code (then read the diff before committing it).
 final class StageGoldenTests: XCTestCase {
     static let fixtures = FileSystem.join(projectRoot, "Tests/LeaklessTests/Fixtures/stages")
@@ -37,8 +37,18 @@ final class StageGoldenTests: XCTestCase {
         ],
     ]
 
+    /// The committed input of `stage`: the expected output of the stage before it, or the
+    /// taxonomy for a stage that reads no records.
+    static func input(of stage: String) -> String {
+        let definitions = StageRegistry.definitions
+        guard let index = definitions.firstIndex(where: { $0.name == stage }), !definitions[index].inputKinds.isEmpty, index > 0 else {
+            return FileSystem.join(fixtures, "taxonomy.yaml")
+        }
+        return FileSystem.join(fixtures, definitions[index - 1].name, "expected.jsonl")
+    }
+
     /// Every stage of the registry, in pipeline order: a new stage needs no test of its own, only
-    /// its fixtures (the update run writes them; a missing `input.jsonl` fails here).
+    /// its fixtures (the update run writes them; a missing `expected.jsonl` fails here).
     func testEveryStageWritesItsGoldenOutput() throws {
         for definition in StageRegistry.definitions {
             do {
@@ -63,7 +73,7 @@ final class StageGoldenTests: XCTestCase {
         if stage != "image" { try Self.storeImages(into: blobs, work: work) }
 
         let definition = try XCTUnwrap(StageRegistry.definition(named: stage))
-        let input = definition.inputKinds.isEmpty ? FileSystem.join(Self.fixtures, "taxonomy.yaml") : FileSystem.join(folder, "input.jsonl")
+        let input = Self.input(of: stage)
         let exportFolder = FileSystem.join(work, "export")
         let request = StageRunRequest(
             stage: stage, input: input, output: FileSystem.join(work, "out.jsonl"), rejects: FileSystem.join(work, "rejects.jsonl"),
@@ -80,10 +90,6 @@ final class StageGoldenTests: XCTestCase {
         }
         if update {
             for (name, text) in files { try write(text, to: FileSystem.join(folder, name)) }
-            let index = StageRegistry.definitions.firstIndex { $0.name == stage }!
-            if index + 1 < StageRegistry.definitions.count {
-                try write(output, to: FileSystem.join(Self.fixtures, StageRegistry.definitions[index + 1].name, "input.jsonl"))
-            }
             return
         }
         XCTAssertFalse(sink.records.isEmpty, "the fixture should exercise the stage")
@@ -99,7 +105,7 @@ final class StageGoldenTests: XCTestCase {
     /// them for the stages after it: the image stage run again on its golden input.
     static func storeImages(into blobs: String, work: String) throws {
         let request = StageRunRequest(
-            stage: "image", input: FileSystem.join(fixtures, "image/input.jsonl"), output: FileSystem.join(work, "image.jsonl"),
+            stage: "image", input: input(of: "image"), output: FileSystem.join(work, "image.jsonl"),
             rejects: FileSystem.join(work, "image.rejects.jsonl"), stats: nil, folder: nil,
             templates: FileSystem.join(projectRoot, "stages/image"), blobs: blobs, cache: FileSystem.join(work, "cache"),
             parameters: parameters["image"] ?? [:])
