@@ -6,9 +6,9 @@ import LeaklessCore
 /// A BERT encoder (Hugging Face's BertModel, post-layer-norm, absolute positions, exact GELU)
 /// over weights read in place from a safetensors file, with matrix products through OpenBLAS.
 /// The tokens of several sentences are packed into one matrix for the dense layers, and
-/// attention runs per sentence, so nothing is spent on padding.
-/// `@unchecked Sendable`: the weights are read-only views into the mapping it keeps alive.
-public final class BertEncoder: @unchecked Sendable {
+/// attention runs per sentence, so nothing is spent on padding. Its weights are read in place
+/// from the mapped file (views any thread may read); scratch space belongs to each caller.
+public final class BertEncoder: Sendable {
     public struct Shape: Sendable {
         public var hidden = 384
         public var layers = 6
@@ -20,19 +20,19 @@ public final class BertEncoder: @unchecked Sendable {
         public init() {}
     }
 
-    struct Dense {
-        let weight: UnsafeBufferPointer<Float>
-        let bias: UnsafeBufferPointer<Float>
+    struct Dense: Sendable {
+        let weight: TensorView
+        let bias: TensorView
         let inputs: Int
         let outputs: Int
     }
 
-    struct Norm {
-        let gamma: UnsafeBufferPointer<Float>
-        let beta: UnsafeBufferPointer<Float>
+    struct Norm: Sendable {
+        let gamma: TensorView
+        let beta: TensorView
     }
 
-    struct Layer {
+    struct Layer: Sendable {
         let query: Dense, key: Dense, value: Dense, attentionOutput: Dense
         let attentionNorm: Norm
         let intermediate: Dense, output: Dense
@@ -40,12 +40,9 @@ public final class BertEncoder: @unchecked Sendable {
     }
 
     public let shape: Shape
-    private let tensors: SafeTensors
-    /// Fine-tuned layers that replace the base model's of the same name.
-    private let overrides: SafeTensors?
-    private let words: UnsafeBufferPointer<Float>
-    private let positions: UnsafeBufferPointer<Float>
-    private let tokenTypes: UnsafeBufferPointer<Float>
+    private let words: TensorView
+    private let positions: TensorView
+    private let tokenTypes: TensorView
     private let embeddingNorm: Norm
     private let layers: [Layer]
 
@@ -54,15 +51,13 @@ public final class BertEncoder: @unchecked Sendable {
     /// layers than the base has.
     public init(weights path: String, shape: Shape = Shape(), overrides: SafeTensors? = nil) throws {
         let tensors = try SafeTensors(path: path)
-        self.tensors = tensors
-        self.overrides = overrides
         self.shape = shape
         let h = shape.hidden
         // Some exports prefix every name with the model type.
         let prefix = tensors.tensors["bert.embeddings.word_embeddings.weight"] != nil ? "bert." : ""
-        func floats(_ name: String, shape: [Int]) throws -> UnsafeBufferPointer<Float> {
-            if let overrides, overrides.tensors[name] != nil { return try overrides.floats(name, shape: shape) }
-            return try tensors.floats(prefix + name, shape: shape)
+        func floats(_ name: String, shape: [Int]) throws -> TensorView {
+            if let overrides, overrides.tensors[name] != nil { return try overrides.view(name, shape: shape) }
+            return try tensors.view(prefix + name, shape: shape)
         }
         func dense(_ name: String, _ inputs: Int, _ outputs: Int) throws -> Dense {
             Dense(weight: try floats(name + ".weight", shape: [outputs, inputs]),
@@ -105,6 +100,9 @@ public final class BertEncoder: @unchecked Sendable {
 
         // Embeddings: word + position + token type 0, then layer norm.
         scratch.hidden.withUnsafeMutableBufferPointer { hidden in
+        words.withFloats { words in
+        positions.withFloats { positions in
+        tokenTypes.withFloats { tokenTypes in
             var row = 0
             for sequence in sequences {
                 for (position, id) in sequence.enumerated() {
@@ -113,6 +111,7 @@ public final class BertEncoder: @unchecked Sendable {
                     row += 1
                 }
             }
+        }}}
             layerNorm(hidden.baseAddress!, rows: total, embeddingNorm)
         }
         for layer in layers { run(layer, sequences: sequences, total: total, scratch: scratch) }
@@ -181,13 +180,19 @@ public final class BertEncoder: @unchecked Sendable {
 
     /// y = x W^T + b, for `rows` rows of x.
     private func linear(_ x: UnsafePointer<Float>, rows: Int, _ dense: Dense, into y: UnsafeMutablePointer<Float>) {
-        for r in 0..<rows { (y + r * dense.outputs).update(from: dense.bias.baseAddress!, count: dense.outputs) }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(dense.outputs), Int32(dense.inputs), 1,
-                    x, Int32(dense.inputs), dense.weight.baseAddress!, Int32(dense.inputs), 1, y, Int32(dense.outputs))
+        dense.bias.withFloats { bias in
+            for r in 0..<rows { (y + r * dense.outputs).update(from: bias.baseAddress!, count: dense.outputs) }
+        }
+        dense.weight.withFloats { weight in
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(dense.outputs), Int32(dense.inputs), 1,
+                        x, Int32(dense.inputs), weight.baseAddress!, Int32(dense.inputs), 1, y, Int32(dense.outputs))
+        }
     }
 
     private func layerNorm(_ x: UnsafeMutablePointer<Float>, rows: Int, _ norm: Norm) {
         let h = shape.hidden
+        norm.gamma.withFloats { gamma in
+        norm.beta.withFloats { beta in
         for r in 0..<rows {
             let row = x + r * h
             var mean: Float = 0
@@ -199,8 +204,9 @@ public final class BertEncoder: @unchecked Sendable {
                 variance += d * d
             }
             let inverse = 1 / (variance / Float(h) + shape.layerNormEpsilon).squareRoot()
-            for i in 0..<h { row[i] = (row[i] - mean) * inverse * norm.gamma[i] + norm.beta[i] }
+            for i in 0..<h { row[i] = (row[i] - mean) * inverse * gamma[i] + beta[i] }
         }
+        }}
     }
 
     private func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {

@@ -60,9 +60,7 @@ public struct RetryPolicy: Sendable {
 /// A model endpoint over HTTP: JSON POSTs with the API key, the rate budget, and retries. The
 /// key goes into the Authorization header and nowhere else: every message that leaves this
 /// type has it scrubbed, in case a server echoes it.
-/// `@unchecked Sendable`: its counters and limiter lock themselves; `shouldStop` is set before the
-/// endpoint is shared and only read afterwards.
-public final class Endpoint: @unchecked Sendable {
+public final class Endpoint: Sendable {
     public let baseURL: String
     private let apiKey: String?
     public let timeout: Double
@@ -70,7 +68,11 @@ public final class Endpoint: @unchecked Sendable {
     public let limiter: RateLimiter
     public let counters = LockedCounters()
     /// Polled between tries and while waiting: true stops the request (Ctrl-C, a budget).
-    public var shouldStop: @Sendable () -> Bool = { Interruption.requested }
+    public var shouldStop: @Sendable () -> Bool {
+        get { stopCheck.withLock { $0 } }
+        set { stopCheck.withLock { $0 = newValue } }
+    }
+    private let stopCheck = Mutex<@Sendable () -> Bool>({ Interruption.requested })
 
     /// At most this many requests of this endpoint in flight, whichever stage worker sends them.
     private let slots: DispatchSemaphore

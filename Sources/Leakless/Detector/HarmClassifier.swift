@@ -39,7 +39,7 @@ public final class HarmClassifier: Sendable {
         embedder = try SentenceEmbedder(folder: folder, overrides: path, threads: threads)
         let tensors = try SafeTensors(path: path)
         let dimension = embedder.dimension
-        func values(_ name: String, _ count: Int) throws -> [Float] { Array(try tensors.floats(name, shape: [count])) }
+        func values(_ name: String, _ count: Int) throws -> [Float] { try tensors.floats(name, shape: [count]) }
         head = LogisticHead(weights: try values("harm.weight", dimension), bias: try values("harm.bias", 1)[0])
         stacker = LogisticHead(weights: try values("stack.weight", 1 + LexicalDetector.harmFeatureCount), bias: try values("stack.bias", 1)[0])
         threshold = try values("stack.threshold", 1)[0]
