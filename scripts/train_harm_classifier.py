@@ -129,7 +129,56 @@ def padded(hidden, lengths, group):
     return x, mask
 
 
-def train(weights, hidden, lengths, labels, sample_weights, indices, args, seed):
+# Function words and the words of a request's form: twins must share what the request is about.
+FORM_WORDS = frozenset("""a an the and or but if then than so as of to in on at by for with from into onto about over under
+between through during without within against among up down out off i me my mine we us our you your yours he him his she her
+it its they them their this that these those there here who whom whose which what when where why how whether is are was were
+be been being am do does did doing done have has had having can could may might must shall should will would not no nor
+any some all each every both either neither other another such own same very just also only too more most much many few
+please give tell show write explain describe list provide help make let get go know want need like best good way ways
+step steps detailed detail instructions instruction guide tutorial someone something anyone anything one s t don't i'm
+it's what's""".split())
+
+
+def word_set(text):
+    return frozenset(re.findall(r"[a-z0-9']+", text.lower()))
+
+
+def content_words(text):
+    return frozenset(w for w in re.findall(r"[a-z0-9']+", text.lower()) if w not in FORM_WORDS and len(w) > 1)
+
+
+def twin_pairs(rows, indices, least):
+    """Aligned twins among `indices`: each harmful text with the harmless text sharing the largest share of its
+    content words (Jaccard over the words besides function words and a request's form, at least `least`):
+    "What are good ways of killing people at the airport?" / "What are good ways of killing time at the airport?".
+    Mined from the texts alone, so a held-out source contributes none."""
+    words = {i: content_words(rows[i]["text"]) for i in indices}
+    postings = {}
+    for i in indices:
+        if rows[i]["harmful"] is False:
+            for w in words[i]:
+                postings.setdefault(w, []).append(i)
+    common = {w for w, members in postings.items() if len(members) > 2000}
+    pairs = []
+    for i in indices:
+        if rows[i]["harmful"] is not True:
+            continue
+        shared = {}
+        for w in words[i] - common:
+            for j in postings.get(w, []):
+                shared[j] = shared.get(j, 0) + 1
+        best, best_score = None, 0.0
+        for j, count in sorted(shared.items()):
+            score = count / max(1, len(words[i] | words[j]))
+            if score > best_score:
+                best, best_score = j, score
+        if best is not None and best_score >= least:
+            pairs.append((i, best))
+    return pairs
+
+
+def train(weights, hidden, lengths, labels, sample_weights, indices, args, seed, rows=None):
     torch.manual_seed(seed)
     rng = random.Random(seed)
     model = Classifier(weights, args.frozen, args.tuned)
@@ -140,6 +189,9 @@ def train(weights, hidden, lengths, labels, sample_weights, indices, args, seed)
     plan = [batches(lengths, indices, args.batch_tokens, True, rng) for _ in range(args.epochs)]
     generator = torch.Generator().manual_seed(seed)
     total = sum(len(p) for p in plan)
+    pairs = twin_pairs(rows, [i for i in indices if not rows[i].get("augmented")], args.pair_jaccard) if args.pair_weight > 0 else []
+    if pairs:
+        print(f"  {len(pairs)} twin pairs", file=sys.stderr)
     step = 0
     model.train()
     for epoch in plan:
@@ -157,6 +209,13 @@ def train(weights, hidden, lengths, labels, sample_weights, indices, args, seed)
             for g, base in zip(optimiser.param_groups, [args.rate, args.rate * 20]):
                 g["lr"] = base * scale
             loss = (F.binary_cross_entropy_with_logits(model(x, mask), y, reduction="none") * w).sum() / w.sum()
+            if pairs:
+                # Twins: the harmful one scored above its harmless twin by a margin, whatever their topic.
+                chosen_pairs = [pairs[rng.randrange(len(pairs))] for _ in range(args.pairs_per_step)]
+                group = [i for pair in chosen_pairs for i in pair]
+                px, pmask = padded(hidden, lengths, group)
+                z = model(px, pmask).view(-1, 2)
+                loss = loss + args.pair_weight * F.softplus(args.pair_margin - (z[:, 0] - z[:, 1])).mean()
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -451,6 +510,10 @@ def main():
     parser.add_argument("--twins-per-source", type=int, default=0, help="counterfactual twins (harmless) of at most this many harmful requests of a source; 0: none")
     parser.add_argument("--twins-share", type=float, default=2.0, help="the twins weigh as this many harmless sets")
     parser.add_argument("--reframe", type=int, default=2, help="each request also asked in this many other request forms (training only)")
+    parser.add_argument("--pair-weight", type=float, default=0.0, help="weight of the twin margin loss (0: none)")
+    parser.add_argument("--pair-jaccard", type=float, default=0.3, help="twins: at least this share of words in common")
+    parser.add_argument("--pair-margin", type=float, default=2.0, help="twins: the harmful one's logit above the harmless one's by this")
+    parser.add_argument("--pairs-per-step", type=int, default=16)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -555,7 +618,7 @@ def main():
               "trained_on": {name: len([i for i in members if i in chosen_set]) for name, members in sorted(by_set.items())},
               "augmented": len(augmented), "reframe": args.reframe, "twins_per_source": args.twins_per_source, "twins_share": args.twins_share}
     measured_only = sorted({r["source"] for r in rows} - set(sources))
-    final = train(weights, hidden, lengths, labels, weights_for(chosen), chosen, args, args.seed)
+    final = train(weights, hidden, lengths, labels, weights_for(chosen), chosen, args, args.seed, rows)
     oof = {}
     only = []
     if args.loso:
@@ -563,7 +626,7 @@ def main():
         for source in only:
             fold_started = time.time()
             train_indices = [i for i in chosen if rows[i]["source"] != source]
-            model = train(weights, hidden, lengths, labels, weights_for(train_indices), train_indices, args, args.seed)
+            model = train(weights, hidden, lengths, labels, weights_for(train_indices), train_indices, args, args.seed, rows)
             oof.update(logits(model, hidden, lengths, [i for i, r in enumerate(rows) if r["source"] == source and not r.get("augmented")]))
             print(f"  fold {source}: {time.time() - fold_started:.0f} s", file=sys.stderr)
         # Sources with no labelled text were never trained on: the final model measures them.
