@@ -30,7 +30,7 @@ final class PipelineConfigTests: XCTestCase {
                     "p.yaml:6: unknown key 'sead' in stage 'extract' (expected one of: taxonomy, path, collections, licenses, queries_per_element, seed, categories, lexicon, model, matching, min_similarity, min_tfidf, backend, executor)")
         assertError(header + "  extract:\n    seed: seven\n", "p.yaml:6: 'seed' must be an integer from \(Int64.min) to \(Int64.max), found 'seven'")
         assertError(header + "  extract:\n  translate:\n",
-                    "p.yaml:6: unknown stage 'translate' (expected one of: extract, rewrite, detect, image, categorise, filter, dedup, select, export)")
+                    "p.yaml:6: unknown stage 'translate' (expected one of: \(StageRegistry.definitions.map(\.name).joined(separator: ", ")))")
         assertError(header + "  extract:\n    backend: gpt\n", "p.yaml:6: 'backend' must name a backend declared under 'backends' (builtin)")
         assertError(header + "  rewrite:\n", "p.yaml:5: stage 'rewrite' cannot come first: it reads another stage's records")
         assertError(header + "  extract:\n  filter:\n", "p.yaml:6: stage 'filter' reads 'pair' records, but 'extract' before it writes 'seed' records")
