@@ -140,10 +140,6 @@ step steps detailed detail instructions instruction guide tutorial someone somet
 it's what's""".split())
 
 
-def word_set(text):
-    return frozenset(re.findall(r"[a-z0-9']+", text.lower()))
-
-
 def content_words(text):
     return frozenset(w for w in re.findall(r"[a-z0-9']+", text.lower()) if w not in FORM_WORDS and len(w) > 1)
 
@@ -511,7 +507,7 @@ def main():
     parser.add_argument("--twins-share", type=float, default=2.0, help="the twins weigh as this many harmless sets")
     parser.add_argument("--reframe", type=int, default=2, help="each request also asked in this many other request forms (training only)")
     parser.add_argument("--pair-weight", type=float, default=0.0, help="weight of the twin margin loss (0: none)")
-    parser.add_argument("--pair-jaccard", type=float, default=0.3, help="twins: at least this share of words in common")
+    parser.add_argument("--pair-jaccard", type=float, default=0.3, help="twins: at least this share of content words in common (Jaccard)")
     parser.add_argument("--pair-margin", type=float, default=2.0, help="twins: the harmful one's logit above the harmless one's by this")
     parser.add_argument("--pairs-per-step", type=int, default=16)
     parser.add_argument("--seed", type=int, default=13)
