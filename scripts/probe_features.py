@@ -42,7 +42,6 @@ for src in sources:
     by = {}
     for i, q in zip(te, p): by.setdefault(rows[i]["set"], []).append(q)
     for s, v in by.items(): res[s] = (sum(q >= 0.5 for q in v) / len(v), sum(q >= thr for q in v) / len(v), thr)
-met = 0
 for s in GOALS:
     if s in res:
         a, t, thr = res[s]

@@ -104,7 +104,7 @@ public enum DedupBenchmark {
     /// `count` hash pairs (pHash, dHash) with 32 bits set each, as imagehash's pHash always has;
     /// a quarter of them are near copies (0 to 8 bits flipped in each hash) of another.
     public static func syntheticGrouping(count: Int, rule: NearDuplicateRule, threads: Int, seed: UInt64 = 1) -> GroupingFigures {
-        var random = SplitMix(state: seed)
+        var random = SeededRandom(seed: seed)
         var hashes: [ImageHashes] = []
         hashes.reserveCapacity(count)
         var planted: [(Int32, Int32)] = []
@@ -134,41 +134,30 @@ public enum DedupBenchmark {
             searchSeconds: searched - start, clusterSeconds: clustered - searched, plantedFound: plantedFound)
     }
 
-    /// SplitMix64: a small, seeded generator, so the synthetic set is the same every run.
-    struct SplitMix {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-
-        /// 32 of the 64 bits set, by a partial shuffle.
-        mutating func balanced() -> UInt64 {
-            var positions = Array(0..<64)
-            var hash: UInt64 = 0
-            for i in 0..<32 {
-                let j = i + Int(next() % UInt64(64 - i))
-                positions.swapAt(i, j)
-                hash |= 1 << UInt64(positions[i])
-            }
-            return hash
-        }
-
-        mutating func flip(_ hash: UInt64, bits: Int) -> UInt64 {
-            var result = hash
-            var flipped: UInt64 = 0
-            while flipped.nonzeroBitCount < bits { flipped |= 1 << (next() % 64) }
-            result ^= flipped
-            return result
-        }
-    }
-
     static func rounded(_ value: Double, _ digits: Int) -> Double {
         var scale = 1.0
         for _ in 0..<digits { scale *= 10 }
         return (value * scale).rounded() / scale
+    }
+}
+
+/// The synthetic hashes' draws, from the project's seeded generator, so the set is the same every run.
+extension SeededRandom {
+    /// 32 of the 64 bits set, by a partial shuffle.
+    mutating func balanced() -> UInt64 {
+        var positions = Array(0..<64)
+        var hash: UInt64 = 0
+        for i in 0..<32 {
+            let j = i + Int(next() % UInt64(64 - i))
+            positions.swapAt(i, j)
+            hash |= 1 << UInt64(positions[i])
+        }
+        return hash
+    }
+
+    mutating func flip(_ hash: UInt64, bits: Int) -> UInt64 {
+        var flipped: UInt64 = 0
+        while flipped.nonzeroBitCount < bits { flipped |= 1 << (next() % 64) }
+        return hash ^ flipped
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Leakless
 import LeaklessCore
 
 /// The stand-in's answer to a prompt no stage replier recognises but whose request names its
@@ -14,45 +15,35 @@ enum SchemaReply {
 
     /// A value meeting `schema`, the same for the same prompt.
     static func value(meeting schema: JSONValue, prompt: String) -> JSONValue {
-        var seed = UInt64(ContentHash(ofString: prompt).hex.prefix(16), radix: 16) ?? 0
-        return value(schema, name: "reply", seed: &seed)
+        var random = SeededRandom(seed: 0, salt: prompt)
+        return value(schema, name: "reply", random: &random)
     }
 
-    private static func next(_ seed: inout UInt64) -> UInt64 {
-        // splitmix64
-        seed &+= 0x9E37_79B9_7F4A_7C15
-        var z = seed
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    private static func value(_ schema: JSONValue, name: String, seed: inout UInt64) -> JSONValue {
+    private static func value(_ schema: JSONValue, name: String, random: inout SeededRandom) -> JSONValue {
         if let options = schema["enum"]?.arrayValue, !options.isEmpty {
-            return options[Int(next(&seed) % UInt64(options.count))]
+            return options[Int(random.next() % UInt64(options.count))]
         }
         let types = schema["type"]?.stringArray ?? [schema["type"]?.stringValue ?? (schema["properties"] != nil ? "object" : "string")]
         switch types.first(where: { $0 != "null" }) ?? "null" {
         case "object":
             var fields: [String: JSONValue] = [:]
             for (field, fieldSchema) in (schema["properties"]?.objectValue ?? [:]).sorted(by: { $0.key < $1.key }) {
-                fields[field] = value(fieldSchema, name: field, seed: &seed)
+                fields[field] = value(fieldSchema, name: field, random: &random)
             }
             for field in schema["required"]?.stringArray ?? [] where fields[field] == nil {
                 fields[field] = .string("stand-in \(field)")
             }
             return .object(fields)
         case "array":
-            let least = Int(schema["minItems"]?.intValue ?? 1)
-            let most = Int(schema["maxItems"]?.intValue ?? Int64(max(least, 3)))
-            let count = max(least, min(most, 1))
-            return .array((0..<count).map { index in value(schema["items"] ?? [:], name: "\(name) \(index + 1)", seed: &seed) })
+            // One item, or as many as minItems asks for (none where maxItems is 0).
+            let count = max(Int(schema["minItems"]?.intValue ?? 0), min(1, Int(schema["maxItems"]?.intValue ?? 1)))
+            return .array((0..<count).map { index in value(schema["items"] ?? [:], name: "\(name) \(index + 1)", random: &random) })
         case "boolean":
-            return .bool(next(&seed) % 2 == 0)
+            return .bool(random.next() % 2 == 0)
         case "integer", "number":
             let low = schema["minimum"]?.doubleValue ?? 0
             let high = schema["maximum"]?.doubleValue ?? max(low, 1)
-            let fraction = Double(next(&seed) % 1001) / 1000
+            let fraction = Double(random.next() % 1001) / 1000
             if types.contains("integer") { return .int(Int64((low + (high - low) * fraction).rounded(.down))) }
             return .double(((low + (high - low) * fraction) * 1000).rounded() / 1000)
         case "string":

@@ -17,7 +17,7 @@ final class DedupStageTests: XCTestCase {
     }
 
     func testIndexFindsExactlyTheBruteForcePairsOnRandomHashes() {
-        var random = DedupBenchmark.SplitMix(state: 1)
+        var random = SeededRandom(seed: 1)
         var hashes = (0..<1500).map { _ in random.next() }
         // Planted neighbours at every distance up to 14.
         for index in 0..<300 { hashes.append(random.flip(hashes[index], bits: index % 15)) }
@@ -25,7 +25,7 @@ final class DedupStageTests: XCTestCase {
     }
 
     func testIndexOnAdversarialSets() {
-        var random = DedupBenchmark.SplitMix(state: 7)
+        var random = SeededRandom(seed: 7)
         // All in one bucket of every chunk, identical hashes, differences packed into one chunk,
         // and differences spread one or two bits per chunk (the pigeonhole's edge).
         var hashes = [UInt64](repeating: 0, count: 40)
