@@ -481,6 +481,36 @@ def finish(rows, labels, oof, sources, tensors, report, args):
                                  "rule": "the lowest probability, 0.5 at least, at which the harmless sets, each weighing the same, have at most clean_rate flagged on average, on out-of-fold scores, the trim sets with the most flagged set aside"}
 
 
+def training_choice(rows, set_cap, seed):
+    """The labelled texts measured, the texts made for training only (reframed requests, twins: never measured or
+    calibrated on), the labels, the labelled texts by set, and the training texts: at most `set_cap` of a set (a
+    fixed random choice), a reframed request with its original only."""
+    labelled = [i for i, r in enumerate(rows) if r["harmful"] is not None and not r.get("augmented")]
+    augmented = [i for i, r in enumerate(rows) if r.get("augmented")]
+    labels = [1.0 if r["harmful"] else 0.0 for r in rows]
+    rng = random.Random(seed)
+    by_set = {}
+    for i in labelled:
+        by_set.setdefault(rows[i]["set"], []).append(i)
+    chosen = []
+    for name in sorted(by_set):
+        members = list(by_set[name])
+        rng.shuffle(members)
+        chosen += sorted(members[:set_cap])
+    originals = set(chosen)
+    chosen += [i for i in augmented if rows[i].get("origin") is None or rows[i]["origin"] in originals]
+    return labelled, augmented, labels, by_set, chosen
+
+
+def write_out_of_fold(path, rows, oof):
+    """Each measured text's out-of-fold logit, with what the stacker reads (JSONL)."""
+    with open(path, "w", encoding="utf-8") as f:
+        for i in sorted(oof):
+            f.write(json.dumps({"set": rows[i]["set"], "source": rows[i]["source"], "harmful": rows[i]["harmful"],
+                                "lexicon": rows[i]["lexicon"], "lexicon_verdict": rows[i].get("lexicon_verdict"),
+                                "logit": round(oof[i], 5), "text": rows[i]["text"]}) + "\n")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--corpus", help="the corpus (leakless train-detector --corpus)")
@@ -583,23 +613,7 @@ def main():
                 hidden[i] = x[row, : lengths[i]].clone()
     print(f"frozen layers run in {time.time() - started:.0f} s", file=sys.stderr)
 
-    labelled = [i for i, r in enumerate(rows) if r["harmful"] is not None and not r.get("augmented")]
-    # Texts made for training only (reframed requests, twins): never measured or calibrated on.
-    augmented = [i for i, r in enumerate(rows) if r.get("augmented")]
-    labels = [1.0 if r["harmful"] else 0.0 for r in rows]
-    rng = random.Random(args.seed)
-    by_set = {}
-    for i in labelled:
-        by_set.setdefault(rows[i]["set"], []).append(i)
-    # Training texts: at most `set_cap` of a set (a fixed random choice).
-    chosen = []
-    for name in sorted(by_set):
-        members = list(by_set[name])
-        rng.shuffle(members)
-        chosen += sorted(members[: args.set_cap])
-    originals = set(chosen)
-    # A reframed request is trained on with its original only.
-    chosen += [i for i in augmented if rows[i].get("origin") is None or rows[i]["origin"] in originals]
+    labelled, augmented, labels, by_set, chosen = training_choice(rows, args.set_cap, args.seed)
     chosen_set = set(chosen)
 
     def weights_for(indices):
@@ -629,11 +643,7 @@ def main():
         oof.update(logits(final, hidden, lengths, [i for i, r in enumerate(rows) if r["source"] in measured_only]))
         only += measured_only
         if args.out_of_fold:
-            with open(args.out_of_fold, "w", encoding="utf-8") as f:
-                for i in sorted(oof):
-                    f.write(json.dumps({"set": rows[i]["set"], "source": rows[i]["source"], "harmful": rows[i]["harmful"],
-                                        "lexicon": rows[i]["lexicon"], "lexicon_verdict": rows[i].get("lexicon_verdict"),
-                                        "logit": round(oof[i], 5), "text": rows[i]["text"]}) + "\n")
+            write_out_of_fold(args.out_of_fold, rows, oof)
     tensors = final.export() if args.output else None
     if tensors is not None and not oof:
         # No out-of-fold scores: the stacker and thresholds from the final model's own (optimistic).
